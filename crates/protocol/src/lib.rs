@@ -1,0 +1,42 @@
+//! Wire types of toolfan, defined once and shared by the client, the
+//! coordinator and the workers.
+//!
+//! Everything that crosses NATS is JSON with `"v": 1`. This crate has no
+//! tokio, NATS or Redis dependency: it is serde types, subject names and
+//! validation, so a reader can see the whole protocol in one place.
+//!
+//! # Layout
+//! - [`ids`]: validated names that end up inside NATS subjects (job ids,
+//!   caller ids, tool names).
+//! - [`task`]: a tool call as the caller asks for it ([`TaskSpec`]).
+//! - [`job`]: a job of tasks with its window, deadline and policy
+//!   ([`JobSpec`]), and the limits a coordinator enforces ([`JobLimits`]).
+//! - [`result`]: the outcome of one task ([`TaskResult`], [`TaskError`]).
+//! - [`message`]: the envelopes on the wire: dispatched tasks, reply
+//!   events, worker heartbeats.
+//! - [`subjects`]: subject, stream and consumer names under a prefix.
+//! - [`error`]: [`ValidationError`], the one error type of this crate.
+
+pub mod error;
+pub mod ids;
+pub mod job;
+pub mod message;
+pub mod result;
+pub mod subjects;
+pub mod task;
+
+pub use error::ValidationError;
+pub use ids::{CallerId, JobId, ToolName};
+pub use job::{JobLimits, JobSpec, Policy};
+pub use message::{
+    decode, encode, JobStatus, JobSummary, ReplyEvent, TaskMessage, WorkerInfo,
+};
+pub use result::{ErrorKind, TaskError, TaskResult};
+pub use subjects::Subjects;
+pub use task::TaskSpec;
+
+/// The protocol version every message carries as `"v"`.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The header that carries a message's deduplication id (JetStream's own).
+pub const MSG_ID_HEADER: &str = "Nats-Msg-Id";

@@ -1,0 +1,147 @@
+//! Envelopes on the wire: a dispatched task, the events a caller receives,
+//! and worker heartbeats.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::{CallerId, JobId, Policy, TaskError, TaskResult, TaskSpec, ToolName, ValidationError};
+
+/// Decodes a JSON message, naming `what` in the error.
+pub fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, ValidationError> {
+    serde_json::from_slice(bytes).map_err(|e| ValidationError::Malformed {
+        what,
+        reason: e.to_string(),
+    })
+}
+
+/// Encodes a message as JSON. Our types always serialize, so this cannot fail.
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("toolfan protocol types always serialize to JSON")
+}
+
+/// A task dispatched by a coordinator on `toolfan.task.<tool>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskMessage {
+    /// Protocol version, 1.
+    pub v: u32,
+    /// The job the task belongs to; its result goes to `toolfan.result.<job>`.
+    pub job: JobId,
+    /// The task's position in the job.
+    pub index: u32,
+    /// Who submitted the job.
+    pub caller: CallerId,
+    /// The call itself.
+    pub task: TaskSpec,
+    /// The job deadline, milliseconds since the Unix epoch; no attempt runs past it.
+    pub deadline_unix_ms: u64,
+}
+
+impl TaskMessage {
+    /// The `Nats-Msg-Id` of this dispatch, `<job>.<index>`, so a re-dispatch is deduplicated.
+    pub fn msg_id(&self) -> String {
+        format!("{}.{}", self.job, self.index)
+    }
+}
+
+/// How a job ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    /// Every task has its result.
+    Completed,
+    /// The job was refused; `error` says why and no task ran.
+    Invalid,
+}
+
+/// The last event of a job on its reply subject.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobSummary {
+    /// The job.
+    pub job: JobId,
+    /// How it ended.
+    pub status: JobStatus,
+    /// The job's policy.
+    #[serde(default)]
+    pub policy: Policy,
+    /// Number of tasks.
+    pub total: u32,
+    /// Tasks that succeeded.
+    pub succeeded: u32,
+    /// Tasks that failed (any error kind).
+    pub failed: u32,
+    /// Milliseconds from submission to the end of the job.
+    pub duration_ms: u64,
+    /// Why an invalid job was refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<TaskError>,
+}
+
+/// An event on `toolfan.reply.<caller>.<job>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ReplyEvent {
+    /// One task finished; sent once per task, in completion order.
+    Result {
+        /// Protocol version, 1.
+        v: u32,
+        /// The task's result.
+        result: TaskResult,
+    },
+    /// The job ended; sent last.
+    Done {
+        /// Protocol version, 1.
+        v: u32,
+        /// How it ended.
+        #[serde(flatten)]
+        summary: JobSummary,
+    },
+}
+
+/// What a worker announces on `toolfan.worker.heartbeat` every second and in
+/// answer to `toolfan.worker.ping`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerInfo {
+    /// Protocol version, 1.
+    pub v: u32,
+    /// The worker's id, unique in the fleet.
+    pub id: String,
+    /// The host it runs on.
+    pub host: String,
+    /// The tools it serves.
+    pub tools: Vec<ToolName>,
+    /// How many tasks it runs at once.
+    pub concurrency: u32,
+    /// How many it is running now.
+    pub in_flight: u32,
+    /// True in the last heartbeat of a worker that is shutting down.
+    #[serde(default)]
+    pub leaving: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind;
+
+    #[test]
+    fn done_event_is_flat_and_tagged() {
+        let event = ReplyEvent::Done {
+            v: 1,
+            summary: JobSummary {
+                job: JobId::new("j1").unwrap(),
+                status: JobStatus::Invalid,
+                policy: Policy::All,
+                total: 0,
+                succeeded: 0,
+                failed: 0,
+                duration_ms: 3,
+                error: Some(TaskError::new(ErrorKind::Invalid, "bad")),
+            },
+        };
+        let value = serde_json::to_value(&event).unwrap();
+        assert_eq!(value["type"], "done");
+        assert_eq!(value["status"], "invalid");
+        assert_eq!(value["error"]["kind"], "invalid");
+        assert_eq!(serde_json::from_value::<ReplyEvent>(value).unwrap(), event);
+    }
+}

@@ -1,0 +1,213 @@
+//! The outcome of one task.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// What went wrong with a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The job itself was refused (bad JSON, out-of-range field).
+    Invalid,
+    /// The task ran past its own `timeout_ms`.
+    Timeout,
+    /// The job deadline passed before the task finished.
+    DeadlineExceeded,
+    /// The tool returned an error or panicked.
+    ToolError,
+    /// No live worker serves the tool.
+    UnknownTool,
+    /// The tool refused its arguments.
+    InvalidArgs,
+    /// A rate limit could not admit the task in time.
+    RateLimited,
+    /// The job was cancelled before the task finished.
+    Cancelled,
+    /// The result was larger than allowed.
+    ResultTooLarge,
+    /// toolfan itself failed.
+    Internal,
+}
+
+impl ErrorKind {
+    /// The kind's name on the wire (`"deadline_exceeded"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Invalid => "invalid",
+            Self::Timeout => "timeout",
+            Self::DeadlineExceeded => "deadline_exceeded",
+            Self::ToolError => "tool_error",
+            Self::UnknownTool => "unknown_tool",
+            Self::InvalidArgs => "invalid_args",
+            Self::RateLimited => "rate_limited",
+            Self::Cancelled => "cancelled",
+            Self::ResultTooLarge => "result_too_large",
+            Self::Internal => "internal",
+        }
+    }
+}
+
+/// A task's error: its kind, a message for people, and whether trying again may help.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskError {
+    /// What went wrong.
+    pub kind: ErrorKind,
+    /// A description for people.
+    pub message: String,
+    /// Whether another attempt may succeed.
+    #[serde(default)]
+    pub retryable: bool,
+}
+
+impl TaskError {
+    /// A non-retryable error of `kind`.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            retryable: false,
+        }
+    }
+}
+
+impl std::fmt::Display for TaskError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.kind.as_str(), self.message)
+    }
+}
+
+impl std::error::Error for TaskError {}
+
+/// The result of task `index` of a job.
+///
+/// On the wire: `{"index":3,"ok":true,"value":{..},"attempts":1,"duration_ms":104,"worker":"w-7f3a"}`
+/// or `{"index":3,"ok":false,"error":{"kind":"timeout","message":"..","retryable":true},..}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "WireResult", into = "WireResult")]
+pub struct TaskResult {
+    /// The task's position in the job.
+    pub index: u32,
+    /// The tool's value, or what went wrong.
+    pub outcome: Result<Value, TaskError>,
+    /// How many times the tool was started (0 when it never ran).
+    pub attempts: u32,
+    /// How long the last attempt ran.
+    pub duration_ms: u64,
+    /// The worker that produced the result; `None` when the coordinator decided it.
+    pub worker: Option<String>,
+}
+
+impl TaskResult {
+    /// A result the coordinator decides without running the tool.
+    pub fn decided(index: u32, error: TaskError) -> Self {
+        Self {
+            index,
+            outcome: Err(error),
+            attempts: 0,
+            duration_ms: 0,
+            worker: None,
+        }
+    }
+
+    /// Whether the task succeeded.
+    pub fn is_ok(&self) -> bool {
+        self.outcome.is_ok()
+    }
+
+    /// The value of a successful task.
+    pub fn value(&self) -> Option<&Value> {
+        self.outcome.as_ref().ok()
+    }
+
+    /// The error of a failed task.
+    pub fn error(&self) -> Option<&TaskError> {
+        self.outcome.as_ref().err()
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct WireResult {
+    index: u32,
+    ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    value: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    error: Option<TaskError>,
+    #[serde(default)]
+    attempts: u32,
+    #[serde(default)]
+    duration_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    worker: Option<String>,
+}
+
+impl TryFrom<WireResult> for TaskResult {
+    type Error = String;
+    fn try_from(w: WireResult) -> Result<Self, String> {
+        let outcome = match (w.ok, w.error) {
+            (true, None) => Ok(w.value.unwrap_or(Value::Null)),
+            (false, Some(error)) => Err(error),
+            (true, Some(_)) => return Err("a result with ok=true has no error".into()),
+            (false, None) => return Err("a result with ok=false needs an error".into()),
+        };
+        Ok(Self {
+            index: w.index,
+            outcome,
+            attempts: w.attempts,
+            duration_ms: w.duration_ms,
+            worker: w.worker,
+        })
+    }
+}
+
+impl From<TaskResult> for WireResult {
+    fn from(r: TaskResult) -> Self {
+        let (ok, value, error) = match r.outcome {
+            Ok(value) => (true, Some(value), None),
+            Err(error) => (false, None, Some(error)),
+        };
+        Self {
+            index: r.index,
+            ok,
+            value,
+            error,
+            attempts: r.attempts,
+            duration_ms: r.duration_ms,
+            worker: r.worker,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn results_use_the_documented_flat_shape() {
+        let ok = TaskResult {
+            index: 3,
+            outcome: Ok(json!({"x": 1})),
+            attempts: 1,
+            duration_ms: 104,
+            worker: Some("w-7f3a".into()),
+        };
+        assert_eq!(
+            serde_json::to_value(&ok).unwrap(),
+            json!({"index":3,"ok":true,"value":{"x":1},"attempts":1,"duration_ms":104,"worker":"w-7f3a"})
+        );
+        let failed = TaskResult::decided(2, TaskError::new(ErrorKind::DeadlineExceeded, "late"));
+        let text = serde_json::to_string(&failed).unwrap();
+        assert_eq!(
+            text,
+            r#"{"index":2,"ok":false,"error":{"kind":"deadline_exceeded","message":"late","retryable":false},"attempts":0,"duration_ms":0}"#
+        );
+        assert_eq!(serde_json::from_str::<TaskResult>(&text).unwrap(), failed);
+    }
+
+    #[test]
+    fn contradictory_results_are_refused() {
+        let err = serde_json::from_value::<TaskResult>(json!({"index": 0, "ok": false})).unwrap_err();
+        assert!(err.to_string().contains("needs an error"), "{err}");
+    }
+}
