@@ -1,1 +1,145 @@
-//! placeholder
+//! toolfan coordinator: takes jobs from JetStream, dispatches their tasks to
+//! the worker fleet in a window, gathers the results (first per task wins),
+//! enforces each job's deadline and answers the caller.
+//!
+//! It keeps nothing that a crash could lose: jobs stay in the jobs stream
+//! until answered, task outcomes live in the results stream, and the
+//! deadline counts from the moment JetStream stored the job. Run several
+//! for availability; they share one durable consumer.
+//!
+//! # Layout
+//! - [`run`]: the pull loop over the jobs stream (this file).
+//! - `intake`: reading and validating a job message.
+//! - `job`: one job's life, from dispatch to summary.
+//! - `window`: which task is dispatched next.
+//! - `gather`: which tasks have their result.
+//! - `reply`: events to the caller.
+//! - [`registry`]: the live view of workers and the tools they serve.
+
+mod gather;
+mod intake;
+mod job;
+pub mod registry;
+mod reply;
+mod window;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use toolfan_protocol::{JobLimits, Subjects};
+use toolfan_transport::{pull_with_slots, Topology, TopologyOptions, TransportError};
+
+pub use registry::Registry;
+
+/// Where and how a coordinator runs.
+#[derive(Debug, Clone)]
+pub struct CoordinatorOptions {
+    /// NATS server URL.
+    pub nats_url: String,
+    /// Subject prefix (default `toolfan`).
+    pub subjects: Subjects,
+    /// Stream and consumer settings.
+    pub topology: TopologyOptions,
+    /// Bounds every job is held to.
+    pub limits: JobLimits,
+    /// Most jobs this coordinator runs at once.
+    pub max_live_jobs: usize,
+    /// A worker silent this long is taken for dead.
+    pub worker_ttl: Duration,
+    /// How long to listen for workers before taking the first job.
+    pub registry_warmup: Duration,
+    /// After a job's deadline, how long its own verdicts may take to come
+    /// back through the results stream before it is answered from memory.
+    pub deadline_grace: Duration,
+    /// How long a shutdown waits for live jobs.
+    pub drain_timeout: Duration,
+}
+
+impl Default for CoordinatorOptions {
+    fn default() -> Self {
+        Self {
+            nats_url: "nats://127.0.0.1:4222".into(),
+            subjects: Subjects::default(),
+            topology: TopologyOptions::default(),
+            limits: JobLimits::default(),
+            max_live_jobs: 1024,
+            worker_ttl: Duration::from_secs(3),
+            registry_warmup: Duration::from_millis(300),
+            deadline_grace: Duration::from_secs(2),
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Why a coordinator could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum CoordinatorError {
+    /// NATS could not be reached or set up.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// The configuration is unusable.
+    #[error("invalid coordinator configuration: {0}")]
+    Config(String),
+}
+
+/// What every job of a coordinator shares.
+pub(crate) struct Shared {
+    pub(crate) options: CoordinatorOptions,
+    pub(crate) client: async_nats::Client,
+    pub(crate) topology: Topology,
+    pub(crate) registry: Arc<Registry>,
+}
+
+/// Runs a coordinator until `shutdown` is cancelled, then stops taking jobs
+/// and waits up to the drain timeout for live ones; jobs still live then
+/// are redelivered to another coordinator.
+pub async fn run(options: CoordinatorOptions, shutdown: CancellationToken) -> Result<(), CoordinatorError> {
+    if options.max_live_jobs == 0 {
+        return Err(CoordinatorError::Config("max_live_jobs must be at least 1".into()));
+    }
+    let client = toolfan_transport::connect(&options.nats_url, "toolfan-coordinator").await?;
+    let topology = Topology::new(client.clone(), options.subjects.clone(), options.topology.clone());
+    topology.ensure_streams().await?;
+    let consumer = topology.coordinators_consumer().await?;
+    let registry = Arc::new(Registry::new(options.worker_ttl));
+    let follower = registry::follow(
+        &client,
+        &options.subjects,
+        registry.clone(),
+        options.registry_warmup,
+        shutdown.clone(),
+    )
+    .await
+    .map_err(|e| TransportError::jetstream("subscribing to worker heartbeats", e))?;
+    let slots = Arc::new(Semaphore::new(options.max_live_jobs));
+    let shared = Arc::new(Shared {
+        options,
+        client,
+        topology,
+        registry,
+    });
+    tracing::info!(workers = shared.registry.live().len(), "coordinator started");
+
+    let mut jobs = JoinSet::new();
+    pull_with_slots(consumer, slots, shutdown.clone(), |message, permit| {
+        while jobs.try_join_next().is_some() {}
+        let shared = shared.clone();
+        jobs.spawn(async move {
+            job::handle(&shared, message).await;
+            drop(permit);
+        });
+        std::future::ready(())
+    })
+    .await;
+
+    let drain = async { while jobs.join_next().await.is_some() {} };
+    if tokio::time::timeout(shared.options.drain_timeout, drain).await.is_err() {
+        tracing::warn!("drain timeout passed with jobs still live; they will be redelivered");
+    }
+    let _ = follower.await;
+    tracing::info!("coordinator stopped");
+    Ok(())
+}

@@ -1,1 +1,73 @@
-fn main() {}
+//! `toolfan-coordinator`: takes jobs, dispatches tasks, answers callers.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+use toolfan_coordinator::CoordinatorOptions;
+use toolfan_protocol::{JobLimits, Subjects};
+
+/// Takes toolfan jobs from JetStream, fans their tasks out to the workers and
+/// answers each caller in order by its deadline.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Args {
+    /// NATS server URL.
+    #[arg(long, env = "TOOLFAN_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    nats_url: String,
+    /// Subject prefix.
+    #[arg(long, env = "TOOLFAN_PREFIX", default_value = "toolfan")]
+    prefix: String,
+    /// Most tasks in one job.
+    #[arg(long, env = "TOOLFAN_MAX_TASKS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_tasks: u64,
+    /// Largest job body in bytes.
+    #[arg(long, env = "TOOLFAN_MAX_JOB_BYTES", default_value_t = 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    max_job_bytes: u64,
+    /// Most jobs run at once by this coordinator.
+    #[arg(long, env = "TOOLFAN_MAX_LIVE_JOBS", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_live_jobs: u64,
+    /// Seconds a shutdown waits for live jobs.
+    #[arg(long, env = "TOOLFAN_DRAIN_TIMEOUT", default_value_t = 30)]
+    drain_timeout: u64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let args = Args::parse();
+    let options = CoordinatorOptions {
+        nats_url: args.nats_url,
+        subjects: Subjects::new(&args.prefix)?,
+        limits: JobLimits {
+            max_tasks: args.max_tasks as usize,
+            max_job_bytes: args.max_job_bytes as usize,
+            ..JobLimits::default()
+        },
+        max_live_jobs: args.max_live_jobs as usize,
+        drain_timeout: Duration::from_secs(args.drain_timeout),
+        ..CoordinatorOptions::default()
+    };
+    let shutdown = CancellationToken::new();
+    tokio::spawn(shutdown_on_signal(shutdown.clone()));
+    toolfan_coordinator::run(options, shutdown)
+        .await
+        .context("coordinator failed")
+}
+
+async fn shutdown_on_signal(token: CancellationToken) {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down: finishing live jobs");
+    token.cancel();
+}

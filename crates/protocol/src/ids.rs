@@ -101,6 +101,14 @@ subject_token!(
     "job id"
 );
 
+impl ToolName {
+    /// Wraps `value` without checking it; [`crate::JobSpec::validate`]
+    /// checks it before anything uses it in a subject.
+    pub(crate) fn unchecked(value: String) -> Self {
+        Self(value)
+    }
+}
+
 impl JobId {
     /// A fresh, time-ordered unique id.
     pub fn generate() -> Self {

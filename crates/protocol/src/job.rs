@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{JobId, TaskSpec, ValidationError, PROTOCOL_VERSION};
+use crate::{JobId, TaskSpec, ToolName, ValidationError, PROTOCOL_VERSION};
 
 /// Default number of a job's tasks in flight at once.
 pub const DEFAULT_MAX_CONCURRENCY: u32 = 16;
@@ -114,6 +114,24 @@ impl JobSpec {
         Ok(job)
     }
 
+    /// Parses and validates a job body against `limits`: the one way a
+    /// coordinator reads a job.
+    pub fn parse(bytes: &[u8], limits: &JobLimits) -> Result<Self, ValidationError> {
+        if bytes.len() > limits.max_job_bytes {
+            return Err(ValidationError::field(
+                "job",
+                format!(
+                    "{} bytes is over this cluster's limit of {} bytes per job",
+                    bytes.len(),
+                    limits.max_job_bytes
+                ),
+            ));
+        }
+        let job = Self::from_json(bytes)?;
+        job.validate(limits)?;
+        Ok(job)
+    }
+
     /// Checks the job against `limits`, naming the first field out of range.
     pub fn validate(&self, limits: &JobLimits) -> Result<(), ValidationError> {
         if self.v != PROTOCOL_VERSION {
@@ -154,6 +172,9 @@ impl JobSpec {
 }
 
 fn validate_task(i: usize, task: &TaskSpec, limits: &JobLimits) -> Result<(), ValidationError> {
+    if let Err(e) = ToolName::new(task.tool.as_str()) {
+        return Err(ValidationError::field(format!("tasks[{i}].tool"), e.to_string()));
+    }
     if task.timeout_ms == Some(0) {
         return Err(ValidationError::field(
             format!("tasks[{i}].timeout_ms"),
@@ -186,6 +207,8 @@ pub struct JobLimits {
     pub max_deadline_ms: u64,
     /// Most retries of one task.
     pub max_retries: u32,
+    /// Largest job body, in bytes.
+    pub max_job_bytes: usize,
 }
 
 impl Default for JobLimits {
@@ -194,6 +217,7 @@ impl Default for JobLimits {
             max_tasks: 10_000,
             max_deadline_ms: 24 * 3600 * 1000,
             max_retries: 100,
+            max_job_bytes: 1024 * 1024,
         }
     }
 }
@@ -235,16 +259,26 @@ mod tests {
         assert!(err.to_string().starts_with("malformed job"), "{err}");
 
         let limits = JobLimits { max_tasks: 2, ..JobLimits::default() };
-        let three = JobSpec::new(vec![TaskSpec::new("echo", serde_json::json!({})).unwrap(); 3]);
+        let three = JobSpec::new(vec![TaskSpec::new("echo", serde_json::json!({})); 3]);
         let err = three.validate(&limits).unwrap_err();
         assert_eq!(err.to_string(), "tasks: 3 tasks is over this cluster's limit of 2 per job");
         let err = JobSpec::new(vec![]).max_concurrency(0).validate(&limits).unwrap_err();
         assert!(err.to_string().starts_with("max_concurrency"), "{err}");
+        let bad_tool = JobSpec::new(vec![TaskSpec::new(">", serde_json::json!({}))]);
+        let err = bad_tool.validate(&limits).unwrap_err();
+        assert!(err.to_string().starts_with("tasks[0].tool: invalid tool name \">\""), "{err}");
         let zero_timeout = JobSpec::new(vec![
-            TaskSpec::new("echo", serde_json::json!({})).unwrap().timeout(Duration::ZERO),
+            TaskSpec::new("echo", serde_json::json!({})).timeout(Duration::ZERO),
         ]);
         let err = zero_timeout.validate(&limits).unwrap_err();
         assert!(err.to_string().starts_with("tasks[0].timeout_ms"), "{err}");
+    }
+
+    #[test]
+    fn oversized_bodies_are_refused_before_parsing() {
+        let limits = JobLimits { max_job_bytes: 10, ..JobLimits::default() };
+        let err = JobSpec::parse(br#"{"tasks": []}"#, &limits).unwrap_err();
+        assert_eq!(err.to_string(), "job: 13 bytes is over this cluster's limit of 10 bytes per job");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{ToolName, ValidationError};
+use crate::ToolName;
 
 /// One tool call of a job.
 ///
@@ -14,7 +14,6 @@ use crate::{ToolName, ValidationError};
 /// use toolfan_protocol::TaskSpec;
 ///
 /// let task = TaskSpec::new("search", serde_json::json!({"q": "rust"}))
-///     .unwrap()
 ///     .timeout(Duration::from_secs(5))
 ///     .retries(2);
 /// assert_eq!(task.timeout_ms, Some(5000));
@@ -53,17 +52,18 @@ fn one() -> u32 {
 }
 
 impl TaskSpec {
-    /// A call of `tool` with `args`; fails if the tool name is not a valid subject token.
-    pub fn new(tool: impl Into<String>, args: Value) -> Result<Self, ValidationError> {
-        Ok(Self {
-            tool: ToolName::new(tool)?,
+    /// A call of `tool` with `args`. The tool name is checked when the job
+    /// is validated (the client does that before submitting).
+    pub fn new(tool: impl Into<String>, args: Value) -> Self {
+        Self {
+            tool: ToolName::unchecked(tool.into()),
             args,
             timeout_ms: None,
             retries: 0,
             rate_key: None,
             cost: 1,
             idempotency_key: None,
-        })
+        }
     }
 
     /// Limits one attempt to `timeout`.

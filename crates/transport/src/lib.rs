@@ -1,1 +1,48 @@
-//! placeholder
+//! toolfan's NATS JetStream topology, shared by the client, the coordinator
+//! and the workers so that every process declares the same streams and
+//! consumers.
+//!
+//! # Layout
+//! - [`connect`]: connecting to NATS with a clear error.
+//! - [`topology`]: the three streams (jobs, tasks, results) and the durable
+//!   consumers on them, created idempotently by whichever process starts first.
+//! - [`pull`]: pulling from a shared consumer no faster than there are free slots.
+
+pub mod connect;
+pub mod pull;
+pub mod topology;
+
+pub use connect::connect;
+pub use pull::pull_with_slots;
+pub use topology::{Topology, TopologyOptions};
+
+/// A NATS or JetStream operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// The server could not be reached or refused the connection.
+    #[error("cannot connect to NATS at {url}: {reason}")]
+    Connect {
+        /// The URL tried.
+        url: String,
+        /// Why it failed.
+        reason: String,
+    },
+    /// A JetStream request failed.
+    #[error("{what}: {reason}")]
+    JetStream {
+        /// What was being done ("creating stream TOOLFAN_JOBS").
+        what: String,
+        /// The server's or client's error.
+        reason: String,
+    },
+}
+
+impl TransportError {
+    /// A JetStream error while doing `what`.
+    pub fn jetstream(what: impl Into<String>, reason: impl std::fmt::Display) -> Self {
+        Self::JetStream {
+            what: what.into(),
+            reason: reason.to_string(),
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! Reading a job message: who sent it, its id, and its validated body.
+
+use async_nats::jetstream::Message;
+use toolfan_protocol::{
+    CallerId, JobId, JobLimits, JobSpec, Subjects, ValidationError, MSG_ID_HEADER,
+};
+
+/// A job ready to run.
+#[derive(Debug)]
+pub(crate) struct AcceptedJob {
+    pub(crate) id: JobId,
+    pub(crate) caller: CallerId,
+    pub(crate) spec: JobSpec,
+    /// When JetStream stored the job; the deadline counts from here, so a
+    /// coordinator that takes the job over computes the same deadline.
+    pub(crate) submitted_unix_ms: u64,
+}
+
+/// What a job message turned out to be.
+#[derive(Debug)]
+pub(crate) enum Intake {
+    /// Valid: run it.
+    Accepted(AcceptedJob),
+    /// Refused: answer the caller with the error.
+    Invalid {
+        caller: CallerId,
+        id: JobId,
+        error: ValidationError,
+    },
+    /// No reply subject can be derived (no valid caller or id): log and drop.
+    Unanswerable(String),
+}
+
+pub(crate) fn intake(subjects: &Subjects, limits: &JobLimits, message: &Message) -> Intake {
+    let caller = match subjects.caller_of_job_subject(&message.subject) {
+        Ok(caller) => caller,
+        Err(e) => return Intake::Unanswerable(format!("subject {}: {e}", message.subject)),
+    };
+    let parsed = JobSpec::parse(&message.payload, limits);
+    let header_id = message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(MSG_ID_HEADER))
+        .map(|v| JobId::new(v.as_str()));
+    let body_id = parsed.as_ref().ok().and_then(|spec| spec.id.clone());
+    let id = match (header_id, body_id) {
+        (Some(Ok(id)), _) => id,
+        (Some(Err(e)), _) => return Intake::Unanswerable(format!("{MSG_ID_HEADER}: {e}")),
+        (None, Some(id)) => id,
+        (None, None) => {
+            return Intake::Unanswerable(format!(
+                "neither a {MSG_ID_HEADER} header nor a valid body names the job"
+            ))
+        }
+    };
+    let submitted_unix_ms = message
+        .info()
+        .map(|info| (info.published.unix_timestamp_nanos() / 1_000_000) as u64)
+        .unwrap_or_else(|_| crate::job::now_unix_ms());
+    let invalid = |error| Intake::Invalid {
+        caller: caller.clone(),
+        id: id.clone(),
+        error,
+    };
+    let spec = match parsed {
+        Ok(spec) => spec,
+        Err(error) => return invalid(error),
+    };
+    if spec.id.as_ref().is_some_and(|body_id| *body_id != id) {
+        return invalid(ValidationError::Field {
+            field: "id".into(),
+            reason: format!("differs from the {MSG_ID_HEADER} header {id:?}"),
+        });
+    }
+    if spec.policy != toolfan_protocol::Policy::All {
+        return invalid(ValidationError::Field {
+            field: "policy".into(),
+            reason: "this coordinator supports only policy \"all\"".into(),
+        });
+    }
+    Intake::Accepted(AcceptedJob {
+        id,
+        caller,
+        spec,
+        submitted_unix_ms,
+    })
+}

@@ -1,0 +1,73 @@
+//! Events to the caller on `toolfan.reply.<caller>.<job>` (core NATS).
+
+use toolfan_protocol::{
+    encode, CallerId, ErrorKind, JobId, JobStatus, JobSummary, Policy, ReplyEvent, Subjects,
+    TaskError, TaskResult, ValidationError, PROTOCOL_VERSION,
+};
+
+/// Where a job's events go.
+pub(crate) struct ReplyTo<'a> {
+    pub(crate) client: &'a async_nats::Client,
+    pub(crate) subject: String,
+}
+
+impl<'a> ReplyTo<'a> {
+    pub(crate) fn new(
+        client: &'a async_nats::Client,
+        subjects: &Subjects,
+        caller: &CallerId,
+        job: &JobId,
+    ) -> Self {
+        Self {
+            client,
+            subject: subjects.reply(caller, job),
+        }
+    }
+
+    async fn send(&self, event: &ReplyEvent) {
+        if let Err(e) = self
+            .client
+            .publish(self.subject.clone(), encode(event).into())
+            .await
+        {
+            // The results stream still has it; the client reads it from there.
+            tracing::warn!(subject = %self.subject, error = %e, "reply event not sent");
+        }
+    }
+
+    /// One task's result.
+    pub(crate) async fn result(&self, result: TaskResult) {
+        self.send(&ReplyEvent::Result {
+            v: PROTOCOL_VERSION,
+            result,
+        })
+        .await;
+    }
+
+    /// The job's end.
+    pub(crate) async fn done(&self, summary: JobSummary) {
+        self.send(&ReplyEvent::Done {
+            v: PROTOCOL_VERSION,
+            summary,
+        })
+        .await;
+        if let Err(e) = self.client.flush().await {
+            tracing::warn!(error = %e, "flushing the reply failed");
+        }
+    }
+
+    /// The job was refused.
+    pub(crate) async fn invalid(&self, job: JobId, error: &ValidationError) {
+        self.done(JobSummary {
+            job,
+            status: JobStatus::Invalid,
+            policy: Policy::All,
+            total: 0,
+            succeeded: 0,
+            failed: 0,
+            duration_ms: 0,
+            error: Some(TaskError::new(ErrorKind::Invalid, error.to_string())),
+        })
+        .await;
+    }
+}

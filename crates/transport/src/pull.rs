@@ -1,0 +1,79 @@
+//! Pulling from a durable consumer no faster than there are free slots.
+//!
+//! The loop waits until a slot is free, then asks for as many messages as
+//! there are free slots (long-polling up to one second). It holds no slot
+//! while it waits, so several loops sharing one budget never starve each
+//! other; each message takes its slot when it arrives.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{consumer, AckKind, Message};
+use futures::StreamExt;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+/// Most messages asked for in one pull request.
+const MAX_PULL: usize = 256;
+/// How long one pull request waits for messages.
+const PULL_EXPIRES: Duration = Duration::from_secs(1);
+
+/// Pulls from `consumer` until `stop`, handing each message with its slot to
+/// `handle`. Messages that arrive after `stop` are handed back (nak) at once.
+pub async fn pull_with_slots<H, Fut>(
+    consumer: consumer::Consumer<consumer::pull::Config>,
+    slots: Arc<Semaphore>,
+    stop: CancellationToken,
+    mut handle: H,
+) where
+    H: FnMut(Message, OwnedSemaphorePermit) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let mut failures = 0u32;
+    loop {
+        tokio::select! {
+            permit = slots.acquire() => drop(permit),
+            _ = stop.cancelled() => return,
+        }
+        let want = slots.available_permits().clamp(1, MAX_PULL);
+        let batch = consumer
+            .batch()
+            .max_messages(want)
+            .expires(PULL_EXPIRES)
+            .messages()
+            .await;
+        let mut batch = match batch {
+            Ok(batch) => {
+                failures = 0;
+                batch
+            }
+            Err(e) => {
+                failures += 1;
+                tracing::warn!(error = %e, "pull request failed; retrying");
+                let backoff = Duration::from_millis(100 * u64::from(failures.min(20)));
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => continue,
+                    _ = stop.cancelled() => return,
+                }
+            }
+        };
+        while let Some(next) = batch.next().await {
+            let message = match next {
+                Ok(message) => message,
+                Err(e) => {
+                    tracing::debug!(error = %e, "pull batch ended with an error");
+                    break;
+                }
+            };
+            if stop.is_cancelled() {
+                let _ = message.ack_with(AckKind::Nak(None)).await;
+                continue;
+            }
+            match slots.clone().acquire_owned().await {
+                Ok(permit) => handle(message, permit).await,
+                Err(_) => return,
+            }
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! The streams and consumers toolfan uses, declared in one place.
+//!
+//! | stream | subjects | retention |
+//! |---|---|---|
+//! | `TOOLFAN_JOBS` | `toolfan.job.>` | work queue |
+//! | `TOOLFAN_TASKS` | `toolfan.task.>` | work queue |
+//! | `TOOLFAN_RESULTS` | `toolfan.result.>` | limits, max age |
+//!
+//! Every process calls [`Topology::ensure_streams`] at start; creation is
+//! idempotent, so the first one to start creates them.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, stream};
+use toolfan_protocol::{Subjects, ToolName};
+
+use crate::TransportError;
+
+/// Settings of the streams and consumers.
+#[derive(Debug, Clone)]
+pub struct TopologyOptions {
+    /// How long JetStream remembers a `Nats-Msg-Id` to drop a duplicate publish.
+    pub duplicate_window: Duration,
+    /// How long task outcomes are kept in the results stream.
+    pub results_max_age: Duration,
+    /// How long a delivered task or job may go without an ack or progress
+    /// signal before JetStream delivers it again.
+    pub ack_wait: Duration,
+    /// Fleet-wide cap of a tool's tasks delivered and not yet acked.
+    pub tool_max_ack_pending: i64,
+}
+
+impl Default for TopologyOptions {
+    fn default() -> Self {
+        Self {
+            duplicate_window: Duration::from_secs(120),
+            results_max_age: Duration::from_secs(3600),
+            ack_wait: Duration::from_secs(30),
+            tool_max_ack_pending: 10_000,
+        }
+    }
+}
+
+/// A JetStream context with toolfan's names.
+#[derive(Debug, Clone)]
+pub struct Topology {
+    /// The JetStream context.
+    pub js: jetstream::Context,
+    /// Subject and stream names.
+    pub subjects: Subjects,
+    /// Stream and consumer settings.
+    pub options: TopologyOptions,
+}
+
+impl Topology {
+    /// Wraps `client` with toolfan's names under `subjects`.
+    pub fn new(client: async_nats::Client, subjects: Subjects, options: TopologyOptions) -> Self {
+        Self {
+            js: jetstream::new(client),
+            subjects,
+            options,
+        }
+    }
+
+    /// Creates the jobs, tasks and results streams where they do not exist.
+    pub async fn ensure_streams(&self) -> Result<(), TransportError> {
+        let s = &self.subjects;
+        let work_queue = |name: String, subject: String| stream::Config {
+            name,
+            subjects: vec![subject],
+            retention: stream::RetentionPolicy::WorkQueue,
+            storage: stream::StorageType::File,
+            duplicate_window: self.options.duplicate_window,
+            ..Default::default()
+        };
+        let results = stream::Config {
+            name: s.results_stream(),
+            subjects: vec![s.results_wildcard()],
+            retention: stream::RetentionPolicy::Limits,
+            storage: stream::StorageType::File,
+            max_age: self.options.results_max_age,
+            duplicate_window: self.options.duplicate_window,
+            ..Default::default()
+        };
+        for config in [
+            work_queue(s.jobs_stream(), s.jobs_wildcard()),
+            work_queue(s.tasks_stream(), s.tasks_wildcard()),
+            results,
+        ] {
+            let name = config.name.clone();
+            self.js
+                .get_or_create_stream(config)
+                .await
+                .map_err(|e| TransportError::jetstream(format!("creating stream {name}"), e))?;
+        }
+        Ok(())
+    }
+
+    /// The durable pull consumer all coordinators share on the jobs stream.
+    pub async fn coordinators_consumer(
+        &self,
+    ) -> Result<consumer::Consumer<consumer::pull::Config>, TransportError> {
+        let name = self.subjects.coordinators_consumer();
+        let config = consumer::pull::Config {
+            durable_name: Some(name.to_owned()),
+            ack_policy: consumer::AckPolicy::Explicit,
+            ack_wait: self.options.ack_wait,
+            max_ack_pending: 100_000,
+            ..Default::default()
+        };
+        self.pull_consumer(&self.subjects.jobs_stream(), name, config)
+            .await
+    }
+
+    /// The durable pull consumer every worker serving `tool` shares.
+    pub async fn tool_consumer(
+        &self,
+        tool: &ToolName,
+    ) -> Result<consumer::Consumer<consumer::pull::Config>, TransportError> {
+        let name = self.subjects.tool_consumer(tool);
+        let config = consumer::pull::Config {
+            durable_name: Some(name.clone()),
+            filter_subject: self.subjects.task(tool),
+            ack_policy: consumer::AckPolicy::Explicit,
+            ack_wait: self.options.ack_wait,
+            max_ack_pending: self.options.tool_max_ack_pending,
+            ..Default::default()
+        };
+        self.pull_consumer(&self.subjects.tasks_stream(), &name, config)
+            .await
+    }
+
+    async fn pull_consumer(
+        &self,
+        stream: &str,
+        name: &str,
+        config: consumer::pull::Config,
+    ) -> Result<consumer::Consumer<consumer::pull::Config>, TransportError> {
+        let what = || format!("creating consumer {name} on {stream}");
+        let stream = self
+            .js
+            .get_stream_no_info(stream)
+            .await
+            .map_err(|e| TransportError::jetstream(what(), e))?;
+        stream
+            .get_or_create_consumer(name, config)
+            .await
+            .map_err(|e| TransportError::jetstream(what(), e))
+    }
+
+    /// An ordered consumer replaying `toolfan.result.<job>` from the start,
+    /// then following it: the arbiter of which result of a task came first.
+    pub async fn job_results(
+        &self,
+        job: &toolfan_protocol::JobId,
+    ) -> Result<consumer::push::Ordered, TransportError> {
+        let what = || format!("following the results of job {job}");
+        let stream = self
+            .js
+            .get_stream_no_info(self.subjects.results_stream())
+            .await
+            .map_err(|e| TransportError::jetstream(what(), e))?;
+        let client = self.js.client();
+        let consumer = stream
+            .create_consumer(consumer::push::OrderedConfig {
+                deliver_subject: client.new_inbox(),
+                filter_subject: self.subjects.result(job),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| TransportError::jetstream(what(), e))?;
+        consumer
+            .messages()
+            .await
+            .map_err(|e| TransportError::jetstream(what(), e))
+    }
+}

@@ -1,0 +1,130 @@
+//! Building a [`Worker`]: where it connects, what it serves, how much at once.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+use toolfan_protocol::{Subjects, ToolName};
+use toolfan_transport::TopologyOptions;
+
+use crate::tool::Typed;
+use crate::{TaskContext, Tool, ToolError, Worker, WorkerError};
+
+/// Where and how a worker runs.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// NATS server URL.
+    pub nats_url: String,
+    /// This worker's id in the fleet (default `w-` and 8 random hex digits).
+    pub id: String,
+    /// How many tasks run at once, across all tools.
+    pub concurrency: u32,
+    /// Subject prefix (default `toolfan`).
+    pub subjects: Subjects,
+    /// Stream and consumer settings.
+    pub topology: TopologyOptions,
+    /// How often the worker announces itself.
+    pub heartbeat_interval: Duration,
+    /// How long a shutdown waits for running tasks.
+    pub drain_timeout: Duration,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        Self {
+            nats_url: "nats://127.0.0.1:4222".into(),
+            id: format!("w-{:08x}", rand::random::<u32>()),
+            concurrency: 64,
+            subjects: Subjects::default(),
+            topology: TopologyOptions::default(),
+            heartbeat_interval: Duration::from_secs(1),
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Builds a [`Worker`]; see the crate example.
+#[derive(Default)]
+pub struct WorkerBuilder {
+    options: WorkerOptions,
+    tools: BTreeMap<String, Arc<dyn Tool>>,
+}
+
+impl WorkerBuilder {
+    /// Uses all of `options` at once.
+    pub fn options(mut self, options: WorkerOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Connects to the NATS server at `url`.
+    pub fn nats_url(mut self, url: impl Into<String>) -> Self {
+        self.options.nats_url = url.into();
+        self
+    }
+
+    /// Names this worker in the fleet.
+    pub fn id(mut self, id: impl Into<String>) -> Self {
+        self.options.id = id.into();
+        self
+    }
+
+    /// Runs at most `n` tasks at once.
+    pub fn concurrency(mut self, n: u32) -> Self {
+        self.options.concurrency = n;
+        self
+    }
+
+    /// Serves `tool` under `name`: an async fn of a [`TaskContext`] and JSON args.
+    pub fn tool<F, Fut>(mut self, name: impl Into<String>, tool: F) -> Self
+    where
+        F: Fn(TaskContext, Value) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Value, ToolError>> + Send + 'static,
+    {
+        self.tools.insert(name.into(), Arc::new(tool));
+        self
+    }
+
+    /// Serves a tool whose args deserialize into `A`; args that do not fit
+    /// fail with `invalid_args` without calling it.
+    pub fn typed_tool<F, Fut, A, R>(mut self, name: impl Into<String>, tool: F) -> Self
+    where
+        F: Fn(TaskContext, A) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<R, ToolError>> + Send + 'static,
+        A: DeserializeOwned + 'static,
+        R: Serialize + 'static,
+    {
+        self.tools
+            .insert(name.into(), Arc::new(Typed::<F, A, R>::new(tool)));
+        self
+    }
+
+    /// Serves an already boxed tool.
+    pub fn boxed_tool(mut self, name: impl Into<String>, tool: Arc<dyn Tool>) -> Self {
+        self.tools.insert(name.into(), tool);
+        self
+    }
+
+    /// Checks the configuration and returns the worker.
+    pub fn build(self) -> Result<Worker, WorkerError> {
+        if self.tools.is_empty() {
+            return Err(WorkerError::Config("a worker needs at least one tool".into()));
+        }
+        if self.options.concurrency == 0 {
+            return Err(WorkerError::Config("concurrency must be at least 1".into()));
+        }
+        if self.options.id.is_empty() {
+            return Err(WorkerError::Config("the worker id must not be empty".into()));
+        }
+        let mut tools = BTreeMap::new();
+        for (name, tool) in self.tools {
+            let name = ToolName::new(name).map_err(|e| WorkerError::Config(e.to_string()))?;
+            tools.insert(name, tool);
+        }
+        Ok(Worker::new(self.options, tools))
+    }
+}

@@ -1,0 +1,76 @@
+//! The tools of the `toolfan-worker` binary, for demos, tests and benchmarks:
+//! `sleep`, `echo`, `fail` and `flaky`.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::{TaskContext, ToolError, WorkerBuilder};
+
+/// Names of the built-in tools.
+pub const BUILTIN_TOOLS: [&str; 4] = ["sleep", "echo", "fail", "flaky"];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SleepArgs {
+    ms: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FailArgs {
+    #[serde(default = "default_fail_message")]
+    message: String,
+    #[serde(default)]
+    retryable: bool,
+}
+
+fn default_fail_message() -> String {
+    "failed as asked".into()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FlakyArgs {
+    fail_attempts: u32,
+}
+
+/// Adds the built-in tool `name` to `builder`, or says which names exist.
+pub fn add_builtin(builder: WorkerBuilder, name: &str) -> Result<WorkerBuilder, String> {
+    Ok(match name {
+        // `sleep {ms}`: waits `ms` milliseconds, returns `{"slept_ms": ms}`.
+        "sleep" => builder.typed_tool("sleep", |_ctx: TaskContext, a: SleepArgs| async move {
+            tokio::time::sleep(Duration::from_millis(a.ms)).await;
+            Ok::<_, ToolError>(json!({ "slept_ms": a.ms }))
+        }),
+        // `echo {..}`: returns its args.
+        "echo" => builder.tool("echo", |_ctx: TaskContext, args: Value| async move { Ok(args) }),
+        // `fail {message, retryable}`: always fails with `tool_error`.
+        "fail" => builder.typed_tool("fail", |_ctx: TaskContext, a: FailArgs| async move {
+            Err::<Value, _>(if a.retryable {
+                ToolError::retryable(a.message)
+            } else {
+                ToolError::new(a.message)
+            })
+        }),
+        // `flaky {fail_attempts}`: fails (retryably) while the attempt is <= fail_attempts.
+        "flaky" => builder.typed_tool("flaky", |ctx: TaskContext, a: FlakyArgs| async move {
+            if ctx.attempt() <= a.fail_attempts {
+                Err(ToolError::retryable(format!(
+                    "attempt {} of a task that fails its first {}",
+                    ctx.attempt(),
+                    a.fail_attempts
+                )))
+            } else {
+                Ok(json!({ "attempt": ctx.attempt() }))
+            }
+        }),
+        other => {
+            return Err(format!(
+                "unknown built-in tool {other:?}; the built-in tools are {}",
+                BUILTIN_TOOLS.join(", ")
+            ))
+        }
+    })
+}

@@ -1,0 +1,159 @@
+//! Running one task message: decode, check the deadline, take limits, run
+//! the tool under its timeout, publish the result, then ack.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use async_nats::jetstream::{self, AckKind};
+use serde_json::Value;
+use toolfan_protocol::{decode, encode, ErrorKind, TaskError, TaskMessage, TaskResult};
+
+use crate::run::Shared;
+use crate::{TaskContext, Tool};
+
+/// Milliseconds since the Unix epoch, now.
+pub(crate) fn now_unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Runs the task in `message` with `tool` and publishes its result.
+pub(crate) async fn run_task(shared: &Shared, tool: &dyn Tool, message: jetstream::Message) {
+    let attempt = message
+        .info()
+        .map(|info| u32::try_from(info.delivered).unwrap_or(1))
+        .unwrap_or(1);
+    let task: TaskMessage = match decode("task message", &message.payload) {
+        Ok(task) => task,
+        Err(e) => {
+            // Not from a coordinator: there is no job to answer, so drop it loudly.
+            tracing::error!(subject = %message.subject, error = %e, "dropping an undecodable task message");
+            let _ = message.ack_with(AckKind::Term).await;
+            return;
+        }
+    };
+
+    let result = execute(shared, tool, &task, attempt).await;
+    publish_and_ack(shared, &task, result, message).await;
+}
+
+async fn execute(shared: &Shared, tool: &dyn Tool, task: &TaskMessage, attempt: u32) -> TaskResult {
+    let worker = Some(shared.options.id.clone());
+    let left_ms = task.deadline_unix_ms.saturating_sub(now_unix_ms());
+    if left_ms == 0 {
+        return TaskResult {
+            worker,
+            ..TaskResult::decided(
+                task.index,
+                TaskError::new(ErrorKind::DeadlineExceeded, "the job deadline passed before the task started"),
+            )
+        };
+    }
+
+    // Rate limits and concurrency leases are taken here, before the tool
+    // starts and after the deadline check, so a task never holds a slot it
+    // cannot use.
+
+    let by_deadline = Duration::from_millis(left_ms);
+    let (budget, deadline_bound) = match task.task.timeout_duration() {
+        Some(timeout) if timeout < by_deadline => (timeout, false),
+        _ => (by_deadline, true),
+    };
+    let ctx = TaskContext {
+        job: task.job.clone(),
+        index: task.index,
+        attempt,
+        worker: shared.options.id.clone(),
+    };
+    shared.in_flight.fetch_add(1, Ordering::Relaxed);
+    let started = Instant::now();
+    let outcome = run_with_timeout(tool, ctx, task.task.args.clone(), budget, deadline_bound).await;
+    let duration_ms = started.elapsed().as_millis() as u64;
+    shared.in_flight.fetch_sub(1, Ordering::Relaxed);
+    TaskResult {
+        index: task.index,
+        outcome,
+        attempts: attempt,
+        duration_ms,
+        worker,
+    }
+}
+
+/// Runs the tool on its own tokio task so a panic is caught and a timeout
+/// aborts it (the tool's future is dropped).
+async fn run_with_timeout(
+    tool: &dyn Tool,
+    ctx: TaskContext,
+    args: Value,
+    budget: Duration,
+    deadline_bound: bool,
+) -> Result<Value, TaskError> {
+    let mut handle = tokio::spawn(tool.call(ctx, args));
+    match tokio::time::timeout(budget, &mut handle).await {
+        Ok(Ok(outcome)) => outcome.map_err(TaskError::from),
+        Ok(Err(join)) if join.is_panic() => Err(TaskError::new(
+            ErrorKind::ToolError,
+            format!("the tool panicked: {}", panic_message(join.into_panic())),
+        )),
+        Ok(Err(join)) => Err(TaskError::new(ErrorKind::Internal, join.to_string())),
+        Err(_) => {
+            handle.abort();
+            Err(if deadline_bound {
+                TaskError::new(
+                    ErrorKind::DeadlineExceeded,
+                    format!("the job deadline passed after {} ms of running", budget.as_millis()),
+                )
+            } else {
+                TaskError {
+                    kind: ErrorKind::Timeout,
+                    message: format!("the tool ran past its timeout of {} ms", budget.as_millis()),
+                    retryable: true,
+                }
+            })
+        }
+    }
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a non-string panic payload".into()
+    }
+}
+
+/// Publishes the result durably, then acks the task. If the publish fails
+/// the task is handed back (nak) so another attempt can answer it.
+async fn publish_and_ack(
+    shared: &Shared,
+    task: &TaskMessage,
+    result: TaskResult,
+    message: jetstream::Message,
+) {
+    let subject = shared.topology.subjects.result(&task.job);
+    let msg_id = format!("{}.{}.{}", task.job, task.index, result.attempts);
+    let publish = jetstream::message::PublishMessage::build()
+        .payload(encode(&result).into())
+        .message_id(msg_id);
+    let acked = match shared.topology.js.send_publish(subject, publish).await {
+        Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    match acked {
+        Ok(()) => {
+            if let Err(e) = message.ack().await {
+                tracing::warn!(job = %task.job, index = task.index, error = %e, "ack failed; the task may run again");
+            }
+        }
+        Err(e) => {
+            tracing::warn!(job = %task.job, index = task.index, error = %e, "publishing the result failed; handing the task back");
+            let _ = message
+                .ack_with(AckKind::Nak(Some(Duration::from_millis(500))))
+                .await;
+        }
+    }
+}

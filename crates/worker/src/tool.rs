@@ -1,0 +1,161 @@
+//! What a tool is: an async function of a [`TaskContext`] and JSON args.
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+use toolfan_protocol::{ErrorKind, JobId, TaskError};
+
+/// The future a tool returns.
+pub type ToolFuture = Pin<Box<dyn Future<Output = Result<Value, ToolError>> + Send>>;
+
+/// A tool the worker can run. Implemented for every
+/// `Fn(TaskContext, Value) -> impl Future<Output = Result<Value, ToolError>>`.
+pub trait Tool: Send + Sync + 'static {
+    /// Runs the tool once with `args`.
+    fn call(&self, ctx: TaskContext, args: Value) -> ToolFuture;
+}
+
+impl<F, Fut> Tool for F
+where
+    F: Fn(TaskContext, Value) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Value, ToolError>> + Send + 'static,
+{
+    fn call(&self, ctx: TaskContext, args: Value) -> ToolFuture {
+        Box::pin(self(ctx, args))
+    }
+}
+
+/// A tool whose arguments deserialize into `A` and whose value serializes
+/// from `R`; arguments that do not fit `A` fail with `invalid_args`.
+pub(crate) struct Typed<F, A, R> {
+    f: F,
+    _types: PhantomData<fn(A) -> R>,
+}
+
+impl<F, A, R> Typed<F, A, R> {
+    pub(crate) fn new(f: F) -> Self {
+        Self {
+            f,
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<F, Fut, A, R> Tool for Typed<F, A, R>
+where
+    F: Fn(TaskContext, A) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<R, ToolError>> + Send + 'static,
+    A: DeserializeOwned + 'static,
+    R: Serialize + 'static,
+{
+    fn call(&self, ctx: TaskContext, args: Value) -> ToolFuture {
+        let args = match serde_json::from_value::<A>(args) {
+            Ok(args) => args,
+            Err(e) => return Box::pin(async move { Err(ToolError::invalid_args(e.to_string())) }),
+        };
+        let fut = (self.f)(ctx, args);
+        Box::pin(async move {
+            let value = fut.await?;
+            serde_json::to_value(value)
+                .map_err(|e| ToolError::new(format!("the tool's value is not JSON: {e}")))
+        })
+    }
+}
+
+/// What a tool knows about the task it runs.
+#[derive(Debug, Clone)]
+pub struct TaskContext {
+    pub(crate) job: JobId,
+    pub(crate) index: u32,
+    pub(crate) attempt: u32,
+    pub(crate) worker: String,
+}
+
+impl TaskContext {
+    /// The job the task belongs to.
+    pub fn job(&self) -> &JobId {
+        &self.job
+    }
+
+    /// The task's position in its job.
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+
+    /// Which attempt this is, from 1 (JetStream's delivery count).
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// The id of the worker running it.
+    pub fn worker(&self) -> &str {
+        &self.worker
+    }
+}
+
+/// A tool's failure. Any `std::error::Error` converts into a non-retryable
+/// `tool_error`, so tools can use `?`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolError {
+    kind: ErrorKind,
+    message: String,
+    retryable: bool,
+}
+
+impl ToolError {
+    /// A `tool_error` that another attempt will not fix.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            kind: ErrorKind::ToolError,
+            message: message.into(),
+            retryable: false,
+        }
+    }
+
+    /// A `tool_error` that another attempt may fix (a 503, a reset connection).
+    pub fn retryable(message: impl Into<String>) -> Self {
+        Self {
+            retryable: true,
+            ..Self::new(message)
+        }
+    }
+
+    /// The arguments do not fit the tool; never retried.
+    pub fn invalid_args(message: impl Into<String>) -> Self {
+        Self {
+            kind: ErrorKind::InvalidArgs,
+            ..Self::new(message)
+        }
+    }
+
+    /// Whether another attempt may succeed.
+    pub fn is_retryable(&self) -> bool {
+        self.retryable
+    }
+}
+
+impl std::fmt::Display for ToolError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.kind.as_str(), self.message)
+    }
+}
+
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for ToolError {
+    fn from(e: E) -> Self {
+        Self::new(e.to_string())
+    }
+}
+
+impl From<ToolError> for TaskError {
+    fn from(e: ToolError) -> Self {
+        TaskError {
+            kind: e.kind,
+            message: e.message,
+            retryable: e.retryable,
+        }
+    }
+}
