@@ -1,1 +1,42 @@
-//! placeholder
+//! toolfan client: fan tool calls out over a NATS worker fleet and get the
+//! results back in the order asked, by the job's deadline.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use serde_json::json;
+//! use toolfan::{Client, ClientOptions, Task};
+//!
+//! # async fn run() -> Result<(), toolfan::ClientError> {
+//! let client = Client::connect(ClientOptions::new("nats://127.0.0.1:4222")).await?;
+//! let results = client
+//!     .fanout(vec![
+//!         Task::new("echo", json!({"hello": "world"})),
+//!         Task::new("sleep", json!({"ms": 100})).timeout(Duration::from_secs(1)),
+//!     ])
+//!     .await?;
+//! for result in &results {
+//!     match &result.outcome {
+//!         Ok(value) => println!("#{} ok: {value}", result.index),
+//!         Err(error) => println!("#{} failed: {error}", result.index),
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Layout
+//! - [`client`]: [`Client`], [`ClientOptions`], submitting a job.
+//! - [`handle`]: [`JobHandle`], gathering one job's events into ordered results.
+//! - [`error`]: [`ClientError`].
+
+pub mod client;
+pub mod error;
+pub mod handle;
+
+pub use client::{Client, ClientOptions};
+pub use error::ClientError;
+pub use handle::{JobEvent, JobHandle};
+pub use toolfan_protocol::{
+    ErrorKind, JobId, JobSpec as Job, JobStatus, JobSummary, Policy, TaskError, TaskResult,
+    TaskSpec as Task,
+};

@@ -1,0 +1,116 @@
+//! Connecting and submitting jobs.
+
+use std::time::Duration;
+
+use async_nats::jetstream;
+use toolfan_protocol::{encode, CallerId, JobId, JobLimits, JobSpec, Subjects, TaskResult, TaskSpec};
+use toolfan_transport::{Topology, TopologyOptions};
+
+use crate::{ClientError, JobHandle};
+
+/// Where and as whom a client connects.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// NATS server URL.
+    pub nats_url: String,
+    /// The caller's identity: jobs go to `toolfan.job.<caller>`, replies come
+    /// on `toolfan.reply.<caller>.<job>`.
+    pub caller: CallerId,
+    /// Subject prefix (default `toolfan`).
+    pub subjects: Subjects,
+    /// How long past a job's deadline to wait for the coordinator's answer
+    /// before giving up with [`ClientError::NoAnswer`].
+    pub answer_grace: Duration,
+}
+
+impl ClientOptions {
+    /// Connects to `nats_url` as caller `default`.
+    pub fn new(nats_url: impl Into<String>) -> Self {
+        Self {
+            nats_url: nats_url.into(),
+            caller: CallerId::new("default").expect("a valid caller id"),
+            subjects: Subjects::default(),
+            answer_grace: Duration::from_secs(5),
+        }
+    }
+
+    /// Sets the caller id; fails if it is not a valid subject token.
+    pub fn caller(mut self, caller: &str) -> Result<Self, ClientError> {
+        self.caller = CallerId::new(caller).map_err(|e| ClientError::Invalid(e.to_string()))?;
+        Ok(self)
+    }
+}
+
+/// A connection to a toolfan cluster. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Client {
+    nats: async_nats::Client,
+    topology: Topology,
+    options: ClientOptions,
+}
+
+impl Client {
+    /// Connects and makes sure the streams exist, so jobs submitted before
+    /// any coordinator starts wait for one instead of being refused.
+    pub async fn connect(options: ClientOptions) -> Result<Self, ClientError> {
+        let nats = toolfan_transport::connect(&options.nats_url, &format!("toolfan-client {}", options.caller)).await?;
+        let topology = Topology::new(nats.clone(), options.subjects.clone(), TopologyOptions::default());
+        topology.ensure_streams().await?;
+        Ok(Self {
+            nats,
+            topology,
+            options,
+        })
+    }
+
+    /// Runs `tasks` as one job with the default window and deadline and
+    /// returns one result per task, in input order.
+    pub async fn fanout(&self, tasks: Vec<TaskSpec>) -> Result<Vec<TaskResult>, ClientError> {
+        self.submit(JobSpec::new(tasks)).await?.results().await
+    }
+
+    /// Submits `job` and returns a handle to follow it. The job is durable
+    /// once this returns: JetStream has stored it.
+    pub async fn submit(&self, mut job: JobSpec) -> Result<JobHandle, ClientError> {
+        // Structural checks only; the cluster's own size limits are the coordinator's to apply.
+        let structural = JobLimits {
+            max_tasks: usize::MAX,
+            max_job_bytes: usize::MAX,
+            ..JobLimits::default()
+        };
+        job.validate(&structural).map_err(|e| ClientError::Invalid(e.to_string()))?;
+        let id = job.id.get_or_insert_with(JobId::generate).clone();
+        let subjects = &self.options.subjects;
+        // Listen before sending so no event can be missed.
+        let events = self
+            .nats
+            .subscribe(subjects.reply(&self.options.caller, &id))
+            .await
+            .map_err(|e| ClientError::Submit {
+                job: id.clone(),
+                reason: e.to_string(),
+            })?;
+        let publish = jetstream::message::PublishMessage::build()
+            .payload(encode(&job).into())
+            .message_id(id.as_str());
+        let submit_failed = |reason: String| ClientError::Submit {
+            job: id.clone(),
+            reason,
+        };
+        self.topology
+            .js
+            .send_publish(subjects.job(&self.options.caller), publish)
+            .await
+            .map_err(|e| submit_failed(e.to_string()))?
+            .await
+            .map_err(|e| submit_failed(e.to_string()))?;
+        let wait = job.deadline_duration() + self.options.answer_grace;
+        Ok(JobHandle::new(
+            id,
+            job.tasks.len(),
+            events,
+            wait,
+            self.topology.clone(),
+        ))
+    }
+}

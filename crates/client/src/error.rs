@@ -1,0 +1,36 @@
+//! What can go wrong for a caller.
+
+use std::time::Duration;
+
+use toolfan_protocol::JobId;
+
+/// Why a job could not be submitted or answered. Task failures are not
+/// errors here: they are results with `ok: false`.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// NATS could not be reached or set up.
+    #[error(transparent)]
+    Transport(#[from] toolfan_transport::TransportError),
+    /// The job was refused, by the client before sending or by the coordinator.
+    #[error("job refused: {0}")]
+    Invalid(String),
+    /// JetStream did not accept the job.
+    #[error("job {job} was not accepted by JetStream: {reason}")]
+    Submit {
+        /// The job.
+        job: JobId,
+        /// Why.
+        reason: String,
+    },
+    /// No coordinator answered by the deadline plus the grace period.
+    #[error("no answer for job {job} within {waited:?} (its deadline plus grace); is a toolfan-coordinator running?")]
+    NoAnswer {
+        /// The job, still queued or running; its results may still arrive in the results stream.
+        job: JobId,
+        /// How long the client waited.
+        waited: Duration,
+    },
+    /// The connection to NATS ended while waiting.
+    #[error("the NATS connection closed while waiting for job {0}")]
+    Disconnected(JobId),
+}
