@@ -1,14 +1,11 @@
 //! Shared set-up of the end-to-end tests: a real `nats-server -js`, a
 //! coordinator, workers and a client, all against that server.
 
-use std::collections::HashSet;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 use toolfan::{Client, ClientOptions};
 use toolfan_coordinator::CoordinatorOptions;
-use toolfan_protocol::{decode, Subjects, WorkerInfo};
 use toolfan_testkit::NatsServer;
 use toolfan_worker::{builtin, Worker, WorkerBuilder};
 
@@ -60,10 +57,9 @@ impl Cluster {
     pub async fn worker(&self, builder: WorkerBuilder) -> anyhow::Result<()> {
         let worker = builder.nats_url(self.nats.url()).build()?;
         let id = worker.id().to_owned();
-        let beats = self.heartbeats().await?;
         let shutdown = self.shutdown.clone();
         tokio::spawn(async move { worker.run(shutdown).await });
-        wait_for_workers(beats, &[id]).await
+        self.wait_for_workers(&[id]).await
     }
 
     /// A worker serving the built-in tools with `concurrency` slots.
@@ -75,30 +71,22 @@ impl Cluster {
         self.worker(builder).await
     }
 
-    /// A subscription to worker heartbeats, to wait for workers with.
-    pub async fn heartbeats(&self) -> anyhow::Result<async_nats::Subscriber> {
-        let nats = async_nats::connect(self.nats.url()).await?;
-        Ok(nats.subscribe(Subjects::default().heartbeat()).await?)
-    }
-}
-
-/// Waits until every worker in `ids` has sent a heartbeat (10 s at most),
-/// then a little longer so the coordinator has surely heard it too.
-pub async fn wait_for_workers(mut beats: async_nats::Subscriber, ids: &[String]) -> anyhow::Result<()> {
-    let mut waiting: HashSet<&str> = ids.iter().map(String::as_str).collect();
-    let wait = async {
-        while !waiting.is_empty() {
-            let beat = beats.next().await.ok_or_else(|| anyhow::anyhow!("heartbeats ended"))?;
-            let info: WorkerInfo = decode("heartbeat", &beat.payload)?;
-            waiting.remove(info.id.as_str());
+    /// Waits until every worker in `ids` announces itself (10 s at most),
+    /// then a little longer so the coordinator has surely heard it too.
+    pub async fn wait_for_workers(&self, ids: &[String]) -> anyhow::Result<()> {
+        let client = self.client().await?;
+        let started = Instant::now();
+        loop {
+            let live = client.workers(Duration::from_millis(200)).await?;
+            if ids.iter().all(|id| live.iter().any(|w| &w.id == id)) {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                return Ok(());
+            }
+            if started.elapsed() > Duration::from_secs(10) {
+                anyhow::bail!("workers {ids:?} did not announce themselves within 10 s");
+            }
         }
-        anyhow::Ok(())
-    };
-    tokio::time::timeout(Duration::from_secs(10), wait)
-        .await
-        .map_err(|_| anyhow::anyhow!("workers did not announce themselves within 10 s"))??;
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    Ok(())
+    }
 }
 
 impl Drop for Cluster {

@@ -1,1 +1,46 @@
-fn main() {}
+//! `toolfan`: submit jobs to a cluster, or run a whole one locally.
+
+mod demo;
+mod dev;
+mod submit;
+
+use clap::{Parser, Subcommand};
+
+/// toolfan: a distributed work queue for LLM tool calls.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Submit a job (JSON from a file or stdin) and print its ordered results.
+    Submit(submit::SubmitArgs),
+    /// Run a local cluster (NATS, Redis, a coordinator, workers) and a demo fan-out.
+    Dev(dev::DevArgs),
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Submit(args) => submit::run(args).await,
+        Command::Dev(args) => dev::run(args).await,
+    };
+    match outcome {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("toolfan: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

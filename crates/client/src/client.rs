@@ -44,9 +44,9 @@ impl ClientOptions {
 /// A connection to a toolfan cluster. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Client {
-    nats: async_nats::Client,
+    pub(crate) nats: async_nats::Client,
     topology: Topology,
-    options: ClientOptions,
+    pub(crate) options: ClientOptions,
 }
 
 impl Client {

@@ -27,10 +27,12 @@
 //! # Layout
 //! - [`client`]: [`Client`], [`ClientOptions`], submitting a job.
 //! - [`handle`]: [`JobHandle`], gathering one job's events into ordered results.
+//! - [`fleet`]: [`Client::workers`], the live workers.
 //! - [`error`]: [`ClientError`].
 
 pub mod client;
 pub mod error;
+pub mod fleet;
 pub mod handle;
 
 pub use client::{Client, ClientOptions};
@@ -38,5 +40,5 @@ pub use error::ClientError;
 pub use handle::{JobEvent, JobHandle};
 pub use toolfan_protocol::{
     ErrorKind, JobId, JobSpec as Job, JobStatus, JobSummary, Policy, TaskError, TaskResult,
-    TaskSpec as Task,
+    TaskSpec as Task, WorkerInfo,
 };

@@ -1,0 +1,55 @@
+//! `toolfan submit [FILE|-]`: one job in, its ordered results out as JSON.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use toolfan::{Client, ClientOptions, Job};
+
+/// Options of `toolfan submit`.
+#[derive(Args, Debug)]
+pub(crate) struct SubmitArgs {
+    /// The job JSON (`{"tasks": [...]}` is enough; see docs/protocol.md); `-` or nothing reads stdin.
+    file: Option<PathBuf>,
+    /// NATS server URL.
+    #[arg(long, env = "TOOLFAN_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    nats_url: String,
+    /// Caller id (the `<caller>` of `toolfan.job.<caller>`).
+    #[arg(long, env = "TOOLFAN_CALLER", default_value = "cli")]
+    caller: String,
+    /// Print compact JSON on one line instead of indented JSON.
+    #[arg(long)]
+    compact: bool,
+}
+
+fn read_job(file: Option<&PathBuf>) -> anyhow::Result<Job> {
+    let (name, bytes) = match file {
+        Some(path) if path.as_os_str() != "-" => (
+            path.display().to_string(),
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?,
+        ),
+        _ => {
+            let mut bytes = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut bytes)
+                .context("cannot read the job from stdin")?;
+            ("stdin".to_owned(), bytes)
+        }
+    };
+    Job::from_json(&bytes).with_context(|| format!("{name} is not a valid job"))
+}
+
+pub(crate) async fn run(args: SubmitArgs) -> anyhow::Result<()> {
+    let job = read_job(args.file.as_ref())?;
+    let options = ClientOptions::new(&args.nats_url).caller(&args.caller)?;
+    let client = Client::connect(options).await?;
+    let results = client.submit(job).await?.results().await?;
+    let out = if args.compact {
+        serde_json::to_string(&results)?
+    } else {
+        serde_json::to_string_pretty(&results)?
+    };
+    println!("{out}");
+    Ok(())
+}
