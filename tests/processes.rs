@@ -30,30 +30,63 @@ async fn three_worker_processes_share_one_job() -> anyhow::Result<()> {
     let ids: Vec<String> = (1..=3).map(|i| format!("proc-w{i}")).collect();
     let _workers = ids
         .iter()
-        .map(|id| spawn("toolfan-worker", &["--nats-url", &url, "--id", id, "--concurrency", "8", "--tools", "sleep,echo"]))
+        .map(|id| {
+            spawn(
+                "toolfan-worker",
+                &[
+                    "--nats-url",
+                    &url,
+                    "--id",
+                    id,
+                    "--concurrency",
+                    "8",
+                    "--tools",
+                    "sleep,echo",
+                ],
+            )
+        })
         .collect::<anyhow::Result<Vec<_>>>()?;
     cluster.wait_for_workers(&ids).await?;
 
     let client = Client::connect(ClientOptions::new(&url)).await?;
-    let tasks = (0..30).map(|i| Task::new("sleep", json!({"ms": 100 + i}))).collect();
-    let results = client.submit(Job::new(tasks).max_concurrency(30)).await?.results().await?;
+    let tasks = (0..30)
+        .map(|i| Task::new("sleep", json!({"ms": 100 + i})))
+        .collect();
+    let results = client
+        .submit(Job::new(tasks).max_concurrency(30))
+        .await?
+        .results()
+        .await?;
 
     assert_eq!(results.len(), 30);
     for (i, result) in results.iter().enumerate() {
         assert_eq!(result.index as usize, i);
-        assert_eq!(result.value(), Some(&json!({"slept_ms": 100 + i})), "{result:?}");
+        assert_eq!(
+            result.value(),
+            Some(&json!({"slept_ms": 100 + i})),
+            "{result:?}"
+        );
     }
     let workers: BTreeSet<&str> = results.iter().filter_map(|r| r.worker.as_deref()).collect();
     assert!(workers.len() >= 2, "only {workers:?} ran the job's tasks");
-    assert!(workers.iter().all(|w| ids.iter().any(|id| id == w)), "{workers:?}");
+    assert!(
+        workers.iter().all(|w| ids.iter().any(|id| id == w)),
+        "{workers:?}"
+    );
     Ok(())
 }
 
 /// Publishes `body` as a job the way any NATS client could, and returns the
 /// reply events until `done`.
-async fn submit_raw(url: &str, job_id: &str, body: &'static [u8]) -> anyhow::Result<Vec<ReplyEvent>> {
+async fn submit_raw(
+    url: &str,
+    job_id: &str,
+    body: &'static [u8],
+) -> anyhow::Result<Vec<ReplyEvent>> {
     let nats = async_nats::connect(url).await?;
-    let mut replies = nats.subscribe(format!("toolfan.reply.raw.{job_id}")).await?;
+    let mut replies = nats
+        .subscribe(format!("toolfan.reply.raw.{job_id}"))
+        .await?;
     let js = jetstream::new(nats);
     let publish = jetstream::message::PublishMessage::build()
         .payload(body.into())
@@ -91,25 +124,42 @@ async fn malformed_jobs_get_an_error_reply_and_the_coordinator_goes_on() -> anyh
 
     let (status, kind, message) = refusal(&submit_raw(&url, "bad-1", b"{\"tasks\": [").await?);
     assert_eq!((status, kind), (JobStatus::Invalid, ErrorKind::Invalid));
-    assert!(message.starts_with("malformed job: EOF while parsing"), "{message}");
+    assert!(
+        message.starts_with("malformed job: EOF while parsing"),
+        "{message}"
+    );
 
     let (_, kind, message) = refusal(&submit_raw(&url, "bad-2", b"{\"tasks\": 5}").await?);
     assert_eq!(kind, ErrorKind::Invalid);
-    assert!(message.contains("invalid type: integer `5`, expected a sequence"), "{message}");
+    assert!(
+        message.contains("invalid type: integer `5`, expected a sequence"),
+        "{message}"
+    );
 
     let (_, _, message) = refusal(&submit_raw(&url, "bad-3", b"").await?);
-    assert!(message.starts_with("malformed job: EOF while parsing"), "{message}");
+    assert!(
+        message.starts_with("malformed job: EOF while parsing"),
+        "{message}"
+    );
 
     let (_, _, message) =
         refusal(&submit_raw(&url, "bad-4", br#"{"tasks": [{"tool": "a.b"}]}"#).await?);
     assert!(message.contains("invalid tool name \"a.b\""), "{message}");
 
     // A well-formed job from the same plain client is answered in full.
-    let events = submit_raw(&url, "good-1", br#"{"tasks": [{"tool": "echo", "args": {"x": 1}}]}"#).await?;
+    let events = submit_raw(
+        &url,
+        "good-1",
+        br#"{"tasks": [{"tool": "echo", "args": {"x": 1}}]}"#,
+    )
+    .await?;
     match events.as_slice() {
         [ReplyEvent::Result { result, .. }, ReplyEvent::Done { summary, .. }] => {
             assert_eq!(result.value(), Some(&json!({"x": 1})));
-            assert_eq!((summary.status, summary.total, summary.succeeded), (JobStatus::Completed, 1, 1));
+            assert_eq!(
+                (summary.status, summary.total, summary.succeeded),
+                (JobStatus::Completed, 1, 1)
+            );
         }
         other => panic!("unexpected events {other:?}"),
     }

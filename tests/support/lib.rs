@@ -23,7 +23,9 @@ impl Cluster {
     }
 
     /// A server and a coordinator with options changed by `configure`.
-    pub async fn start_with(configure: impl FnOnce(&mut CoordinatorOptions)) -> anyhow::Result<Self> {
+    pub async fn start_with(
+        configure: impl FnOnce(&mut CoordinatorOptions),
+    ) -> anyhow::Result<Self> {
         let cluster = Self::without_coordinator()?;
         let mut options = CoordinatorOptions {
             nats_url: cluster.nats.url(),

@@ -10,7 +10,10 @@ use toolfan::{Client, Job, JobEvent, Task, TaskResult};
 
 fn demo_job() -> Job {
     let mut tasks = vec![Task::new("sleep", json!({"ms": 100})); 50];
-    tasks.push(Task::new("fail", json!({"message": "this call fails on purpose"})));
+    tasks.push(Task::new(
+        "fail",
+        json!({"message": "this call fails on purpose"}),
+    ));
     tasks.push(Task::new("sleep", json!({"ms": 2000})).timeout(Duration::from_millis(500)));
     Job::new(tasks)
         .max_concurrency(64)
@@ -83,7 +86,10 @@ fn print_table(tools: &[String], results: &[TaskResult]) {
         row.max_ms = row.max_ms.max(r.duration_ms);
         row.workers.extend(r.worker.clone());
     }
-    println!("\n  {:<8} {:<18} {:>5}  {:>13}  workers", "tool", "outcome", "tasks", "run ms");
+    println!(
+        "\n  {:<8} {:<18} {:>5}  {:>13}  workers",
+        "tool", "outcome", "tasks", "run ms"
+    );
     for ((tool, outcome), row) in &rows {
         let workers: Vec<&str> = row.workers.iter().map(String::as_str).collect();
         println!(

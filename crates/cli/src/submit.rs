@@ -13,7 +13,11 @@ pub(crate) struct SubmitArgs {
     /// The job JSON (`{"tasks": [...]}` is enough; see docs/protocol.md); `-` or nothing reads stdin.
     file: Option<PathBuf>,
     /// NATS server URL.
-    #[arg(long, env = "TOOLFAN_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    #[arg(
+        long,
+        env = "TOOLFAN_NATS_URL",
+        default_value = "nats://127.0.0.1:4222"
+    )]
     nats_url: String,
     /// Caller id (the `<caller>` of `toolfan.job.<caller>`).
     #[arg(long, env = "TOOLFAN_CALLER", default_value = "cli")]

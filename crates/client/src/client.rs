@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use async_nats::jetstream;
-use toolfan_protocol::{encode, CallerId, JobId, JobLimits, JobSpec, Subjects, TaskResult, TaskSpec};
+use toolfan_protocol::{
+    encode, CallerId, JobId, JobLimits, JobSpec, Subjects, TaskResult, TaskSpec,
+};
 use toolfan_transport::{Topology, TopologyOptions};
 
 use crate::{ClientError, JobHandle};
@@ -53,8 +55,16 @@ impl Client {
     /// Connects and makes sure the streams exist, so jobs submitted before
     /// any coordinator starts wait for one instead of being refused.
     pub async fn connect(options: ClientOptions) -> Result<Self, ClientError> {
-        let nats = toolfan_transport::connect(&options.nats_url, &format!("toolfan-client {}", options.caller)).await?;
-        let topology = Topology::new(nats.clone(), options.subjects.clone(), TopologyOptions::default());
+        let nats = toolfan_transport::connect(
+            &options.nats_url,
+            &format!("toolfan-client {}", options.caller),
+        )
+        .await?;
+        let topology = Topology::new(
+            nats.clone(),
+            options.subjects.clone(),
+            TopologyOptions::default(),
+        );
         topology.ensure_streams().await?;
         Ok(Self {
             nats,
@@ -78,7 +88,8 @@ impl Client {
             max_job_bytes: usize::MAX,
             ..JobLimits::default()
         };
-        job.validate(&structural).map_err(|e| ClientError::Invalid(e.to_string()))?;
+        job.validate(&structural)
+            .map_err(|e| ClientError::Invalid(e.to_string()))?;
         let id = job.id.get_or_insert_with(JobId::generate).clone();
         let subjects = &self.options.subjects;
         // Listen before sending so no event can be missed.

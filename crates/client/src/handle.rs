@@ -94,7 +94,9 @@ impl JobHandle {
                     }
                 }
                 Ok(ReplyEvent::Done { summary, .. }) => return Some(self.finish(summary).await),
-                Err(e) => tracing::warn!(job = %self.id, error = %e, "ignoring an undecodable reply event"),
+                Err(e) => {
+                    tracing::warn!(job = %self.id, error = %e, "ignoring an undecodable reply event")
+                }
             }
         }
     }

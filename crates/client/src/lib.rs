@@ -25,10 +25,10 @@
 //! ```
 //!
 //! # Layout
-//! - [`client`]: [`Client`], [`ClientOptions`], submitting a job.
-//! - [`handle`]: [`JobHandle`], gathering one job's events into ordered results.
-//! - [`fleet`]: [`Client::workers`], the live workers.
-//! - [`error`]: [`ClientError`].
+//! - [`client`] — [`Client`], [`ClientOptions`], submitting a job.
+//! - [`handle`] — [`JobHandle`], gathering one job's events into ordered results.
+//! - [`fleet`] — [`Client::workers`], the live workers.
+//! - [`error`] — [`ClientError`].
 
 pub mod client;
 pub mod error;

@@ -51,9 +51,14 @@ pub(crate) async fn handle(shared: &Shared, message: jetstream::Message) {
     match run(shared, &job, &message).await {
         Ok(summary) => {
             tracing::info!(job = %job.id, total = summary.total, succeeded = summary.succeeded, failed = summary.failed, duration_ms = summary.duration_ms, "job done");
-            ReplyTo::new(&shared.client, &shared.topology.subjects, &job.caller, &job.id)
-                .done(summary)
-                .await;
+            ReplyTo::new(
+                &shared.client,
+                &shared.topology.subjects,
+                &job.caller,
+                &job.id,
+            )
+            .done(summary)
+            .await;
             ack(&message, AckKind::Ack).await;
         }
         Err(why) => {
@@ -82,7 +87,12 @@ async fn run(
         .job_results(&job.id)
         .await
         .map_err(|e| e.to_string())?;
-    let reply = ReplyTo::new(&shared.client, &shared.topology.subjects, &job.caller, &job.id);
+    let reply = ReplyTo::new(
+        &shared.client,
+        &shared.topology.subjects,
+        &job.caller,
+        &job.id,
+    );
     let total = job.spec.tasks.len() as u32;
     let mut gather = Gather::new(total as usize);
     let mut window = Window::new(total, job.spec.max_concurrency);
@@ -192,7 +202,10 @@ async fn dispatch(shared: &Shared, job: &AcceptedJob, deadline_unix_ms: u64, win
         }
     }
     let (indices, acks): (Vec<u32>, Vec<_>) = pending.into_iter().unzip();
-    for (index, ack) in indices.into_iter().zip(futures::future::join_all(acks).await) {
+    for (index, ack) in indices
+        .into_iter()
+        .zip(futures::future::join_all(acks).await)
+    {
         if let Err(e) = ack {
             tracing::warn!(job = %job.id, index, error = %e, "dispatch not acknowledged; will retry");
             window.retry(index);
@@ -218,9 +231,16 @@ async fn decide(shared: &Shared, job: &AcceptedJob, indices: &[u32], tag: &str, 
         let publish = jetstream::message::PublishMessage::build()
             .payload(encode(&result).into())
             .message_id(format!("{}.{index}.{tag}", job.id));
-        match shared.topology.js.send_publish(subject.clone(), publish).await {
+        match shared
+            .topology
+            .js
+            .send_publish(subject.clone(), publish)
+            .await
+        {
             Ok(ack) => acks.push(std::future::IntoFuture::into_future(ack)),
-            Err(e) => tracing::warn!(job = %job.id, index, error = %e, "could not publish a decided result"),
+            Err(e) => {
+                tracing::warn!(job = %job.id, index, error = %e, "could not publish a decided result")
+            }
         }
     }
     for ack in futures::future::join_all(acks).await {

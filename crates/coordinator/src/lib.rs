@@ -8,13 +8,13 @@
 //! for availability; they share one durable consumer.
 //!
 //! # Layout
-//! - [`run`]: the pull loop over the jobs stream (this file).
+//! - [`run`] — the pull loop over the jobs stream (this file).
 //! - `intake`: reading and validating a job message.
 //! - `job`: one job's life, from dispatch to summary.
 //! - `window`: which task is dispatched next.
 //! - `gather`: which tasks have their result.
 //! - `reply`: events to the caller.
-//! - [`registry`]: the live view of workers and the tools they serve.
+//! - [`registry`] — the live view of workers and the tools they serve.
 
 mod gather;
 mod intake;
@@ -96,12 +96,21 @@ pub(crate) struct Shared {
 /// Runs a coordinator until `shutdown` is cancelled, then stops taking jobs
 /// and waits up to the drain timeout for live ones; jobs still live then
 /// are redelivered to another coordinator.
-pub async fn run(options: CoordinatorOptions, shutdown: CancellationToken) -> Result<(), CoordinatorError> {
+pub async fn run(
+    options: CoordinatorOptions,
+    shutdown: CancellationToken,
+) -> Result<(), CoordinatorError> {
     if options.max_live_jobs == 0 {
-        return Err(CoordinatorError::Config("max_live_jobs must be at least 1".into()));
+        return Err(CoordinatorError::Config(
+            "max_live_jobs must be at least 1".into(),
+        ));
     }
     let client = toolfan_transport::connect(&options.nats_url, "toolfan-coordinator").await?;
-    let topology = Topology::new(client.clone(), options.subjects.clone(), options.topology.clone());
+    let topology = Topology::new(
+        client.clone(),
+        options.subjects.clone(),
+        options.topology.clone(),
+    );
     topology.ensure_streams().await?;
     let consumer = topology.coordinators_consumer().await?;
     let registry = Arc::new(Registry::new(options.worker_ttl));
@@ -121,7 +130,10 @@ pub async fn run(options: CoordinatorOptions, shutdown: CancellationToken) -> Re
         topology,
         registry,
     });
-    tracing::info!(workers = shared.registry.live().len(), "coordinator started");
+    tracing::info!(
+        workers = shared.registry.live().len(),
+        "coordinator started"
+    );
 
     let mut jobs = JoinSet::new();
     pull_with_slots(consumer, slots, shutdown.clone(), |message, permit| {
@@ -136,7 +148,10 @@ pub async fn run(options: CoordinatorOptions, shutdown: CancellationToken) -> Re
     .await;
 
     let drain = async { while jobs.join_next().await.is_some() {} };
-    if tokio::time::timeout(shared.options.drain_timeout, drain).await.is_err() {
+    if tokio::time::timeout(shared.options.drain_timeout, drain)
+        .await
+        .is_err()
+    {
         tracing::warn!("drain timeout passed with jobs still live; they will be redelivered");
     }
     let _ = follower.await;

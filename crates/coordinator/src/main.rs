@@ -14,7 +14,11 @@ use toolfan_protocol::{JobLimits, Subjects};
 #[command(version)]
 struct Args {
     /// NATS server URL.
-    #[arg(long, env = "TOOLFAN_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    #[arg(
+        long,
+        env = "TOOLFAN_NATS_URL",
+        default_value = "nats://127.0.0.1:4222"
+    )]
     nats_url: String,
     /// Subject prefix.
     #[arg(long, env = "TOOLFAN_PREFIX", default_value = "toolfan")]
@@ -37,8 +41,7 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
     let args = Args::parse();

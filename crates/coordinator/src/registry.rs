@@ -115,6 +115,9 @@ mod tests {
         assert!(!registry.serves(&echo), "a silent worker is forgotten");
         registry.heard(info("w1", &["echo"], false));
         registry.heard(info("w1", &["echo"], true));
-        assert!(!registry.serves(&echo), "a leaving worker is forgotten at once");
+        assert!(
+            !registry.serves(&echo),
+            "a leaving worker is forgotten at once"
+        );
     }
 }

@@ -126,7 +126,10 @@ mod tests {
             let err = ToolName::new(bad).unwrap_err();
             assert!(err.to_string().contains("tool name"), "{err}");
         }
-        assert_eq!(ToolName::new("web-search_2").unwrap().as_str(), "web-search_2");
+        assert_eq!(
+            ToolName::new("web-search_2").unwrap().as_str(),
+            "web-search_2"
+        );
     }
 
     #[test]

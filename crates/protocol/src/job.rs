@@ -148,7 +148,10 @@ impl JobSpec {
             ));
         }
         if self.max_concurrency == 0 {
-            return Err(ValidationError::field("max_concurrency", "must be at least 1"));
+            return Err(ValidationError::field(
+                "max_concurrency",
+                "must be at least 1",
+            ));
         }
         if self.deadline_ms == 0 || self.deadline_ms > limits.max_deadline_ms {
             return Err(ValidationError::field(
@@ -160,7 +163,10 @@ impl JobSpec {
             if k == 0 || k as usize > self.tasks.len().max(1) {
                 return Err(ValidationError::field(
                     "policy.quorum",
-                    format!("must be between 1 and the number of tasks ({})", self.tasks.len()),
+                    format!(
+                        "must be between 1 and the number of tasks ({})",
+                        self.tasks.len()
+                    ),
                 ));
             }
         }
@@ -173,7 +179,10 @@ impl JobSpec {
 
 fn validate_task(i: usize, task: &TaskSpec, limits: &JobLimits) -> Result<(), ValidationError> {
     if let Err(e) = ToolName::new(task.tool.as_str()) {
-        return Err(ValidationError::field(format!("tasks[{i}].tool"), e.to_string()));
+        return Err(ValidationError::field(
+            format!("tasks[{i}].tool"),
+            e.to_string(),
+        ));
     }
     if task.timeout_ms == Some(0) {
         return Err(ValidationError::field(
@@ -254,21 +263,37 @@ mod tests {
         let err = JobSpec::from_json(br#"{"tasks": [{"tool": "a.b"}]}"#).unwrap_err();
         assert!(err.to_string().contains("tool name \"a.b\""), "{err}");
         let err = JobSpec::from_json(br#"{"tasks": [], "deadline": 5}"#).unwrap_err();
-        assert!(err.to_string().contains("unknown field `deadline`"), "{err}");
+        assert!(
+            err.to_string().contains("unknown field `deadline`"),
+            "{err}"
+        );
         let err = JobSpec::from_json(b"not json").unwrap_err();
         assert!(err.to_string().starts_with("malformed job"), "{err}");
 
-        let limits = JobLimits { max_tasks: 2, ..JobLimits::default() };
+        let limits = JobLimits {
+            max_tasks: 2,
+            ..JobLimits::default()
+        };
         let three = JobSpec::new(vec![TaskSpec::new("echo", serde_json::json!({})); 3]);
         let err = three.validate(&limits).unwrap_err();
-        assert_eq!(err.to_string(), "tasks: 3 tasks is over this cluster's limit of 2 per job");
-        let err = JobSpec::new(vec![]).max_concurrency(0).validate(&limits).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "tasks: 3 tasks is over this cluster's limit of 2 per job"
+        );
+        let err = JobSpec::new(vec![])
+            .max_concurrency(0)
+            .validate(&limits)
+            .unwrap_err();
         assert!(err.to_string().starts_with("max_concurrency"), "{err}");
         let bad_tool = JobSpec::new(vec![TaskSpec::new(">", serde_json::json!({}))]);
         let err = bad_tool.validate(&limits).unwrap_err();
-        assert!(err.to_string().starts_with("tasks[0].tool: invalid tool name \">\""), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("tasks[0].tool: invalid tool name \">\""),
+            "{err}"
+        );
         let zero_timeout = JobSpec::new(vec![
-            TaskSpec::new("echo", serde_json::json!({})).timeout(Duration::ZERO),
+            TaskSpec::new("echo", serde_json::json!({})).timeout(Duration::ZERO)
         ]);
         let err = zero_timeout.validate(&limits).unwrap_err();
         assert!(err.to_string().starts_with("tasks[0].timeout_ms"), "{err}");
@@ -276,9 +301,15 @@ mod tests {
 
     #[test]
     fn oversized_bodies_are_refused_before_parsing() {
-        let limits = JobLimits { max_job_bytes: 10, ..JobLimits::default() };
+        let limits = JobLimits {
+            max_job_bytes: 10,
+            ..JobLimits::default()
+        };
         let err = JobSpec::parse(br#"{"tasks": []}"#, &limits).unwrap_err();
-        assert_eq!(err.to_string(), "job: 13 bytes is over this cluster's limit of 10 bytes per job");
+        assert_eq!(
+            err.to_string(),
+            "job: 13 bytes is over this cluster's limit of 10 bytes per job"
+        );
     }
 
     #[test]

@@ -6,16 +6,16 @@
 //! validation, so a reader can see the whole protocol in one place.
 //!
 //! # Layout
-//! - [`ids`]: validated names that end up inside NATS subjects (job ids,
+//! - [`ids`] — validated names that end up inside NATS subjects (job ids,
 //!   caller ids, tool names).
-//! - [`task`]: a tool call as the caller asks for it ([`TaskSpec`]).
-//! - [`job`]: a job of tasks with its window, deadline and policy
+//! - [`task`] — a tool call as the caller asks for it ([`TaskSpec`]).
+//! - [`job`] — a job of tasks with its window, deadline and policy
 //!   ([`JobSpec`]), and the limits a coordinator enforces ([`JobLimits`]).
-//! - [`result`]: the outcome of one task ([`TaskResult`], [`TaskError`]).
-//! - [`message`]: the envelopes on the wire: dispatched tasks, reply
+//! - [`result`] — the outcome of one task ([`TaskResult`], [`TaskError`]).
+//! - [`message`] — the envelopes on the wire: dispatched tasks, reply
 //!   events, worker heartbeats.
-//! - [`subjects`]: subject, stream and consumer names under a prefix.
-//! - [`error`]: [`ValidationError`], the one error type of this crate.
+//! - [`subjects`] — subject, stream and consumer names under a prefix.
+//! - [`error`] — [`ValidationError`], the one error type of this crate.
 
 pub mod error;
 pub mod ids;
@@ -28,9 +28,7 @@ pub mod task;
 pub use error::ValidationError;
 pub use ids::{CallerId, JobId, ToolName};
 pub use job::{JobLimits, JobSpec, Policy};
-pub use message::{
-    decode, encode, JobStatus, JobSummary, ReplyEvent, TaskMessage, WorkerInfo,
-};
+pub use message::{decode, encode, JobStatus, JobSummary, ReplyEvent, TaskMessage, WorkerInfo};
 pub use result::{ErrorKind, TaskError, TaskResult};
 pub use subjects::Subjects;
 pub use task::TaskSpec;

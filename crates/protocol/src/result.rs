@@ -207,7 +207,8 @@ mod tests {
 
     #[test]
     fn contradictory_results_are_refused() {
-        let err = serde_json::from_value::<TaskResult>(json!({"index": 0, "ok": false})).unwrap_err();
+        let err =
+            serde_json::from_value::<TaskResult>(json!({"index": 0, "ok": false})).unwrap_err();
         assert!(err.to_string().contains("needs an error"), "{err}");
     }
 }

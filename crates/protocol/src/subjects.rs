@@ -132,7 +132,10 @@ mod tests {
         assert_eq!(s.caller_of_job_subject("toolfan.job.acme").unwrap(), caller);
         assert!(s.caller_of_job_subject("toolfan.job.a.b").is_err());
         assert_eq!(s.jobs_stream(), "TOOLFAN_JOBS");
-        assert_eq!(Subjects::new("my-app").unwrap().tasks_stream(), "MY_APP_TASKS");
+        assert_eq!(
+            Subjects::new("my-app").unwrap().tasks_stream(),
+            "MY_APP_TASKS"
+        );
         assert!(Subjects::new("a.b").is_err());
     }
 }

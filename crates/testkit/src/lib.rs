@@ -7,8 +7,8 @@
 //! binaries, found with [`binary`].
 //!
 //! # Layout
-//! - [`server`]: starting, stopping and restarting the two servers.
-//! - [`process`]: child processes that die with their owner, and finding
+//! - [`server`] — starting, stopping and restarting the two servers.
+//! - [`process`] — child processes that die with their owner, and finding
 //!   the workspace's binaries.
 
 pub mod process;

@@ -56,7 +56,8 @@ impl Drop for Process {
 /// The path of the workspace binary `name` (e.g. `toolfan-worker`), built in
 /// the same profile as the running test.
 pub fn binary(name: &str) -> Result<PathBuf, TestkitError> {
-    let exe = std::env::current_exe().map_err(|e| TestkitError::io("finding the test binary", e))?;
+    let exe =
+        std::env::current_exe().map_err(|e| TestkitError::io("finding the test binary", e))?;
     // target/<profile>/deps/<test> or target/<profile>/<bin>
     let mut dir = exe.parent().map(PathBuf::from).unwrap_or_default();
     if dir.ends_with("deps") {

@@ -1,7 +1,7 @@
 //! `nats-server -js` and `redis-server` on free loopback ports.
 
 use std::net::{TcpListener, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -11,20 +11,39 @@ use crate::{Process, TestkitError};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// Ports below Linux's ephemeral range (32768–60999), so that no client
+/// socket's local port can take a server's port between our check and the
+/// server's bind, and no connect can land on itself.
+const PORTS: std::ops::Range<u16> = 20_000..32_768;
+
 /// A free port on 127.0.0.1 (free when asked; servers retry on a clash).
 pub fn free_port() -> Result<u16, TestkitError> {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .map_err(|e| TestkitError::io("binding a free loopback port", e))?;
-    listener
-        .local_addr()
-        .map(|a| a.port())
-        .map_err(|e| TestkitError::io("reading the free port", e))
+    use std::hash::{BuildHasher, Hasher};
+    let span = u64::from(PORTS.end - PORTS.start);
+    let mut last = None;
+    for _ in 0..100 {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u32(std::process::id());
+        let port = PORTS.start + (hasher.finish() % span) as u16;
+        match TcpListener::bind(("127.0.0.1", port)) {
+            Ok(_) => return Ok(port),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(TestkitError::io(
+        "finding a free loopback port",
+        last.expect("at least one port was tried"),
+    ))
 }
 
-fn on_path(binary: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|dir| dir.join(binary).is_file())
-    })
+/// Finds `binary` on `PATH`, or in the sbin directories Debian installs
+/// servers to (not on a regular user's `PATH`).
+pub fn find_server(binary: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from))
+        .map(|dir| dir.join(binary))
+        .find(|candidate| candidate.is_file())
 }
 
 /// Waits until `port` accepts a TCP connection or `process` exits.
@@ -40,7 +59,9 @@ fn wait_ready(what: &'static str, port: u16, process: &mut Process) -> Result<()
             });
         }
         match TcpStream::connect(("127.0.0.1", port)) {
-            Ok(_) => return Ok(()),
+            // A socket connected to itself is not a server.
+            Ok(stream) if stream.local_addr().ok() != stream.peer_addr().ok() => return Ok(()),
+            Ok(_) => std::thread::sleep(Duration::from_millis(20)),
             Err(e) if start.elapsed() > READY_TIMEOUT => {
                 return Err(TestkitError::NotReady {
                     what,
@@ -82,27 +103,28 @@ pub struct NatsServer {
     process: Option<Process>,
     port: u16,
     store: TempDir,
+    binary: PathBuf,
 }
 
 impl NatsServer {
     /// Starts a JetStream-enabled server on a free loopback port.
     pub fn start() -> Result<Self, TestkitError> {
-        if !on_path("nats-server") {
-            return Err(TestkitError::MissingBinary {
-                binary: "nats-server",
-                package: "nats-server",
-            });
-        }
+        let binary = find_server("nats-server").ok_or(TestkitError::MissingBinary {
+            binary: "nats-server",
+            package: "nats-server",
+        })?;
         let store = tempfile::Builder::new()
             .prefix("toolfan-nats-")
             .tempdir()
             .map_err(|e| TestkitError::io("making the JetStream store directory", e))?;
-        let (process, port) =
-            start_on_free_port("nats-server", |port| nats_command(port, store.path()))?;
+        let (process, port) = start_on_free_port("nats-server", |port| {
+            nats_command(&binary, port, store.path())
+        })?;
         Ok(Self {
             process: Some(process),
             port,
             store,
+            binary,
         })
     }
 
@@ -124,16 +146,18 @@ impl NatsServer {
     /// Starts it again on the same port with the same store.
     pub fn restart(&mut self) -> Result<(), TestkitError> {
         self.kill();
-        let mut process =
-            Process::spawn("nats-server", nats_command(self.port, self.store.path()))?;
+        let mut process = Process::spawn(
+            "nats-server",
+            nats_command(&self.binary, self.port, self.store.path()),
+        )?;
         wait_ready("nats-server", self.port, &mut process)?;
         self.process = Some(process);
         Ok(())
     }
 }
 
-fn nats_command(port: u16, store: &Path) -> Command {
-    let mut cmd = Command::new("nats-server");
+fn nats_command(binary: &Path, port: u16, store: &Path) -> Command {
+    let mut cmd = Command::new(binary);
     cmd.arg("-js")
         .args(["-a", "127.0.0.1", "-p", &port.to_string()])
         .arg("-sd")
@@ -154,18 +178,16 @@ pub struct RedisServer {
 impl RedisServer {
     /// Starts a server on a free loopback port.
     pub fn start() -> Result<Self, TestkitError> {
-        if !on_path("redis-server") {
-            return Err(TestkitError::MissingBinary {
-                binary: "redis-server",
-                package: "redis-server",
-            });
-        }
+        let binary = find_server("redis-server").ok_or(TestkitError::MissingBinary {
+            binary: "redis-server",
+            package: "redis-server",
+        })?;
         let dir = tempfile::Builder::new()
             .prefix("toolfan-redis-")
             .tempdir()
             .map_err(|e| TestkitError::io("making the Redis directory", e))?;
         let (process, port) = start_on_free_port("redis-server", |port| {
-            let mut cmd = Command::new("redis-server");
+            let mut cmd = Command::new(&binary);
             cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
                 .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
                 .arg("--dir")

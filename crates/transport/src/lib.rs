@@ -3,10 +3,10 @@
 //! consumers.
 //!
 //! # Layout
-//! - [`connect`]: connecting to NATS with a clear error.
-//! - [`topology`]: the three streams (jobs, tasks, results) and the durable
+//! - [`mod@connect`] — connecting to NATS with a clear error.
+//! - [`topology`] — the three streams (jobs, tasks, results) and the durable
 //!   consumers on them, created idempotently by whichever process starts first.
-//! - [`pull`]: pulling from a shared consumer no faster than there are free slots.
+//! - [`pull`] — pulling from a shared consumer no faster than there are free slots.
 
 pub mod connect;
 pub mod pull;

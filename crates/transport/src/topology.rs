@@ -87,13 +87,25 @@ impl Topology {
             work_queue(s.tasks_stream(), s.tasks_wildcard()),
             results,
         ] {
-            let name = config.name.clone();
-            self.js
-                .get_or_create_stream(config)
-                .await
-                .map_err(|e| TransportError::jetstream(format!("creating stream {name}"), e))?;
+            self.ensure_stream(config).await?;
         }
         Ok(())
+    }
+
+    /// Creates one stream unless it exists. Two processes creating the same
+    /// stream at once can make the server refuse the loser with "subjects
+    /// overlap"; the stream then exists, which is all that was wanted.
+    async fn ensure_stream(&self, config: stream::Config) -> Result<(), TransportError> {
+        let name = config.name.clone();
+        let created = self.js.get_or_create_stream(config).await;
+        match created {
+            Ok(_) => Ok(()),
+            Err(_) if self.js.get_stream(&name).await.is_ok() => Ok(()),
+            Err(e) => Err(TransportError::jetstream(
+                format!("creating stream {name}"),
+                e,
+            )),
+        }
     }
 
     /// The durable pull consumer all coordinators share on the jobs stream.

@@ -112,13 +112,17 @@ impl WorkerBuilder {
     /// Checks the configuration and returns the worker.
     pub fn build(self) -> Result<Worker, WorkerError> {
         if self.tools.is_empty() {
-            return Err(WorkerError::Config("a worker needs at least one tool".into()));
+            return Err(WorkerError::Config(
+                "a worker needs at least one tool".into(),
+            ));
         }
         if self.options.concurrency == 0 {
             return Err(WorkerError::Config("concurrency must be at least 1".into()));
         }
         if self.options.id.is_empty() {
-            return Err(WorkerError::Config("the worker id must not be empty".into()));
+            return Err(WorkerError::Config(
+                "the worker id must not be empty".into(),
+            ));
         }
         let mut tools = BTreeMap::new();
         for (name, tool) in self.tools {

@@ -45,7 +45,10 @@ pub fn add_builtin(builder: WorkerBuilder, name: &str) -> Result<WorkerBuilder, 
             Ok::<_, ToolError>(json!({ "slept_ms": a.ms }))
         }),
         // `echo {..}`: returns its args.
-        "echo" => builder.tool("echo", |_ctx: TaskContext, args: Value| async move { Ok(args) }),
+        "echo" => builder.tool(
+            "echo",
+            |_ctx: TaskContext, args: Value| async move { Ok(args) },
+        ),
         // `fail {message, retryable}`: always fails with `tool_error`.
         "fail" => builder.typed_tool("fail", |_ctx: TaskContext, a: FailArgs| async move {
             Err::<Value, _>(if a.retryable {

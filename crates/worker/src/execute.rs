@@ -47,7 +47,10 @@ async fn execute(shared: &Shared, tool: &dyn Tool, task: &TaskMessage, attempt: 
             worker,
             ..TaskResult::decided(
                 task.index,
-                TaskError::new(ErrorKind::DeadlineExceeded, "the job deadline passed before the task started"),
+                TaskError::new(
+                    ErrorKind::DeadlineExceeded,
+                    "the job deadline passed before the task started",
+                ),
             )
         };
     }
@@ -103,7 +106,10 @@ async fn run_with_timeout(
             Err(if deadline_bound {
                 TaskError::new(
                     ErrorKind::DeadlineExceeded,
-                    format!("the job deadline passed after {} ms of running", budget.as_millis()),
+                    format!(
+                        "the job deadline passed after {} ms of running",
+                        budget.as_millis()
+                    ),
                 )
             } else {
                 TaskError {

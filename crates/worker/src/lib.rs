@@ -30,12 +30,12 @@
 //! ```
 //!
 //! # Layout
-//! - [`tool`]: the [`Tool`] trait, [`TaskContext`] and [`ToolError`].
-//! - [`builder`]: [`Worker::builder`] and [`WorkerOptions`].
-//! - [`run`]: the pull loops, one per tool, sharing one concurrency budget.
-//! - [`execute`]: running one task message to its published result.
-//! - [`announce`]: heartbeats and answers to pings.
-//! - [`builtin`]: the tools of the `toolfan-worker` binary.
+//! - [`tool`] — the [`Tool`] trait, [`TaskContext`] and [`ToolError`].
+//! - [`builder`] — [`Worker::builder`] and [`WorkerOptions`].
+//! - [`run`] — the pull loops, one per tool, sharing one concurrency budget.
+//! - [`execute`] — running one task message to its published result.
+//! - [`announce`] — heartbeats and answers to pings.
+//! - [`builtin`] — the tools of the `toolfan-worker` binary.
 
 pub mod announce;
 pub mod builder;

@@ -14,7 +14,11 @@ use toolfan_worker::{Worker, WorkerOptions};
 #[command(version)]
 struct Args {
     /// NATS server URL.
-    #[arg(long, env = "TOOLFAN_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    #[arg(
+        long,
+        env = "TOOLFAN_NATS_URL",
+        default_value = "nats://127.0.0.1:4222"
+    )]
     nats_url: String,
     /// Redis URL for fleet-wide rate limits and concurrency caps. Accepted
     /// for forward compatibility; this version enforces no Redis limits.
@@ -41,8 +45,7 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
     let args = Args::parse();

@@ -47,9 +47,11 @@ impl Worker {
     /// waits up to the drain timeout for running tasks.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), WorkerError> {
         let options = self.options;
-        let client =
-            toolfan_transport::connect(&options.nats_url, &format!("toolfan-worker {}", options.id))
-                .await?;
+        let client = toolfan_transport::connect(
+            &options.nats_url,
+            &format!("toolfan-worker {}", options.id),
+        )
+        .await?;
         let topology = Topology::new(
             client.clone(),
             options.subjects.clone(),
