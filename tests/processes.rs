@@ -165,3 +165,47 @@ async fn malformed_jobs_get_an_error_reply_and_the_coordinator_goes_on() -> anyh
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn a_job_whose_only_worker_was_killed_is_answered_by_its_deadline() -> anyhow::Result<()> {
+    let cluster = Cluster::start().await?;
+    let url = cluster.nats.url();
+    let mut worker = spawn(
+        "toolfan-worker",
+        &["--nats-url", &url, "--id", "doomed", "--tools", "sleep"],
+    )?;
+    cluster.wait_for_workers(&["doomed".to_owned()]).await?;
+    // SIGKILL: no goodbye, so the registry still counts the worker as live
+    // and the tasks are dispatched to a queue nobody pulls from.
+    worker.kill();
+
+    let client = cluster.client().await?;
+    let started = std::time::Instant::now();
+    let results = client
+        .submit(
+            Job::new(vec![Task::new("sleep", json!({"ms": 10})); 4])
+                .deadline(Duration::from_millis(500)),
+        )
+        .await?
+        .results()
+        .await?;
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(450),
+        "answered before the deadline: {elapsed:?}"
+    );
+    assert!(
+        elapsed < Duration::from_millis(1500),
+        "answered late: {elapsed:?}"
+    );
+    assert_eq!(results.len(), 4);
+    for result in &results {
+        assert_eq!(
+            result.error().map(|e| e.kind),
+            Some(ErrorKind::DeadlineExceeded),
+            "{result:?}"
+        );
+        assert_eq!(result.worker, None, "the coordinator decided it");
+    }
+    Ok(())
+}
