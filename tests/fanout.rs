@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use toolfan::{ClientError, ErrorKind, Job, Task};
-use toolfan_e2e::Cluster;
+use toolfan_e2e::{assert_all_missed_a_500ms_deadline, timed, Cluster};
 use toolfan_worker::{TaskContext, ToolError, Worker};
 
 #[tokio::test]
@@ -198,32 +198,10 @@ async fn a_job_is_answered_by_its_deadline_even_when_no_worker_gets_to_it() -> a
     // One slot, so the second and third tasks never start before the deadline.
     cluster.builtin_worker(1).await?;
     let client = cluster.client().await?;
-    let started = Instant::now();
-    let results = client
-        .submit(
-            Job::new(vec![Task::new("sleep", json!({"ms": 3000})); 3])
-                .deadline(Duration::from_millis(500)),
-        )
-        .await?
-        .results()
-        .await?;
-    let elapsed = started.elapsed();
-    assert!(
-        elapsed >= Duration::from_millis(450),
-        "answered early: {elapsed:?}"
-    );
-    assert!(
-        elapsed < Duration::from_millis(1500),
-        "answered late: {elapsed:?}"
-    );
-    assert_eq!(results.len(), 3);
-    for result in &results {
-        assert_eq!(
-            result.error().map(|e| e.kind),
-            Some(ErrorKind::DeadlineExceeded),
-            "{result:?}"
-        );
-    }
+    let job = Job::new(vec![Task::new("sleep", json!({"ms": 3000})); 3])
+        .deadline(Duration::from_millis(500));
+    let (results, elapsed) = timed(&client, job).await?;
+    assert_all_missed_a_500ms_deadline(&results, elapsed, 3);
     Ok(())
 }
 

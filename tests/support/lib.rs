@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
-use toolfan::{Client, ClientOptions};
+use toolfan::{Client, ClientOptions, ErrorKind, Job, TaskResult};
 use toolfan_coordinator::CoordinatorOptions;
 use toolfan_testkit::NatsServer;
 use toolfan_worker::{builtin, Worker, WorkerBuilder};
@@ -94,5 +94,33 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         self.shutdown.cancel();
+    }
+}
+
+/// Submits `job`, waits for its results, and returns them with the time taken.
+pub async fn timed(client: &Client, job: Job) -> anyhow::Result<(Vec<TaskResult>, Duration)> {
+    let started = Instant::now();
+    let results = client.submit(job).await?.results().await?;
+    Ok((results, started.elapsed()))
+}
+
+/// Asserts that a job of `n` tasks with a 500 ms deadline was answered at
+/// about its deadline, with every task `deadline_exceeded`.
+pub fn assert_all_missed_a_500ms_deadline(results: &[TaskResult], elapsed: Duration, n: usize) {
+    assert!(
+        elapsed >= Duration::from_millis(450),
+        "answered before the deadline: {elapsed:?}"
+    );
+    assert!(
+        elapsed < Duration::from_millis(1500),
+        "answered late: {elapsed:?}"
+    );
+    assert_eq!(results.len(), n);
+    for result in results {
+        assert_eq!(
+            result.error().map(|e| e.kind),
+            Some(ErrorKind::DeadlineExceeded),
+            "{result:?}"
+        );
     }
 }
