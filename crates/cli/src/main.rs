@@ -2,6 +2,7 @@
 
 mod demo;
 mod dev;
+mod limits;
 mod submit;
 
 use clap::{Parser, Subcommand};
@@ -20,6 +21,8 @@ enum Command {
     Submit(submit::SubmitArgs),
     /// Run a local cluster (NATS, Redis, a coordinator, workers) and a demo fan-out.
     Dev(dev::DevArgs),
+    /// Define, list or delete fleet-wide rate limits and concurrency caps.
+    Limits(limits::LimitsArgs),
 }
 
 #[tokio::main]
@@ -34,6 +37,7 @@ async fn main() -> std::process::ExitCode {
     let outcome = match cli.command {
         Command::Submit(args) => submit::run(args).await,
         Command::Dev(args) => dev::run(args).await,
+        Command::Limits(args) => limits::run(args).await,
     };
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -172,7 +172,19 @@ fn nats_command(binary: &Path, port: u16, store: &Path) -> Command {
 pub struct RedisServer {
     process: Option<Process>,
     port: u16,
-    _dir: TempDir,
+    dir: TempDir,
+    binary: PathBuf,
+}
+
+fn redis_command(binary: &Path, port: u16, dir: &Path) -> Command {
+    let mut cmd = Command::new(binary);
+    cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+        .arg("--dir")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    cmd
 }
 
 impl RedisServer {
@@ -187,19 +199,13 @@ impl RedisServer {
             .tempdir()
             .map_err(|e| TestkitError::io("making the Redis directory", e))?;
         let (process, port) = start_on_free_port("redis-server", |port| {
-            let mut cmd = Command::new(&binary);
-            cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-                .arg("--dir")
-                .arg(dir.path())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null());
-            cmd
+            redis_command(&binary, port, dir.path())
         })?;
         Ok(Self {
             process: Some(process),
             port,
-            _dir: dir,
+            dir,
+            binary,
         })
     }
 
@@ -208,8 +214,20 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
-    /// Kills the server with SIGKILL.
+    /// Kills the server with SIGKILL; its data is gone (no persistence).
     pub fn kill(&mut self) {
         self.process.take();
+    }
+
+    /// Starts it again, empty, on the same port.
+    pub fn restart(&mut self) -> Result<(), TestkitError> {
+        self.kill();
+        let mut process = Process::spawn(
+            "redis-server",
+            redis_command(&self.binary, self.port, self.dir.path()),
+        )?;
+        wait_ready("redis-server", self.port, &mut process)?;
+        self.process = Some(process);
+        Ok(())
     }
 }

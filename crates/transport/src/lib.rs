@@ -13,7 +13,7 @@ pub mod pull;
 pub mod topology;
 
 pub use connect::connect;
-pub use pull::pull_with_slots;
+pub use pull::{pull_with_slots, Slots};
 pub use topology::{Topology, TopologyOptions};
 
 /// A NATS or JetStream operation failed.

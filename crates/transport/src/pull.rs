@@ -19,24 +19,50 @@ const MAX_PULL: usize = 256;
 /// How long one pull request waits for messages.
 const PULL_EXPIRES: Duration = Duration::from_secs(1);
 
+/// A budget of slots that pulled messages take.
+pub trait Slots: Send + Sync {
+    /// What a message holds while it is being handled.
+    type Permit: Send + 'static;
+    /// Slots free now.
+    fn free(&self) -> usize;
+    /// Waits for a slot; `None` once the budget is closed.
+    fn acquire(&self) -> impl Future<Output = Option<Self::Permit>> + Send;
+}
+
+impl Slots for Arc<Semaphore> {
+    type Permit = OwnedSemaphorePermit;
+
+    fn free(&self) -> usize {
+        self.available_permits()
+    }
+
+    async fn acquire(&self) -> Option<OwnedSemaphorePermit> {
+        self.clone().acquire_owned().await.ok()
+    }
+}
+
 /// Pulls from `consumer` until `stop`, handing each message with its slot to
 /// `handle`. Messages that arrive after `stop` are handed back (nak) at once.
-pub async fn pull_with_slots<H, Fut>(
+pub async fn pull_with_slots<S, H, Fut>(
     consumer: consumer::Consumer<consumer::pull::Config>,
-    slots: Arc<Semaphore>,
+    slots: S,
     stop: CancellationToken,
     mut handle: H,
 ) where
-    H: FnMut(Message, OwnedSemaphorePermit) -> Fut,
+    S: Slots,
+    H: FnMut(Message, S::Permit) -> Fut,
     Fut: Future<Output = ()>,
 {
     let mut failures = 0u32;
     loop {
         tokio::select! {
-            permit = slots.acquire() => drop(permit),
+            permit = slots.acquire() => match permit {
+                Some(permit) => drop(permit),
+                None => return,
+            },
             _ = stop.cancelled() => return,
         }
-        let want = slots.available_permits().clamp(1, MAX_PULL);
+        let want = slots.free().clamp(1, MAX_PULL);
         let batch = consumer
             .batch()
             .max_messages(want)
@@ -70,9 +96,9 @@ pub async fn pull_with_slots<H, Fut>(
                 let _ = message.ack_with(AckKind::Nak(None)).await;
                 continue;
             }
-            match slots.clone().acquire_owned().await {
-                Ok(permit) => handle(message, permit).await,
-                Err(_) => return,
+            match slots.acquire().await {
+                Some(permit) => handle(message, permit).await,
+                None => return,
             }
         }
     }

@@ -124,10 +124,13 @@ impl Topology {
             .await
     }
 
-    /// The durable pull consumer every worker serving `tool` shares.
+    /// The durable pull consumer every worker serving `tool` shares. With
+    /// `max_in_flight`, its `max_ack_pending` (the fleet-wide cap on the
+    /// tool's tasks in flight) is set to that, updating an existing consumer.
     pub async fn tool_consumer(
         &self,
         tool: &ToolName,
+        max_in_flight: Option<i64>,
     ) -> Result<consumer::Consumer<consumer::pull::Config>, TransportError> {
         let name = self.subjects.tool_consumer(tool);
         let config = consumer::pull::Config {
@@ -135,11 +138,24 @@ impl Topology {
             filter_subject: self.subjects.task(tool),
             ack_policy: consumer::AckPolicy::Explicit,
             ack_wait: self.options.ack_wait,
-            max_ack_pending: self.options.tool_max_ack_pending,
+            max_ack_pending: max_in_flight.unwrap_or(self.options.tool_max_ack_pending),
             ..Default::default()
         };
-        self.pull_consumer(&self.subjects.tasks_stream(), &name, config)
-            .await
+        let stream = self.subjects.tasks_stream();
+        let mut consumer = self.pull_consumer(&stream, &name, config.clone()).await?;
+        let current = consumer.cached_info().config.max_ack_pending;
+        if max_in_flight.is_some_and(|max| max != current) {
+            let what = || format!("updating consumer {name} on {stream}");
+            consumer = self
+                .js
+                .get_stream_no_info(&stream)
+                .await
+                .map_err(|e| TransportError::jetstream(what(), e))?
+                .create_consumer(config)
+                .await
+                .map_err(|e| TransportError::jetstream(what(), e))?;
+        }
+        Ok(consumer)
     }
 
     async fn pull_consumer(

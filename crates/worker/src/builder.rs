@@ -11,6 +11,7 @@ use serde_json::Value;
 use toolfan_protocol::{Subjects, ToolName};
 use toolfan_transport::TopologyOptions;
 
+use crate::limits::{check_key, LimiterOptions};
 use crate::tool::Typed;
 use crate::{TaskContext, Tool, ToolError, Worker, WorkerError};
 
@@ -31,6 +32,17 @@ pub struct WorkerOptions {
     pub heartbeat_interval: Duration,
     /// How long a shutdown waits for running tasks.
     pub drain_timeout: Duration,
+    /// Fleet-wide rate limits and concurrency caps; `None` runs every task unlimited.
+    pub limits: Option<LimiterOptions>,
+    /// The limit keys each tool's calls are under (besides `global` and
+    /// each task's own `rate_key`).
+    pub tool_limit_keys: BTreeMap<String, Vec<String>>,
+    /// Fleet-wide cap on a tool's tasks in flight (its consumer's `max_ack_pending`).
+    pub tool_max_in_flight: BTreeMap<String, i64>,
+    /// Most tasks a worker holds at once, running or waiting for a limit,
+    /// as a multiple of `concurrency`. Tasks waiting for a limit hold no
+    /// run slot, so other tools' tasks can run meanwhile.
+    pub max_held_factor: u32,
 }
 
 impl Default for WorkerOptions {
@@ -43,6 +55,10 @@ impl Default for WorkerOptions {
             topology: TopologyOptions::default(),
             heartbeat_interval: Duration::from_secs(1),
             drain_timeout: Duration::from_secs(30),
+            limits: None,
+            tool_limit_keys: BTreeMap::new(),
+            tool_max_in_flight: BTreeMap::new(),
+            max_held_factor: 4,
         }
     }
 }
@@ -76,6 +92,30 @@ impl WorkerBuilder {
     /// Runs at most `n` tasks at once.
     pub fn concurrency(mut self, n: u32) -> Self {
         self.options.concurrency = n;
+        self
+    }
+
+    /// Takes limits from Redis (and `options.defaults`).
+    pub fn limits(mut self, options: LimiterOptions) -> Self {
+        self.options.limits = Some(options);
+        self
+    }
+
+    /// Puts every call of `tool` under the limit keys `keys`.
+    pub fn limit_keys<I, K>(mut self, tool: impl Into<String>, keys: I) -> Self
+    where
+        I: IntoIterator<Item = K>,
+        K: Into<String>,
+    {
+        self.options
+            .tool_limit_keys
+            .insert(tool.into(), keys.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Caps `tool`'s tasks in flight across the whole fleet.
+    pub fn tool_max_in_flight(mut self, tool: impl Into<String>, max: i64) -> Self {
+        self.options.tool_max_in_flight.insert(tool.into(), max);
         self
     }
 
@@ -122,6 +162,33 @@ impl WorkerBuilder {
         if self.options.id.is_empty() {
             return Err(WorkerError::Config(
                 "the worker id must not be empty".into(),
+            ));
+        }
+        for (tool, keys) in &self.options.tool_limit_keys {
+            if !self.tools.contains_key(tool) {
+                return Err(WorkerError::Config(format!(
+                    "limit keys given for {tool:?}, which this worker does not serve"
+                )));
+            }
+            for key in keys {
+                check_key(key).map_err(|e| WorkerError::Config(e.to_string()))?;
+            }
+        }
+        if self.options.limits.is_none()
+            && self.options.tool_limit_keys.values().any(|k| !k.is_empty())
+        {
+            return Err(WorkerError::Config(
+                "limit keys need a Redis URL for the limits".into(),
+            ));
+        }
+        for (tool, max) in &self.options.tool_max_in_flight {
+            if !self.tools.contains_key(tool) || *max < 1 {
+                return Err(WorkerError::Config(format!("max in flight {max} for {tool:?}: the tool must be served here and the cap at least 1")));
+            }
+        }
+        if self.options.max_held_factor == 0 {
+            return Err(WorkerError::Config(
+                "max_held_factor must be at least 1".into(),
             ));
         }
         let mut tools = BTreeMap::new();

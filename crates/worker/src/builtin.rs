@@ -1,5 +1,5 @@
 //! The tools of the `toolfan-worker` binary, for demos, tests and benchmarks:
-//! `sleep`, `echo`, `fail` and `flaky`.
+//! `sleep`, `echo`, `fail`, `flaky` and `span`.
 
 use std::time::Duration;
 
@@ -9,7 +9,15 @@ use serde_json::{json, Value};
 use crate::{TaskContext, ToolError, WorkerBuilder};
 
 /// Names of the built-in tools.
-pub const BUILTIN_TOOLS: [&str; 4] = ["sleep", "echo", "fail", "flaky"];
+pub const BUILTIN_TOOLS: [&str; 5] = ["sleep", "echo", "fail", "flaky", "span"];
+
+/// Microseconds since the Unix epoch, now.
+fn now_unix_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -68,6 +76,17 @@ pub fn add_builtin(builder: WorkerBuilder, name: &str) -> Result<WorkerBuilder, 
             } else {
                 Ok(json!({ "attempt": ctx.attempt() }))
             }
+        }),
+        // `span {ms}`: like sleep, but returns when it ran, in µs since the
+        // Unix epoch, so tests and benchmarks can see rates and overlaps.
+        "span" => builder.typed_tool("span", |ctx: TaskContext, a: SleepArgs| async move {
+            let started = now_unix_us();
+            tokio::time::sleep(Duration::from_millis(a.ms)).await;
+            Ok::<_, ToolError>(json!({
+                "started_us": started,
+                "ended_us": now_unix_us(),
+                "worker": ctx.worker(),
+            }))
         }),
         other => {
             return Err(format!(

@@ -8,7 +8,8 @@ use async_nats::jetstream::{self, AckKind};
 use serde_json::Value;
 use toolfan_protocol::{decode, encode, ErrorKind, TaskError, TaskMessage, TaskResult};
 
-use crate::run::Shared;
+use crate::admission::{self, Renewal};
+use crate::run::{Shared, TaskPermits, ToolEntry};
 use crate::{TaskContext, Tool};
 
 /// Milliseconds since the Unix epoch, now.
@@ -19,8 +20,14 @@ pub(crate) fn now_unix_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// Runs the task in `message` with `tool` and publishes its result.
-pub(crate) async fn run_task(shared: &Shared, tool: &dyn Tool, message: jetstream::Message) {
+/// Runs the task in `message` and publishes its result. `permits` are the
+/// task's slots on this worker, held until the result is out.
+pub(crate) async fn run_task(
+    shared: &Shared,
+    entry: &ToolEntry,
+    message: jetstream::Message,
+    mut permits: TaskPermits,
+) {
     let attempt = message
         .info()
         .map(|info| u32::try_from(info.delivered).unwrap_or(1))
@@ -34,32 +41,91 @@ pub(crate) async fn run_task(shared: &Shared, tool: &dyn Tool, message: jetstrea
             return;
         }
     };
-
-    let result = execute(shared, tool, &task, attempt).await;
+    // Keep the task's ack deadline from lapsing while it waits or runs:
+    // only a dead worker's tasks are delivered again.
+    let ack_wait = shared.topology.options.ack_wait;
+    let result = with_progress(
+        &message,
+        ack_wait / 3,
+        execute(shared, entry, &task, attempt, &mut permits),
+    )
+    .await;
     publish_and_ack(shared, &task, result, message).await;
+    drop(permits);
 }
 
-async fn execute(shared: &Shared, tool: &dyn Tool, task: &TaskMessage, attempt: u32) -> TaskResult {
+/// Runs `work` while telling JetStream every `every` that the message is
+/// still being worked on.
+async fn with_progress<T>(
+    message: &jetstream::Message,
+    every: Duration,
+    work: impl std::future::Future<Output = T>,
+) -> T {
+    let mut ticker = tokio::time::interval(every);
+    ticker.tick().await;
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            out = &mut work => return out,
+            _ = ticker.tick() => {
+                if let Err(e) = message.ack_with(AckKind::Progress).await {
+                    tracing::debug!(error = %e, "progress ack not sent");
+                }
+            }
+        }
+    }
+}
+
+async fn execute(
+    shared: &Shared,
+    entry: &ToolEntry,
+    task: &TaskMessage,
+    attempt: u32,
+    permits: &mut TaskPermits,
+) -> TaskResult {
     let worker = Some(shared.options.id.clone());
     let left_ms = task.deadline_unix_ms.saturating_sub(now_unix_ms());
+    let decided = |error: TaskError| TaskResult {
+        worker: worker.clone(),
+        attempts: attempt,
+        ..TaskResult::decided(task.index, error)
+    };
     if left_ms == 0 {
-        return TaskResult {
-            worker,
-            ..TaskResult::decided(
-                task.index,
-                TaskError::new(
-                    ErrorKind::DeadlineExceeded,
-                    "the job deadline passed before the task started",
-                ),
+        return decided(TaskError::new(
+            ErrorKind::DeadlineExceeded,
+            "the job deadline passed before the task started",
+        ));
+    }
+    let deadline = Instant::now() + Duration::from_millis(left_ms);
+
+    // Limits: every rate token and lease the task needs, or a wait.
+    let mut lease = None;
+    if let Some(limiter) = &shared.limiter {
+        let limits = limiter.applicable(&entry.limit_keys, task.task.rate_key.as_deref());
+        if !limits.is_empty() {
+            let member = format!("{}:{}.{}", shared.options.id, task.msg_id(), attempt);
+            let cost = u64::from(task.task.cost);
+            match admission::admit(
+                shared,
+                limiter,
+                &limits,
+                cost,
+                &member,
+                permits,
+                deadline.into(),
             )
-        };
+            .await
+            {
+                Ok(Some(held)) => {
+                    lease = Some((held.clone(), Renewal::start(limiter.clone(), held)))
+                }
+                Ok(None) => {}
+                Err(error) => return decided(error),
+            }
+        }
     }
 
-    // Rate limits and concurrency leases are taken here, before the tool
-    // starts and after the deadline check, so a task never holds a slot it
-    // cannot use.
-
-    let by_deadline = Duration::from_millis(left_ms);
+    let by_deadline = deadline.saturating_duration_since(Instant::now());
     let (budget, deadline_bound) = match task.task.timeout_duration() {
         Some(timeout) if timeout < by_deadline => (timeout, false),
         _ => (by_deadline, true),
@@ -72,9 +138,20 @@ async fn execute(shared: &Shared, tool: &dyn Tool, task: &TaskMessage, attempt: 
     };
     shared.in_flight.fetch_add(1, Ordering::Relaxed);
     let started = Instant::now();
-    let outcome = run_with_timeout(tool, ctx, task.task.args.clone(), budget, deadline_bound).await;
+    let outcome = run_with_timeout(
+        entry.tool.as_ref(),
+        ctx,
+        task.task.args.clone(),
+        budget,
+        deadline_bound,
+    )
+    .await;
     let duration_ms = started.elapsed().as_millis() as u64;
     shared.in_flight.fetch_sub(1, Ordering::Relaxed);
+    if let (Some((held, renewal)), Some(limiter)) = (lease, &shared.limiter) {
+        drop(renewal);
+        limiter.release(&held).await;
+    }
     TaskResult {
         index: task.index,
         outcome,

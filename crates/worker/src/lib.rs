@@ -37,10 +37,12 @@
 //! - [`announce`] — heartbeats and answers to pings.
 //! - [`builtin`] — the tools of the `toolfan-worker` binary.
 
+mod admission;
 pub mod announce;
 pub mod builder;
 pub mod builtin;
 pub mod execute;
+pub mod limits;
 pub mod run;
 pub mod tool;
 

@@ -7,9 +7,10 @@ use clap::Parser;
 use tokio_util::sync::CancellationToken;
 use toolfan_protocol::Subjects;
 use toolfan_worker::builtin::{add_builtin, BUILTIN_TOOLS};
+use toolfan_worker::limits::{LimitSpec, LimiterOptions};
 use toolfan_worker::{Worker, WorkerOptions};
 
-/// Serves toolfan's built-in tools (sleep, echo, fail, flaky) to the fleet.
+/// Serves toolfan's built-in tools (sleep, echo, fail, flaky, span) to the fleet.
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Args {
@@ -20,10 +21,29 @@ struct Args {
         default_value = "nats://127.0.0.1:4222"
     )]
     nats_url: String,
-    /// Redis URL for fleet-wide rate limits and concurrency caps. Accepted
-    /// for forward compatibility; this version enforces no Redis limits.
+    /// Redis URL for fleet-wide rate limits and concurrency caps; without
+    /// it tasks run unlimited.
     #[arg(long, env = "TOOLFAN_REDIS_URL")]
     redis_url: Option<String>,
+    /// A default limit, used where Redis defines none for the key:
+    /// KEY=RATE[,burst=N][,concurrency=N], e.g. api=50/s,burst=5. Repeatable.
+    #[arg(long = "limit", value_name = "KEY=SPEC")]
+    limits: Vec<String>,
+    /// The limit keys a tool's calls are under: TOOL=KEY[,KEY...], e.g.
+    /// echo=api. Repeatable. Every call is also under `global` and its own
+    /// `rate_key`, where limits are defined for them.
+    #[arg(long = "limit-keys", value_name = "TOOL=KEYS")]
+    limit_keys: Vec<String>,
+    /// Run limited tasks unlimited while Redis is unreachable (default: they wait).
+    #[arg(long, env = "TOOLFAN_LIMITS_FAIL_OPEN")]
+    limits_fail_open: bool,
+    /// Milliseconds a concurrency lease lasts unless renewed (a killed
+    /// worker's leases free themselves after this).
+    #[arg(long, env = "TOOLFAN_LEASE_TTL_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
+    lease_ttl_ms: u64,
+    /// Fleet-wide cap on a tool's tasks in flight: TOOL=N. Repeatable.
+    #[arg(long = "tool-max-in-flight", value_name = "TOOL=N")]
+    tool_max_in_flight: Vec<String>,
     /// How many tasks run at once.
     #[arg(long, env = "TOOLFAN_CONCURRENCY", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     concurrency: u32,
@@ -59,8 +79,37 @@ async fn main() -> anyhow::Result<()> {
     if let Some(id) = args.id {
         options.id = id;
     }
-    if args.redis_url.is_some() {
-        tracing::info!("--redis-url is set; this version runs tools without Redis limits");
+    if let Some(url) = &args.redis_url {
+        let mut limits = LimiterOptions::new(url);
+        limits.prefix = args.prefix.clone();
+        limits.fail_open = args.limits_fail_open;
+        limits.lease_ttl = Duration::from_millis(args.lease_ttl_ms);
+        for flag in &args.limits {
+            let (key, spec) = split_flag("--limit", flag)?;
+            limits
+                .defaults
+                .insert(key.to_owned(), LimitSpec::parse_flag(spec)?);
+        }
+        options.limits = Some(limits);
+    } else if !args.limits.is_empty() {
+        anyhow::bail!("--limit needs --redis-url: limits are kept in Redis");
+    }
+    for flag in &args.limit_keys {
+        let (tool, keys) = split_flag("--limit-keys", flag)?;
+        let keys = keys
+            .split(',')
+            .map(|k| k.trim().to_owned())
+            .filter(|k| !k.is_empty());
+        options
+            .tool_limit_keys
+            .insert(tool.to_owned(), keys.collect());
+    }
+    for flag in &args.tool_max_in_flight {
+        let (tool, max) = split_flag("--tool-max-in-flight", flag)?;
+        let max = max
+            .parse()
+            .with_context(|| format!("--tool-max-in-flight {flag:?}: {max:?} is not a number"))?;
+        options.tool_max_in_flight.insert(tool.to_owned(), max);
     }
     let names: Vec<String> = if args.tools.is_empty() {
         BUILTIN_TOOLS.iter().map(|s| s.to_string()).collect()
@@ -75,6 +124,14 @@ async fn main() -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     tokio::spawn(shutdown_on_signal(shutdown.clone()));
     worker.run(shutdown).await.context("worker failed")
+}
+
+/// Splits `NAME=VALUE`, naming the flag in the error.
+fn split_flag<'a>(flag: &str, value: &'a str) -> anyhow::Result<(&'a str, &'a str)> {
+    value
+        .split_once('=')
+        .filter(|(name, rest)| !name.is_empty() && !rest.is_empty())
+        .ok_or_else(|| anyhow::anyhow!("{flag} {value:?}: expected NAME=VALUE"))
 }
 
 async fn shutdown_on_signal(token: CancellationToken) {

@@ -6,12 +6,14 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use async_nats::jetstream::consumer;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use toolfan_protocol::ToolName;
-use toolfan_transport::{pull_with_slots, Topology};
+use toolfan_transport::{pull_with_slots, Slots, Topology};
 
+use crate::admission::Turns;
+use crate::limits::Limiter;
 use crate::{announce, execute, Tool, WorkerBuilder, WorkerError, WorkerOptions};
 
 /// A worker serving a set of tools; build one with [`Worker::builder`].
@@ -24,8 +26,43 @@ pub struct Worker {
 pub(crate) struct Shared {
     pub(crate) options: WorkerOptions,
     pub(crate) topology: Topology,
+    /// Slots for running tools (`concurrency`).
     pub(crate) slots: Arc<Semaphore>,
+    /// Slots for tasks held at all, running or waiting for a limit.
+    pub(crate) held: Arc<Semaphore>,
     pub(crate) in_flight: AtomicU32,
+    pub(crate) limiter: Option<Arc<Limiter>>,
+    pub(crate) turns: Turns,
+}
+
+/// A pulled task's hold on the worker: a held slot for as long as the task
+/// is here, and a run slot that it gives back while it waits for a limit.
+pub(crate) struct TaskPermits {
+    pub(crate) run: Option<OwnedSemaphorePermit>,
+    pub(crate) _held: OwnedSemaphorePermit,
+}
+
+/// Pulls are sized by whichever budget is tighter.
+struct WorkerSlots(Arc<Shared>);
+
+impl Slots for WorkerSlots {
+    type Permit = TaskPermits;
+
+    fn free(&self) -> usize {
+        self.0
+            .slots
+            .available_permits()
+            .min(self.0.held.available_permits())
+    }
+
+    async fn acquire(&self) -> Option<TaskPermits> {
+        let held = self.0.held.clone().acquire_owned().await.ok()?;
+        let run = self.0.slots.clone().acquire_owned().await.ok()?;
+        Some(TaskPermits {
+            run: Some(run),
+            _held: held,
+        })
+    }
 }
 
 impl Worker {
@@ -60,11 +97,36 @@ impl Worker {
         topology.ensure_streams().await?;
         let mut consumers = Vec::new();
         for (name, tool) in &self.tools {
-            consumers.push((topology.tool_consumer(name).await?, tool.clone()));
+            let max = options.tool_max_in_flight.get(name.as_str()).copied();
+            let keys = options
+                .tool_limit_keys
+                .get(name.as_str())
+                .cloned()
+                .unwrap_or_default();
+            consumers.push((topology.tool_consumer(name, max).await?, tool.clone(), keys));
         }
+        let limiter = match &options.limits {
+            Some(limits) => {
+                let limiter = Arc::new(
+                    Limiter::new(limits.clone()).map_err(|e| WorkerError::Config(e.to_string()))?,
+                );
+                if let Err(e) = limiter.refresh().await {
+                    tracing::warn!(error = %e, "Redis unreachable at start; limited tasks wait until it answers");
+                }
+                limiter.spawn_refresh(shutdown.clone());
+                Some(limiter)
+            }
+            None => None,
+        };
+        let concurrency = options.concurrency as usize;
         let shared = Arc::new(Shared {
-            slots: Arc::new(Semaphore::new(options.concurrency as usize)),
+            slots: Arc::new(Semaphore::new(concurrency)),
+            held: Arc::new(Semaphore::new(
+                concurrency * options.max_held_factor as usize,
+            )),
             in_flight: AtomicU32::new(0),
+            limiter,
+            turns: Turns::default(),
             topology,
             options,
         });
@@ -74,11 +136,14 @@ impl Worker {
         let stop_pulling = shutdown.child_token();
         let mut loops = JoinSet::new();
         let tasks = Arc::new(tokio::sync::Mutex::new(JoinSet::new()));
-        for (consumer, tool) in consumers {
+        for (consumer, tool, keys) in consumers {
             loops.spawn(pull_loop(
                 shared.clone(),
                 consumer,
-                tool,
+                ToolEntry {
+                    tool,
+                    limit_keys: Arc::new(keys),
+                },
                 tasks.clone(),
                 stop_pulling.clone(),
             ));
@@ -115,25 +180,31 @@ async fn drain(shared: &Shared, tasks: &tokio::sync::Mutex<JoinSet<()>>) {
     }
 }
 
+/// A served tool and the limit keys its calls are under.
+#[derive(Clone)]
+pub(crate) struct ToolEntry {
+    pub(crate) tool: Arc<dyn Tool>,
+    pub(crate) limit_keys: Arc<Vec<String>>,
+}
+
 async fn pull_loop(
     shared: Arc<Shared>,
     consumer: consumer::Consumer<consumer::pull::Config>,
-    tool: Arc<dyn Tool>,
+    entry: ToolEntry,
     tasks: Arc<tokio::sync::Mutex<JoinSet<()>>>,
     stop: CancellationToken,
 ) {
-    let slots = shared.slots.clone();
-    pull_with_slots(consumer, slots, stop, |message, permit| {
+    let slots = WorkerSlots(shared.clone());
+    pull_with_slots(consumer, slots, stop, |message, permits| {
         let shared = shared.clone();
-        let tool = tool.clone();
+        let entry = entry.clone();
         let tasks = tasks.clone();
         async move {
             let mut tasks = tasks.lock().await;
             // Reap finished tasks so the set does not grow without bound.
             while tasks.try_join_next().is_some() {}
             tasks.spawn(async move {
-                execute::run_task(&shared, tool.as_ref(), message).await;
-                drop(permit);
+                execute::run_task(&shared, &entry, message, permits).await;
             });
         }
     })

@@ -1,0 +1,308 @@
+//! Taking a task's limits: every rate token and concurrency lease it needs,
+//! in one call of `lua/acquire.lua` (EVALSHA), all or nothing.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, LazyLock, RwLock};
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio_util::sync::CancellationToken;
+
+use super::{LimitError, LimitSpec, LimitStore};
+
+static ACQUIRE: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new(include_str!("../../lua/acquire.lua")));
+static RENEW: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new(include_str!("../../lua/renew.lua")));
+
+/// The key every task is under, when a limit is defined for it.
+pub const GLOBAL_KEY: &str = "global";
+
+/// How a worker's limiter connects and behaves.
+#[derive(Debug, Clone)]
+pub struct LimiterOptions {
+    /// Redis URL (`redis://[user:pass@]host:port`, or `rediss://` for TLS).
+    pub redis_url: String,
+    /// Key prefix in Redis (the subject prefix, `toolfan`).
+    pub prefix: String,
+    /// Limits used for keys Redis does not define.
+    pub defaults: BTreeMap<String, LimitSpec>,
+    /// Run limited tasks unlimited while Redis is unreachable (default: they wait).
+    pub fail_open: bool,
+    /// How long a lease lasts unless its holder renews it.
+    pub lease_ttl: Duration,
+    /// How often the definitions are read again from Redis.
+    pub refresh_every: Duration,
+}
+
+impl LimiterOptions {
+    /// Defaults for a limiter on `redis_url`.
+    pub fn new(redis_url: impl Into<String>) -> Self {
+        Self {
+            redis_url: redis_url.into(),
+            prefix: "toolfan".into(),
+            defaults: BTreeMap::new(),
+            fail_open: false,
+            lease_ttl: Duration::from_secs(10),
+            refresh_every: Duration::from_millis(500),
+        }
+    }
+}
+
+/// What the limiter says to a task.
+#[derive(Debug)]
+pub enum Decision {
+    /// Run now; hold the lease (if any cap applies) until the task ends.
+    Admitted(Option<Lease>),
+    /// Ask again after `after`; `key` is the limit that held it back.
+    Wait {
+        /// How long until it could pass.
+        after: Duration,
+        /// The limit that denied it.
+        key: String,
+    },
+    /// It can never pass (its cost exceeds a burst).
+    Never(String),
+}
+
+/// Concurrency leases held by one running task.
+#[derive(Debug, Clone)]
+pub struct Lease {
+    keys: Vec<String>,
+    member: String,
+}
+
+/// A worker's view of the fleet's limits, and its way to take them.
+pub struct Limiter {
+    client: redis::Client,
+    conn: tokio::sync::RwLock<Option<ConnectionManager>>,
+    options: LimiterOptions,
+    definitions: RwLock<Arc<BTreeMap<String, LimitSpec>>>,
+}
+
+impl std::fmt::Debug for Limiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may carry a password: never print it.
+        f.debug_struct("Limiter")
+            .field("prefix", &self.options.prefix)
+            .field("fail_open", &self.options.fail_open)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Limiter {
+    /// A limiter for `options`; Redis need not be up yet.
+    pub fn new(options: LimiterOptions) -> Result<Self, LimitError> {
+        for (key, spec) in &options.defaults {
+            super::check_key(key)?;
+            spec.validate()?;
+        }
+        let client = redis::Client::open(options.redis_url.as_str())
+            .map_err(|e| LimitError::Spec(format!("invalid Redis URL: {e}")))?;
+        Ok(Self {
+            client,
+            conn: tokio::sync::RwLock::new(None),
+            definitions: RwLock::new(Arc::new(options.defaults.clone())),
+            options,
+        })
+    }
+
+    /// Whether limited tasks run unlimited while Redis is unreachable.
+    pub fn fails_open(&self) -> bool {
+        self.options.fail_open
+    }
+
+    async fn conn(&self) -> Result<ConnectionManager, LimitError> {
+        if let Some(conn) = self.conn.read().await.as_ref() {
+            return Ok(conn.clone());
+        }
+        let mut slot = self.conn.write().await;
+        if let Some(conn) = slot.as_ref() {
+            return Ok(conn.clone());
+        }
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(1)))
+            .set_number_of_retries(2);
+        let conn = ConnectionManager::new_with_config(self.client.clone(), config)
+            .await
+            .map_err(|e| LimitError::redis("connecting", e))?;
+        *slot = Some(conn.clone());
+        Ok(conn)
+    }
+
+    /// Reads the definitions from Redis now; defaults fill keys it lacks.
+    pub async fn refresh(&self) -> Result<(), LimitError> {
+        let store = LimitStore::with_connection(self.conn().await?, &self.options.prefix);
+        let mut merged = self.options.defaults.clone();
+        for (key, spec) in store.list().await? {
+            match spec {
+                Ok(spec) => {
+                    merged.insert(key, spec);
+                }
+                Err(e) => tracing::warn!(%key, error = %e, "ignoring a malformed limit definition"),
+            }
+        }
+        *self.definitions.write().expect("definitions lock") = Arc::new(merged);
+        Ok(())
+    }
+
+    /// Keeps the definitions current until `shutdown`.
+    pub fn spawn_refresh(
+        self: &Arc<Self>,
+        shutdown: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        let limiter = self.clone();
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(limiter.options.refresh_every);
+            let mut was_ok = true;
+            loop {
+                tokio::select! {
+                    _ = ticker.tick() => {}
+                    _ = shutdown.cancelled() => return,
+                }
+                let ok = match limiter.refresh().await {
+                    Ok(()) => true,
+                    Err(e) => {
+                        if was_ok {
+                            tracing::warn!(error = %e, "cannot read limit definitions; keeping the last ones");
+                        }
+                        false
+                    }
+                };
+                if ok && !was_ok {
+                    tracing::info!("limit definitions readable again");
+                }
+                was_ok = ok;
+            }
+        })
+    }
+
+    /// The defined limits a task is under: its tool's keys, `global`, and
+    /// its own `rate_key`, each only if a limit is defined for it.
+    pub fn applicable(
+        &self,
+        tool_keys: &[String],
+        rate_key: Option<&str>,
+    ) -> Vec<(String, LimitSpec)> {
+        let definitions = self.definitions.read().expect("definitions lock").clone();
+        let mut keys: Vec<&str> = tool_keys.iter().map(String::as_str).collect();
+        keys.push(GLOBAL_KEY);
+        keys.extend(rate_key);
+        keys.sort_unstable();
+        keys.dedup();
+        keys.into_iter()
+            .filter_map(|k| definitions.get(k).map(|spec| (k.to_owned(), spec.clone())))
+            .collect()
+    }
+
+    /// Takes every limit in `limits` for a call of `cost` units, or none.
+    /// `member` names the lease (unique per task attempt).
+    pub async fn acquire(
+        &self,
+        limits: &[(String, LimitSpec)],
+        cost: u64,
+        member: &str,
+    ) -> Result<Decision, LimitError> {
+        let rated: Vec<(&String, &super::Rate, u64)> = limits
+            .iter()
+            .filter_map(|(k, s)| s.rate.as_ref().map(|r| (k, r, s.burst)))
+            .collect();
+        if let Some((key, _, burst)) = rated.iter().find(|(_, _, burst)| cost > *burst) {
+            return Ok(Decision::Never(format!(
+                "a call of cost {cost} can never pass limit {key:?}, whose burst is {burst}; raise its burst to at least {cost}"
+            )));
+        }
+        let capped: Vec<(&String, u32)> = limits
+            .iter()
+            .filter_map(|(k, s)| s.concurrency.map(|c| (k, c)))
+            .collect();
+        let prefix = &self.options.prefix;
+        let mut call = ACQUIRE.prepare_invoke();
+        for (key, _, _) in &rated {
+            call.key(format!("{prefix}:gcra:{key}"));
+        }
+        for (key, _) in &capped {
+            call.key(format!("{prefix}:lease:{key}"));
+        }
+        call.arg(rated.len())
+            .arg(capped.len())
+            .arg(cost)
+            .arg(member)
+            .arg(self.options.lease_ttl.as_millis() as u64);
+        for (_, rate, burst) in &rated {
+            call.arg(rate.interval_us()).arg(*burst);
+        }
+        for (_, cap) in &capped {
+            call.arg(*cap);
+        }
+        let mut conn = self.conn().await?;
+        let reply: Vec<i64> = call
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| LimitError::redis("acquire script", e))?;
+        match reply.as_slice() {
+            [1] => Ok(Decision::Admitted((!capped.is_empty()).then(|| {
+                Lease {
+                    keys: capped
+                        .iter()
+                        .map(|(k, _)| format!("{prefix}:lease:{k}"))
+                        .collect(),
+                    member: member.to_owned(),
+                }
+            }))),
+            [0, wait_us, index] => {
+                // The script names the denying limit by its 1-based place among KEYS.
+                let place = (*index as usize).saturating_sub(1);
+                let key = match place.checked_sub(rated.len()) {
+                    None => rated[place].0.clone(),
+                    Some(j) => capped.get(j).map(|(k, _)| (*k).clone()).unwrap_or_default(),
+                };
+                Ok(Decision::Wait {
+                    after: Duration::from_micros((*wait_us).max(1) as u64),
+                    key,
+                })
+            }
+            other => Err(LimitError::Redis {
+                context: "acquire script".into(),
+                reason: format!("unexpected reply {other:?}"),
+            }),
+        }
+    }
+
+    /// Extends `lease` by the lease TTL from now.
+    pub async fn renew(&self, lease: &Lease) -> Result<(), LimitError> {
+        let mut conn = self.conn().await?;
+        let mut call = RENEW.prepare_invoke();
+        for key in &lease.keys {
+            call.key(key);
+        }
+        call.arg(&lease.member)
+            .arg(self.options.lease_ttl.as_millis() as u64)
+            .invoke_async::<()>(&mut conn)
+            .await
+            .map_err(|e| LimitError::redis("renewing a lease", e))
+    }
+
+    /// Gives `lease` back at once.
+    pub async fn release(&self, lease: &Lease) {
+        let result = async {
+            let mut conn = self.conn().await?;
+            let mut pipe = redis::pipe();
+            for key in &lease.keys {
+                pipe.cmd("ZREM").arg(key).arg(&lease.member).ignore();
+            }
+            pipe.query_async::<()>(&mut conn)
+                .await
+                .map_err(|e| LimitError::redis("releasing a lease", e))
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "lease not released; it frees itself when it expires");
+        }
+    }
+
+    /// The lease TTL.
+    pub fn lease_ttl(&self) -> Duration {
+        self.options.lease_ttl
+    }
+}
