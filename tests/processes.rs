@@ -2,25 +2,14 @@
 //! sharing one job, and bad input published with a plain NATS client.
 
 use std::collections::BTreeSet;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use async_nats::jetstream;
 use futures::StreamExt;
 use serde_json::json;
 use toolfan::{Client, ClientOptions, Job, Task};
-use toolfan_e2e::{assert_all_missed_a_500ms_deadline, timed, Cluster};
+use toolfan_e2e::{assert_all_missed_a_500ms_deadline, spawn, timed, Cluster};
 use toolfan_protocol::{decode, ErrorKind, JobStatus, ReplyEvent};
-use toolfan_testkit::{binary, Process};
-
-fn spawn(name: &str, args: &[&str]) -> anyhow::Result<Process> {
-    let mut cmd = Command::new(binary(name)?);
-    cmd.args(args)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
-    Ok(Process::spawn(name, cmd)?)
-}
 
 #[tokio::test]
 async fn three_worker_processes_share_one_job() -> anyhow::Result<()> {

@@ -124,3 +124,41 @@ pub fn assert_all_missed_a_500ms_deadline(results: &[TaskResult], elapsed: Durat
         );
     }
 }
+
+/// Starts a built `toolfan` binary (`toolfan-worker`, `toolfan-coordinator`,
+/// `toolfan`) with `args`, logging warnings to the test's stderr.
+pub fn spawn(name: &str, args: &[&str]) -> anyhow::Result<toolfan_testkit::Process> {
+    let mut cmd = std::process::Command::new(toolfan_testkit::binary(name)?);
+    cmd.args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit());
+    Ok(toolfan_testkit::Process::spawn(name, cmd)?)
+}
+
+/// Start times (µs) of `span` results, sorted.
+pub fn span_starts(results: &[TaskResult]) -> Vec<u64> {
+    let mut starts: Vec<u64> = results
+        .iter()
+        .map(|r| {
+            r.value()
+                .and_then(|v| v["started_us"].as_u64())
+                .unwrap_or_else(|| panic!("not a span result: {r:?}"))
+        })
+        .collect();
+    starts.sort_unstable();
+    starts
+}
+
+/// The most starts in any window of `window_us` (windows begin at a start).
+pub fn max_in_window(starts: &[u64], window_us: u64) -> usize {
+    let mut most = 0;
+    let mut end = 0;
+    for (i, &start) in starts.iter().enumerate() {
+        while end < starts.len() && starts[end] < start + window_us {
+            end += 1;
+        }
+        most = most.max(end - i);
+    }
+    most
+}

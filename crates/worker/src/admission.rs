@@ -49,14 +49,27 @@ fn rate_limited(message: String) -> TaskError {
     }
 }
 
-/// Takes `limits` for a call of `cost`, waiting as long as the deadline
-/// allows. Returns the task's leases, if any cap applies.
+/// What a task asks of the limiter.
+pub(crate) struct Ask<'a> {
+    /// Its tool's limit keys.
+    pub(crate) tool_keys: &'a [String],
+    /// Its own rate key.
+    pub(crate) rate_key: Option<&'a str>,
+    /// Units it takes.
+    pub(crate) cost: u64,
+    /// Its lease name.
+    pub(crate) member: String,
+}
+
+/// Takes `limits` (as first seen) for a call, waiting as long as the
+/// deadline allows. The definitions are read again on every try, so a limit
+/// changed while tasks wait applies to them at once. Returns the task's
+/// leases, if any cap applies.
 pub(crate) async fn admit(
     shared: &Shared,
     limiter: &Limiter,
     limits: &[(String, LimitSpec)],
-    cost: u64,
-    member: &str,
+    ask: &Ask<'_>,
     permits: &mut TaskPermits,
     deadline: Instant,
 ) -> Result<Option<Lease>, TaskError> {
@@ -76,7 +89,11 @@ pub(crate) async fn admit(
         if permits.run.is_none() {
             permits.run = shared.slots.clone().acquire_owned().await.ok();
         }
-        let wait = match limiter.acquire(limits, cost, member).await {
+        let limits = limiter.applicable(ask.tool_keys, ask.rate_key);
+        if limits.is_empty() {
+            return Ok(None);
+        }
+        let wait = match limiter.acquire(&limits, ask.cost, &ask.member).await {
             Ok(Decision::Admitted(lease)) => {
                 if redis_down {
                     tracing::info!("Redis answers again; limited tasks resume");

@@ -103,19 +103,13 @@ async fn execute(
     if let Some(limiter) = &shared.limiter {
         let limits = limiter.applicable(&entry.limit_keys, task.task.rate_key.as_deref());
         if !limits.is_empty() {
-            let member = format!("{}:{}.{}", shared.options.id, task.msg_id(), attempt);
-            let cost = u64::from(task.task.cost);
-            match admission::admit(
-                shared,
-                limiter,
-                &limits,
-                cost,
-                &member,
-                permits,
-                deadline.into(),
-            )
-            .await
-            {
+            let ask = admission::Ask {
+                tool_keys: &entry.limit_keys,
+                rate_key: task.task.rate_key.as_deref(),
+                cost: u64::from(task.task.cost),
+                member: format!("{}:{}.{}", shared.options.id, task.msg_id(), attempt),
+            };
+            match admission::admit(shared, limiter, &limits, &ask, permits, deadline.into()).await {
                 Ok(Some(held)) => {
                     lease = Some((held.clone(), Renewal::start(limiter.clone(), held)))
                 }
