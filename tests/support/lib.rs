@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use toolfan::{Client, ClientOptions, ErrorKind, Job, TaskResult};
 use toolfan_coordinator::CoordinatorOptions;
+pub use toolfan_testkit::stats::max_in_window;
 use toolfan_testkit::NatsServer;
 use toolfan_worker::{builtin, Worker, WorkerBuilder};
 
@@ -148,17 +149,4 @@ pub fn span_starts(results: &[TaskResult]) -> Vec<u64> {
         .collect();
     starts.sort_unstable();
     starts
-}
-
-/// The most starts in any window of `window_us` (windows begin at a start).
-pub fn max_in_window(starts: &[u64], window_us: u64) -> usize {
-    let mut most = 0;
-    let mut end = 0;
-    for (i, &start) in starts.iter().enumerate() {
-        while end < starts.len() && starts[end] < start + window_us {
-            end += 1;
-        }
-        most = most.max(end - i);
-    }
-    most
 }

@@ -1,8 +1,10 @@
 //! `toolfan`: submit jobs to a cluster, or run a whole one locally.
 
+mod bench;
 mod demo;
 mod dev;
 mod limits;
+mod local;
 mod submit;
 
 use clap::{Parser, Subcommand};
@@ -23,6 +25,8 @@ enum Command {
     Dev(dev::DevArgs),
     /// Define, list or delete fleet-wide rate limits and concurrency caps.
     Limits(limits::LimitsArgs),
+    /// Measure a scenario on a local cluster.
+    Bench(bench::BenchArgs),
 }
 
 #[tokio::main]
@@ -38,6 +42,7 @@ async fn main() -> std::process::ExitCode {
         Command::Submit(args) => submit::run(args).await,
         Command::Dev(args) => dev::run(args).await,
         Command::Limits(args) => limits::run(args).await,
+        Command::Bench(args) => bench::run(args).await,
     };
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -10,9 +10,11 @@
 //! - [`server`] — starting, stopping and restarting the two servers.
 //! - [`process`] — child processes that die with their owner, and finding
 //!   the workspace's binaries.
+//! - [`stats`] — counting over timestamps (rates in windows).
 
 pub mod process;
 pub mod server;
+pub mod stats;
 
 pub use process::{binary, Process};
 pub use server::{NatsServer, RedisServer};

@@ -75,11 +75,18 @@ fn wait_ready(what: &'static str, port: u16, process: &mut Process) -> Result<()
     }
 }
 
+/// Serializes picking a port and waiting for the server to listen on it.
+/// Without it, two servers started at once by tests in one process could
+/// pick the same free port: the loser fails to bind, yet its readiness
+/// check connects to the winner and it is taken for running.
+static STARTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Starts `make(port)` on a free port, trying other ports if one was taken meanwhile.
 fn start_on_free_port(
     what: &'static str,
     make: impl Fn(u16) -> Command,
 ) -> Result<(Process, u16), TestkitError> {
+    let _one_at_a_time = STARTING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let mut last = None;
     for _ in 0..5 {
         let port = free_port()?;

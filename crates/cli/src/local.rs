@@ -1,0 +1,126 @@
+//! A whole cluster in this process, for `toolfan dev` and `toolfan bench`:
+//! nats-server and redis-server (started here unless URLs are given), a
+//! coordinator and workers serving the built-in tools.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use toolfan::{Client, ClientOptions};
+use toolfan_coordinator::CoordinatorOptions;
+use toolfan_testkit::{NatsServer, RedisServer};
+use toolfan_worker::builtin::{add_builtin, BUILTIN_TOOLS};
+use toolfan_worker::limits::LimiterOptions;
+use toolfan_worker::{Worker, WorkerBuilder};
+
+/// A running local cluster; everything stops when it is dropped.
+pub(crate) struct LocalCluster {
+    _nats: Option<NatsServer>,
+    _redis: Option<RedisServer>,
+    pub(crate) nats_url: String,
+    pub(crate) redis_url: String,
+    pub(crate) client: Client,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// What to start.
+pub(crate) struct LocalOptions {
+    pub(crate) nats_url: Option<String>,
+    pub(crate) redis_url: Option<String>,
+    pub(crate) workers: u32,
+    pub(crate) concurrency: u32,
+}
+
+impl LocalCluster {
+    /// Starts the cluster; `configure` adds to each worker's builder (e.g. limit keys).
+    pub(crate) async fn start(
+        options: &LocalOptions,
+        configure: impl Fn(WorkerBuilder) -> WorkerBuilder,
+    ) -> anyhow::Result<Self> {
+        let (nats, nats_url) = match &options.nats_url {
+            Some(url) => (None, url.clone()),
+            None => {
+                let server = NatsServer::start().context("cannot start nats-server")?;
+                let url = server.url();
+                (Some(server), url)
+            }
+        };
+        let (redis, redis_url) = match &options.redis_url {
+            Some(url) => (None, url.clone()),
+            None => {
+                let server = RedisServer::start().context("cannot start redis-server")?;
+                let url = server.url();
+                (Some(server), url)
+            }
+        };
+        let shutdown = CancellationToken::new();
+        let mut tasks = Vec::new();
+        let coordinator = CoordinatorOptions {
+            nats_url: nats_url.clone(),
+            ..CoordinatorOptions::default()
+        };
+        let stop = shutdown.clone();
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = toolfan_coordinator::run(coordinator, stop).await {
+                eprintln!("toolfan: the coordinator stopped: {e}");
+            }
+        }));
+        let mut ids = Vec::new();
+        for i in 1..=options.workers {
+            let mut builder = Worker::builder()
+                .nats_url(&nats_url)
+                .id(format!("local-w{i}"))
+                .concurrency(options.concurrency)
+                .limits(LimiterOptions::new(&redis_url));
+            for name in BUILTIN_TOOLS {
+                builder = add_builtin(builder, name).map_err(anyhow::Error::msg)?;
+            }
+            let worker = configure(builder).build()?;
+            ids.push(worker.id().to_owned());
+            let stop = shutdown.clone();
+            tasks.push(tokio::spawn(async move {
+                if let Err(e) = worker.run(stop).await {
+                    eprintln!("toolfan: a worker stopped: {e}");
+                }
+            }));
+        }
+        let client = Client::connect(ClientOptions::new(&nats_url).caller("local")?).await?;
+        let cluster = Self {
+            _nats: nats,
+            _redis: redis,
+            nats_url,
+            redis_url,
+            client,
+            shutdown,
+            tasks,
+        };
+        cluster.wait_for_workers(&ids).await?;
+        Ok(cluster)
+    }
+
+    async fn wait_for_workers(&self, ids: &[String]) -> anyhow::Result<()> {
+        let started = Instant::now();
+        loop {
+            let live = self.client.workers(Duration::from_millis(200)).await?;
+            if ids.iter().all(|id| live.iter().any(|w| &w.id == id)) {
+                return Ok(());
+            }
+            if started.elapsed() > Duration::from_secs(15) {
+                anyhow::bail!("the workers did not announce themselves within 15 s");
+            }
+        }
+    }
+
+    /// Stops the coordinator and workers, waiting up to 5 s for them.
+    pub(crate) async fn stop(self) {
+        self.shutdown.cancel();
+        let stop = async {
+            for task in self.tasks {
+                let _ = task.await;
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(5), stop).await;
+    }
+}
