@@ -11,7 +11,7 @@ use toolfan_transport::Topology;
 
 use crate::ClientError;
 
-/// How long to read the results stream for results whose events were lost.
+/// How long to wait for each stored result when reading the results stream.
 const RECOVER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Something that happened to a job.
@@ -81,7 +81,7 @@ impl JobHandle {
             let message = tokio::select! {
                 message = self.events.next() => message,
                 _ = tokio::time::sleep_until(self.wait_until) => {
-                    return Some(Err(ClientError::NoAnswer { job: self.id.clone(), waited: self.waited }));
+                    return Some(self.answer_from_stream().await);
                 }
             };
             let Some(message) = message else {
@@ -129,27 +129,55 @@ impl JobHandle {
                 .unwrap_or_else(|| "no reason given".into());
             return Err(ClientError::Invalid(why));
         }
-        if self.received < self.slots.len() {
-            self.recover().await?;
+        if self.received < self.slots.len() && !self.recover().await? {
+            return Err(ClientError::NoAnswer {
+                job: self.id.clone(),
+                waited: self.waited,
+            });
         }
         self.summary = Some(summary.clone());
         Ok(JobEvent::Done(summary))
     }
 
-    /// Core NATS may drop an event under load; the results stream has every
-    /// outcome, and its first per task is the one the coordinator counted.
-    async fn recover(&mut self) -> Result<(), ClientError> {
-        tracing::debug!(job = %self.id, missing = self.slots.len() - self.received, "reading missed results from the stream");
-        let mut stream = self.topology.job_results(&self.id).await?;
-        let mut firsts = vec![false; self.slots.len()];
-        let give_up = Instant::now() + RECOVER_TIMEOUT;
-        while self.received < self.slots.len() {
-            let next = tokio::select! {
-                next = stream.next() => next,
-                _ = tokio::time::sleep_until(give_up) => None,
+    /// No `done` came by the deadline plus grace. The coordinator's answer
+    /// may still be complete in the results stream (it publishes a verdict
+    /// for every task by the deadline) while its events were lost, say to a
+    /// NATS restart; if so, that is the answer.
+    async fn answer_from_stream(&mut self) -> Result<JobEvent, ClientError> {
+        if self.received == self.slots.len() || self.recover().await? {
+            let results = self.slots.iter().flatten();
+            let succeeded = results.clone().filter(|r| r.is_ok()).count() as u32;
+            let total = self.slots.len() as u32;
+            let summary = JobSummary {
+                job: self.id.clone(),
+                status: JobStatus::Completed,
+                policy: Default::default(),
+                total,
+                succeeded,
+                failed: total - succeeded,
+                duration_ms: self.waited.as_millis() as u64,
+                error: None,
             };
-            let Some(Ok(message)) = next else {
-                return Err(ClientError::Disconnected(self.id.clone()));
+            self.summary = Some(summary.clone());
+            return Ok(JobEvent::Done(summary));
+        }
+        Err(ClientError::NoAnswer {
+            job: self.id.clone(),
+            waited: self.waited,
+        })
+    }
+
+    /// Core NATS may drop an event; the results stream has every outcome,
+    /// and its first per task is the one the coordinator counted. Reads what
+    /// is stored and says whether every task now has its result.
+    async fn recover(&mut self) -> Result<bool, ClientError> {
+        tracing::debug!(job = %self.id, missing = self.slots.len() - self.received, "reading missed results from the stream");
+        let (mut stream, stored) = self.topology.job_results(&self.id).await?;
+        let mut firsts = vec![false; self.slots.len()];
+        for _ in 0..stored {
+            let next = tokio::time::timeout(RECOVER_TIMEOUT, stream.next()).await;
+            let Ok(Some(Ok(message))) = next else {
+                break;
             };
             let Ok(result) = decode::<TaskResult>("task result", &message.payload) else {
                 continue;
@@ -160,6 +188,6 @@ impl JobHandle {
                 self.record(&result);
             }
         }
-        Ok(())
+        Ok(self.received == self.slots.len())
     }
 }

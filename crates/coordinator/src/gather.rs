@@ -55,6 +55,11 @@ impl Gather {
             .map(|(i, _)| i as u32)
     }
 
+    /// How many tasks have their result.
+    pub(crate) fn filled(&self) -> usize {
+        self.filled
+    }
+
     /// Whether every task has its result.
     pub(crate) fn complete(&self) -> bool {
         self.filled == self.slots.len()

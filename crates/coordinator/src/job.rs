@@ -8,7 +8,7 @@ use async_nats::jetstream::{self, AckKind};
 use futures::StreamExt;
 use tokio::time::Instant;
 use toolfan_protocol::{
-    decode, encode, ErrorKind, JobStatus, JobSummary, TaskError, TaskMessage, TaskResult,
+    decode, encode, ErrorKind, JobId, JobStatus, JobSummary, TaskError, TaskMessage, TaskResult,
     PROTOCOL_VERSION,
 };
 
@@ -20,6 +20,8 @@ use crate::Shared;
 
 /// How often a failed dispatch is tried again.
 const REDISPATCH_EVERY: Duration = Duration::from_millis(250);
+/// How long to wait for each stored result while replaying a taken-over job.
+const REPLAY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Milliseconds since the Unix epoch, now.
 pub(crate) fn now_unix_ms() -> u64 {
@@ -48,7 +50,11 @@ pub(crate) async fn handle(shared: &Shared, message: jetstream::Message) {
         }
     };
     tracing::debug!(job = %job.id, caller = %job.caller, tasks = job.spec.tasks.len(), "job accepted");
-    match run(shared, &job, &message).await {
+    let outcome = tokio::select! {
+        outcome = run(shared, &job, &message) => outcome,
+        _ = shared.abandon.cancelled() => Err("this coordinator is shutting down".into()),
+    };
+    match outcome {
         Ok(summary) => {
             tracing::info!(job = %job.id, total = summary.total, succeeded = summary.succeeded, failed = summary.failed, duration_ms = summary.duration_ms, "job done");
             ReplyTo::new(
@@ -65,7 +71,8 @@ pub(crate) async fn handle(shared: &Shared, message: jetstream::Message) {
             // Hand the job back; this or another coordinator takes it again
             // and recovers what was already done from the results stream.
             tracing::warn!(job = %job.id, %why, "job handed back");
-            ack(&message, AckKind::Nak(Some(Duration::from_secs(1)))).await;
+            let delay = (!shared.abandon.is_cancelled()).then_some(Duration::from_secs(1));
+            ack(&message, AckKind::Nak(delay)).await;
         }
     }
 }
@@ -82,20 +89,18 @@ async fn run(
     job: &AcceptedJob,
     message: &jetstream::Message,
 ) -> Result<JobSummary, String> {
-    let mut results = shared
+    let (mut results, stored) = shared
         .topology
         .job_results(&job.id)
         .await
         .map_err(|e| e.to_string())?;
-    let reply = ReplyTo::new(
-        &shared.client,
-        &shared.topology.subjects,
-        &job.caller,
-        &job.id,
-    );
+    let reply = ReplyTo::new(&shared.client, &shared.topology.subjects, &job.caller, &job.id);
     let total = job.spec.tasks.len() as u32;
-    let mut gather = Gather::new(total as usize);
-    let mut window = Window::new(total, job.spec.max_concurrency);
+    let mut state = JobState {
+        gather: Gather::new(total as usize),
+        window: Window::new(total, job.spec.max_concurrency),
+        reply,
+    };
     let deadline_unix_ms = job.submitted_unix_ms.saturating_add(job.spec.deadline_ms);
     let deadline =
         Instant::now() + Duration::from_millis(deadline_unix_ms.saturating_sub(now_unix_ms()));
@@ -104,27 +109,31 @@ async fn run(
     // the job ends on what it has by this time.
     let give_up = deadline + shared.options.deadline_grace;
     let mut deadline_passed = false;
-    let mut progress = tokio::time::interval(shared.topology.options.ack_wait / 3);
+    let mut progress = tokio::time::interval(shared.job_ack_wait / 3);
     let mut redispatch = tokio::time::interval(REDISPATCH_EVERY);
 
-    dispatch(shared, job, deadline_unix_ms, &mut window).await;
-    while !gather.complete() {
+    // A job taken over from a coordinator that died: what is already in the
+    // results stream counts first, so only tasks still without a result
+    // are dispatched again (and those that were in flight are deduplicated
+    // by their `Nats-Msg-Id`).
+    if stored > 0 {
+        for _ in 0..stored {
+            match tokio::time::timeout(REPLAY_TIMEOUT, results.next()).await {
+                Ok(Some(Ok(msg))) => state.on_result(&job.id, &msg.payload).await,
+                _ => break,
+            }
+        }
+        tracing::info!(job = %job.id, recovered = state.gather.filled(), total, "took over a job; recovered results already stored");
+    }
+
+    dispatch(shared, job, deadline_unix_ms, &mut state.window).await;
+    while !state.gather.complete() {
         tokio::select! {
             next = results.next() => match next {
                 Some(Ok(msg)) => {
-                    match decode::<TaskResult>("task result", &msg.payload) {
-                        Ok(result) => match gather.accept(&result) {
-                            Accepted::First => {
-                                window.finished(result.index);
-                                reply.result(result).await;
-                            }
-                            Accepted::Duplicate => tracing::debug!(job = %job.id, index = result.index, "dropping a duplicate result"),
-                            Accepted::OutOfRange => tracing::warn!(job = %job.id, index = result.index, "dropping a result for no task of the job"),
-                        },
-                        Err(e) => tracing::warn!(job = %job.id, error = %e, "dropping an undecodable result"),
-                    }
+                    state.on_result(&job.id, &msg.payload).await;
                     if !deadline_passed {
-                        dispatch(shared, job, deadline_unix_ms, &mut window).await;
+                        dispatch(shared, job, deadline_unix_ms, &mut state.window).await;
                     }
                 }
                 Some(Err(e)) => tracing::debug!(job = %job.id, error = %e, "results consumer hiccup; it resumes on its own"),
@@ -132,24 +141,24 @@ async fn run(
             },
             _ = tokio::time::sleep_until(deadline), if !deadline_passed => {
                 deadline_passed = true;
-                window.close();
-                let missing: Vec<u32> = gather.missing().collect();
+                state.window.close();
+                let missing: Vec<u32> = state.gather.missing().collect();
                 tracing::info!(job = %job.id, missing = missing.len(), "job deadline passed");
                 let error = TaskError::new(ErrorKind::DeadlineExceeded, format!("the job deadline of {} ms passed before the task finished", job.spec.deadline_ms));
                 decide(shared, job, &missing, "deadline", &error).await;
             }
             _ = tokio::time::sleep_until(give_up), if deadline_passed => {
-                let missing: Vec<u32> = gather.missing().collect();
+                let missing: Vec<u32> = state.gather.missing().collect();
                 tracing::error!(job = %job.id, missing = missing.len(), "results stream unreachable after the deadline; answering from memory");
                 for index in missing {
                     let result = TaskResult::decided(index, TaskError::new(ErrorKind::DeadlineExceeded, "the job deadline passed before the task finished"));
-                    gather.accept(&result);
-                    reply.result(result).await;
+                    state.gather.accept(&result);
+                    state.reply.result(result).await;
                 }
             }
             _ = progress.tick() => ack(message, AckKind::Progress).await,
-            _ = redispatch.tick(), if !deadline_passed && window.waiting() => {
-                dispatch(shared, job, deadline_unix_ms, &mut window).await;
+            _ = redispatch.tick(), if !deadline_passed && state.window.waiting() => {
+                dispatch(shared, job, deadline_unix_ms, &mut state.window).await;
             }
         }
     }
@@ -158,11 +167,36 @@ async fn run(
         status: JobStatus::Completed,
         policy: job.spec.policy,
         total,
-        succeeded: gather.succeeded(),
-        failed: gather.failed(),
+        succeeded: state.gather.succeeded(),
+        failed: state.gather.failed(),
         duration_ms: now_unix_ms().saturating_sub(job.submitted_unix_ms),
         error: None,
     })
+}
+
+/// What a live job knows.
+struct JobState<'a> {
+    gather: Gather,
+    window: Window,
+    reply: ReplyTo<'a>,
+}
+
+impl JobState<'_> {
+    /// Takes one message off the results stream: the first result of a
+    /// task frees its window place and goes to the caller.
+    async fn on_result(&mut self, job: &JobId, payload: &[u8]) {
+        match decode::<TaskResult>("task result", payload) {
+            Ok(result) => match self.gather.accept(&result) {
+                Accepted::First => {
+                    self.window.finished(result.index);
+                    self.reply.result(result).await;
+                }
+                Accepted::Duplicate => tracing::debug!(%job, index = result.index, "dropping a duplicate result"),
+                Accepted::OutOfRange => tracing::warn!(%job, index = result.index, "dropping a result for no task of the job"),
+            },
+            Err(e) => tracing::warn!(%job, error = %e, "dropping an undecodable result"),
+        }
+    }
 }
 
 /// Sends every task the window has room for; tasks whose tool no live worker

@@ -69,7 +69,7 @@ impl Default for CoordinatorOptions {
             worker_ttl: Duration::from_secs(3),
             registry_warmup: Duration::from_millis(300),
             deadline_grace: Duration::from_secs(2),
-            drain_timeout: Duration::from_secs(30),
+            drain_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -91,11 +91,15 @@ pub(crate) struct Shared {
     pub(crate) client: async_nats::Client,
     pub(crate) topology: Topology,
     pub(crate) registry: Arc<Registry>,
+    /// The jobs consumer's ack wait: live jobs signal progress every third of it.
+    pub(crate) job_ack_wait: Duration,
+    /// Cancelled when the drain timeout passes: live jobs are handed back.
+    pub(crate) abandon: CancellationToken,
 }
 
 /// Runs a coordinator until `shutdown` is cancelled, then stops taking jobs
 /// and waits up to the drain timeout for live ones; jobs still live then
-/// are redelivered to another coordinator.
+/// are handed back (nak) for another coordinator to take over.
 pub async fn run(
     options: CoordinatorOptions,
     shutdown: CancellationToken,
@@ -113,6 +117,7 @@ pub async fn run(
     );
     topology.ensure_streams().await?;
     let consumer = topology.coordinators_consumer().await?;
+    let job_ack_wait = consumer.cached_info().config.ack_wait;
     let registry = Arc::new(Registry::new(options.worker_ttl));
     let follower = registry::follow(
         &client,
@@ -129,6 +134,8 @@ pub async fn run(
         client,
         topology,
         registry,
+        job_ack_wait,
+        abandon: CancellationToken::new(),
     });
     tracing::info!(
         workers = shared.registry.live().len(),

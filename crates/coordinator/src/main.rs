@@ -32,9 +32,13 @@ struct Args {
     /// Most jobs run at once by this coordinator.
     #[arg(long, env = "TOOLFAN_MAX_LIVE_JOBS", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     max_live_jobs: u64,
-    /// Seconds a shutdown waits for live jobs.
-    #[arg(long, env = "TOOLFAN_DRAIN_TIMEOUT", default_value_t = 30)]
+    /// Seconds a shutdown waits for live jobs before handing them back.
+    #[arg(long, env = "TOOLFAN_DRAIN_TIMEOUT", default_value_t = 10)]
     drain_timeout: u64,
+    /// Milliseconds a job may go unacknowledged before another coordinator
+    /// takes it over (sets the shared `coordinators` consumer's ack wait).
+    #[arg(long, env = "TOOLFAN_ACK_WAIT_MS", value_parser = clap::value_parser!(u64).range(500..=3_600_000))]
+    ack_wait_ms: Option<u64>,
 }
 
 #[tokio::main]
@@ -45,7 +49,7 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = Args::parse();
-    let options = CoordinatorOptions {
+    let mut options = CoordinatorOptions {
         nats_url: args.nats_url,
         subjects: Subjects::new(&args.prefix)?,
         limits: JobLimits {
@@ -57,6 +61,10 @@ async fn main() -> anyhow::Result<()> {
         drain_timeout: Duration::from_secs(args.drain_timeout),
         ..CoordinatorOptions::default()
     };
+    if let Some(ms) = args.ack_wait_ms {
+        options.topology.ack_wait = Duration::from_millis(ms);
+        options.topology.enforce_ack_wait = true;
+    }
     let shutdown = CancellationToken::new();
     tokio::spawn(shutdown_on_signal(shutdown.clone()));
     toolfan_coordinator::run(options, shutdown)

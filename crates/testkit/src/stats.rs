@@ -21,7 +21,7 @@ mod tests {
     #[test]
     fn counts_the_densest_window() {
         assert_eq!(max_in_window(&[], 10), 0);
-        assert_eq!(max_in_window(&[0, 5, 9, 10, 11, 30], 10), 3);
+        assert_eq!(max_in_window(&[0, 5, 9, 10, 11, 30], 10), 4); // 5, 9, 10, 11
         assert_eq!(max_in_window(&[0, 1, 2, 3], 100), 4);
     }
 }

@@ -24,8 +24,12 @@ pub struct TopologyOptions {
     /// How long task outcomes are kept in the results stream.
     pub results_max_age: Duration,
     /// How long a delivered task or job may go without an ack or progress
-    /// signal before JetStream delivers it again.
+    /// signal before JetStream delivers it again (how soon a dead worker's
+    /// or coordinator's work moves on). Used when a consumer is created.
     pub ack_wait: Duration,
+    /// Set the consumers' ack wait to `ack_wait` even where they exist
+    /// already with another (an operator's explicit choice).
+    pub enforce_ack_wait: bool,
     /// Fleet-wide cap of a tool's tasks delivered and not yet acked.
     pub tool_max_ack_pending: i64,
 }
@@ -35,7 +39,8 @@ impl Default for TopologyOptions {
         Self {
             duplicate_window: Duration::from_secs(120),
             results_max_age: Duration::from_secs(3600),
-            ack_wait: Duration::from_secs(30),
+            ack_wait: Duration::from_secs(10),
+            enforce_ack_wait: false,
             tool_max_ack_pending: 10_000,
         }
     }
@@ -120,7 +125,7 @@ impl Topology {
             max_ack_pending: 100_000,
             ..Default::default()
         };
-        self.pull_consumer(&self.subjects.jobs_stream(), name, config)
+        self.pull_consumer(&self.subjects.jobs_stream(), name, config, false)
             .await
     }
 
@@ -141,28 +146,19 @@ impl Topology {
             max_ack_pending: max_in_flight.unwrap_or(self.options.tool_max_ack_pending),
             ..Default::default()
         };
-        let stream = self.subjects.tasks_stream();
-        let mut consumer = self.pull_consumer(&stream, &name, config.clone()).await?;
-        let current = consumer.cached_info().config.max_ack_pending;
-        if max_in_flight.is_some_and(|max| max != current) {
-            let what = || format!("updating consumer {name} on {stream}");
-            consumer = self
-                .js
-                .get_stream_no_info(&stream)
-                .await
-                .map_err(|e| TransportError::jetstream(what(), e))?
-                .create_consumer(config)
-                .await
-                .map_err(|e| TransportError::jetstream(what(), e))?;
-        }
-        Ok(consumer)
+        self.pull_consumer(&self.subjects.tasks_stream(), &name, config, max_in_flight.is_some())
+            .await
     }
 
+    /// Gets or creates a durable pull consumer. An existing one is updated
+    /// where its ack wait (if enforced) or, with `enforce_max_ack_pending`,
+    /// its `max_ack_pending` differs from `config`.
     async fn pull_consumer(
         &self,
         stream: &str,
         name: &str,
         config: consumer::pull::Config,
+        enforce_max_ack_pending: bool,
     ) -> Result<consumer::Consumer<consumer::pull::Config>, TransportError> {
         let what = || format!("creating consumer {name} on {stream}");
         let stream = self
@@ -170,18 +166,29 @@ impl Topology {
             .get_stream_no_info(stream)
             .await
             .map_err(|e| TransportError::jetstream(what(), e))?;
-        stream
-            .get_or_create_consumer(name, config)
+        let mut consumer = stream
+            .get_or_create_consumer(name, config.clone())
             .await
-            .map_err(|e| TransportError::jetstream(what(), e))
+            .map_err(|e| TransportError::jetstream(what(), e))?;
+        let current = &consumer.cached_info().config;
+        let stale = (self.options.enforce_ack_wait && current.ack_wait != config.ack_wait)
+            || (enforce_max_ack_pending && current.max_ack_pending != config.max_ack_pending);
+        if stale {
+            consumer = stream
+                .create_consumer(config)
+                .await
+                .map_err(|e| TransportError::jetstream(format!("updating consumer {name}"), e))?;
+        }
+        Ok(consumer)
     }
 
     /// An ordered consumer replaying `toolfan.result.<job>` from the start,
     /// then following it: the arbiter of which result of a task came first.
+    /// Also returns how many results were already stored when it started.
     pub async fn job_results(
         &self,
         job: &toolfan_protocol::JobId,
-    ) -> Result<consumer::push::Ordered, TransportError> {
+    ) -> Result<(consumer::push::Ordered, u64), TransportError> {
         let what = || format!("following the results of job {job}");
         let stream = self
             .js
@@ -197,9 +204,12 @@ impl Topology {
             })
             .await
             .map_err(|e| TransportError::jetstream(what(), e))?;
-        consumer
+        // The create response counts what is already stored: no extra round trip.
+        let stored = consumer.cached_info().num_pending;
+        let messages = consumer
             .messages()
             .await
-            .map_err(|e| TransportError::jetstream(what(), e))
+            .map_err(|e| TransportError::jetstream(what(), e))?;
+        Ok((messages, stored))
     }
 }

@@ -39,6 +39,11 @@ pub struct WorkerOptions {
     pub tool_limit_keys: BTreeMap<String, Vec<String>>,
     /// Fleet-wide cap on a tool's tasks in flight (its consumer's `max_ack_pending`).
     pub tool_max_in_flight: BTreeMap<String, i64>,
+    /// First retry delay ceiling; attempt n waits a random time up to
+    /// `min(retry_cap, retry_base · 2^(n-1))` (exponential backoff, full jitter).
+    pub retry_base: Duration,
+    /// Longest retry delay ceiling.
+    pub retry_cap: Duration,
     /// Most tasks a worker holds at once, running or waiting for a limit,
     /// as a multiple of `concurrency`. Tasks waiting for a limit hold no
     /// run slot, so other tools' tasks can run meanwhile.
@@ -59,6 +64,8 @@ impl Default for WorkerOptions {
             tool_limit_keys: BTreeMap::new(),
             tool_max_in_flight: BTreeMap::new(),
             max_held_factor: 4,
+            retry_base: Duration::from_millis(100),
+            retry_cap: Duration::from_secs(10),
         }
     }
 }

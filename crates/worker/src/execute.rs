@@ -1,7 +1,7 @@
 //! Running one task message: decode, check the deadline, take limits, run
 //! the tool under its timeout, publish the result, then ack.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_nats::jetstream::{self, AckKind};
@@ -10,7 +10,9 @@ use toolfan_protocol::{decode, encode, ErrorKind, TaskError, TaskMessage, TaskRe
 
 use crate::admission::{self, Renewal};
 use crate::run::{Shared, TaskPermits, ToolEntry};
-use crate::{TaskContext, Tool};
+use crate::{TaskContext, Tool, WorkerOptions};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 
 /// Milliseconds since the Unix epoch, now.
 pub(crate) fn now_unix_ms() -> u64 {
@@ -43,30 +45,63 @@ pub(crate) async fn run_task(
     };
     // Keep the task's ack deadline from lapsing while it waits or runs:
     // only a dead worker's tasks are delivered again.
-    let ack_wait = shared.topology.options.ack_wait;
-    let result = with_progress(
-        &message,
-        ack_wait / 3,
-        execute(shared, entry, &task, attempt, &mut permits),
-    )
-    .await;
+    let work = execute(shared, entry, &task, attempt, &mut permits);
+    let Some(result) = with_progress(&message, entry.ack_wait / 3, &shared.abandon, work).await else {
+        // The worker is going away and the task did not finish in time.
+        tracing::info!(job = %task.job, index = task.index, "handing an unfinished task back");
+        let _ = message.ack_with(AckKind::Nak(None)).await;
+        return;
+    };
+    if let Some(delay) = retry_delay(&shared.options, &task, &result) {
+        tracing::debug!(job = %task.job, index = task.index, attempt, ?delay, "retrying after a retryable failure");
+        if let Err(e) = message.ack_with(AckKind::Nak(Some(delay))).await {
+            tracing::warn!(error = %e, "retry nak failed; the task comes back after its ack wait");
+        }
+        return;
+    }
     publish_and_ack(shared, &task, result, message).await;
     drop(permits);
 }
 
+/// The delay before another attempt, if `result` earns one: a retryable
+/// failure with retries left (the attempt number is JetStream's delivery
+/// count) and time for the delay before the job deadline. Exponential
+/// backoff with full jitter, so retries of many tasks spread out.
+pub(crate) fn retry_delay(options: &WorkerOptions, task: &TaskMessage, result: &TaskResult) -> Option<Duration> {
+    let error = result.error()?;
+    let retryable = error.retryable
+        && !matches!(
+            error.kind,
+            ErrorKind::InvalidArgs | ErrorKind::UnknownTool | ErrorKind::DeadlineExceeded | ErrorKind::RateLimited
+        );
+    if !retryable || result.attempts == 0 || result.attempts > task.task.retries {
+        return None;
+    }
+    let exponent = (result.attempts - 1).min(30);
+    let ceiling = options.retry_base.saturating_mul(1u32 << exponent).min(options.retry_cap);
+    let delay = ceiling.mul_f64(rand::random::<f64>());
+    let starts_at = now_unix_ms() + delay.as_millis() as u64 + RETRY_MARGIN_MS;
+    (starts_at < task.deadline_unix_ms).then_some(delay)
+}
+
+/// A retry must be able to start at least this long before the deadline.
+const RETRY_MARGIN_MS: u64 = 10;
+
 /// Runs `work` while telling JetStream every `every` that the message is
-/// still being worked on.
+/// still being worked on; `None` if `abandon` fires first (the work is dropped).
 async fn with_progress<T>(
     message: &jetstream::Message,
     every: Duration,
+    abandon: &CancellationToken,
     work: impl std::future::Future<Output = T>,
-) -> T {
+) -> Option<T> {
     let mut ticker = tokio::time::interval(every);
     ticker.tick().await;
     tokio::pin!(work);
     loop {
         tokio::select! {
-            out = &mut work => return out,
+            out = &mut work => return Some(out),
+            _ = abandon.cancelled() => return None,
             _ = ticker.tick() => {
                 if let Err(e) = message.ack_with(AckKind::Progress).await {
                     tracing::debug!(error = %e, "progress ack not sent");
@@ -130,7 +165,7 @@ async fn execute(
         attempt,
         worker: shared.options.id.clone(),
     };
-    shared.in_flight.fetch_add(1, Ordering::Relaxed);
+    let _running = Running::new(&shared.in_flight);
     let started = Instant::now();
     let outcome = run_with_timeout(
         entry.tool.as_ref(),
@@ -141,7 +176,6 @@ async fn execute(
     )
     .await;
     let duration_ms = started.elapsed().as_millis() as u64;
-    shared.in_flight.fetch_sub(1, Ordering::Relaxed);
     if let (Some((held, renewal)), Some(limiter)) = (lease, &shared.limiter) {
         drop(renewal);
         limiter.release(&held).await;
@@ -155,8 +189,24 @@ async fn execute(
     }
 }
 
-/// Runs the tool on its own tokio task so a panic is caught and a timeout
-/// aborts it (the tool's future is dropped).
+/// Counts a running tool in the worker's in-flight figure while it lives.
+struct Running<'a>(&'a AtomicU32);
+
+impl<'a> Running<'a> {
+    fn new(count: &'a AtomicU32) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(count)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Runs the tool on its own tokio task so a panic is caught, and a timeout
+/// (or dropping this future) aborts it: the tool's future is dropped.
 async fn run_with_timeout(
     tool: &dyn Tool,
     ctx: TaskContext,
@@ -164,7 +214,7 @@ async fn run_with_timeout(
     budget: Duration,
     deadline_bound: bool,
 ) -> Result<Value, TaskError> {
-    let mut handle = tokio::spawn(tool.call(ctx, args));
+    let mut handle = AbortOnDropHandle::new(tokio::spawn(tool.call(ctx, args)));
     match tokio::time::timeout(budget, &mut handle).await {
         Ok(Ok(outcome)) => outcome.map_err(TaskError::from),
         Ok(Err(join)) if join.is_panic() => Err(TaskError::new(

@@ -41,6 +41,16 @@ struct Args {
     /// worker's leases free themselves after this).
     #[arg(long, env = "TOOLFAN_LEASE_TTL_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
     lease_ttl_ms: u64,
+    /// Milliseconds a task may go unacknowledged before another worker gets
+    /// it (sets the tool consumers' ack wait; running tasks send progress).
+    #[arg(long, env = "TOOLFAN_ACK_WAIT_MS", value_parser = clap::value_parser!(u64).range(500..=3_600_000))]
+    ack_wait_ms: Option<u64>,
+    /// Ceiling of the first retry's delay, in ms; it doubles per attempt.
+    #[arg(long, env = "TOOLFAN_RETRY_BASE_MS", default_value_t = 100)]
+    retry_base_ms: u64,
+    /// Largest retry delay ceiling, in ms.
+    #[arg(long, env = "TOOLFAN_RETRY_CAP_MS", default_value_t = 10_000)]
+    retry_cap_ms: u64,
     /// Fleet-wide cap on a tool's tasks in flight: TOOL=N. Repeatable.
     #[arg(long = "tool-max-in-flight", value_name = "TOOL=N")]
     tool_max_in_flight: Vec<String>,
@@ -74,8 +84,14 @@ async fn main() -> anyhow::Result<()> {
         concurrency: args.concurrency,
         subjects: Subjects::new(&args.prefix)?,
         drain_timeout: Duration::from_secs(args.drain_timeout),
+        retry_base: Duration::from_millis(args.retry_base_ms),
+        retry_cap: Duration::from_millis(args.retry_cap_ms),
         ..WorkerOptions::default()
     };
+    if let Some(ms) = args.ack_wait_ms {
+        options.topology.ack_wait = Duration::from_millis(ms);
+        options.topology.enforce_ack_wait = true;
+    }
     if let Some(id) = args.id {
         options.id = id;
     }

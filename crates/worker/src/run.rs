@@ -2,8 +2,9 @@
 //! `concurrency` slots (see [`toolfan_transport::pull`]), plus the announcer.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_nats::jetstream::consumer;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -33,6 +34,8 @@ pub(crate) struct Shared {
     pub(crate) in_flight: AtomicU32,
     pub(crate) limiter: Option<Arc<Limiter>>,
     pub(crate) turns: Turns,
+    /// Cancelled when the drain timeout passes: running tasks are handed back.
+    pub(crate) abandon: CancellationToken,
 }
 
 /// A pulled task's hold on the worker: a held slot for as long as the task
@@ -103,7 +106,13 @@ impl Worker {
                 .get(name.as_str())
                 .cloned()
                 .unwrap_or_default();
-            consumers.push((topology.tool_consumer(name, max).await?, tool.clone(), keys));
+            let consumer = topology.tool_consumer(name, max).await?;
+            let entry = ToolEntry {
+                tool: tool.clone(),
+                limit_keys: Arc::new(keys),
+                ack_wait: consumer.cached_info().config.ack_wait,
+            };
+            consumers.push((consumer, entry));
         }
         let limiter = match &options.limits {
             Some(limits) => {
@@ -127,6 +136,7 @@ impl Worker {
             in_flight: AtomicU32::new(0),
             limiter,
             turns: Turns::default(),
+            abandon: CancellationToken::new(),
             topology,
             options,
         });
@@ -136,14 +146,11 @@ impl Worker {
         let stop_pulling = shutdown.child_token();
         let mut loops = JoinSet::new();
         let tasks = Arc::new(tokio::sync::Mutex::new(JoinSet::new()));
-        for (consumer, tool, keys) in consumers {
+        for (consumer, entry) in consumers {
             loops.spawn(pull_loop(
                 shared.clone(),
                 consumer,
-                ToolEntry {
-                    tool,
-                    limit_keys: Arc::new(keys),
-                },
+                entry,
                 tasks.clone(),
                 stop_pulling.clone(),
             ));
@@ -164,27 +171,36 @@ impl Worker {
     }
 }
 
-/// Waits for running tasks up to the drain timeout; what is still running
-/// then is abandoned and JetStream redelivers it after its ack wait.
+/// Waits for running tasks up to the drain timeout; tasks still running
+/// then are aborted and handed back (nak) so another worker takes them at
+/// once rather than after their ack wait.
 async fn drain(shared: &Shared, tasks: &tokio::sync::Mutex<JoinSet<()>>) {
     let mut tasks = tasks.lock().await;
+    let running = tasks.len();
+    if running > 0 {
+        tracing::info!(running, "draining: waiting for running tasks");
+    }
     let all = async { while tasks.join_next().await.is_some() {} };
     if tokio::time::timeout(shared.options.drain_timeout, all)
         .await
         .is_err()
     {
         tracing::warn!(
-            in_flight = shared.in_flight.load(Ordering::Relaxed),
-            "drain timeout passed with tasks still running; they will be redelivered"
+            left = tasks.len(),
+            "drain timeout passed with tasks still running; handing them back"
         );
+        shared.abandon.cancel();
+        let handed_back = async { while tasks.join_next().await.is_some() {} };
+        let _ = tokio::time::timeout(Duration::from_secs(5), handed_back).await;
     }
 }
 
-/// A served tool and the limit keys its calls are under.
+/// A served tool, the limit keys its calls are under, and its consumer's ack wait.
 #[derive(Clone)]
 pub(crate) struct ToolEntry {
     pub(crate) tool: Arc<dyn Tool>,
     pub(crate) limit_keys: Arc<Vec<String>>,
+    pub(crate) ack_wait: Duration,
 }
 
 async fn pull_loop(
