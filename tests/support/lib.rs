@@ -150,3 +150,29 @@ pub fn span_starts(results: &[TaskResult]) -> Vec<u64> {
     starts.sort_unstable();
     starts
 }
+
+/// Every outcome stored for `job` in the results stream, in stream order:
+/// worker results (one per finished execution) and coordinator verdicts.
+pub async fn stored_results(nats_url: &str, job: &toolfan::JobId) -> anyhow::Result<Vec<TaskResult>> {
+    use futures::StreamExt;
+    let nats = async_nats::connect(nats_url).await?;
+    let topology = toolfan_transport::Topology::new(nats, Default::default(), Default::default());
+    let (mut stream, stored) = topology.job_results(job).await?;
+    let mut out = Vec::new();
+    for _ in 0..stored {
+        let message = tokio::time::timeout(Duration::from_secs(5), stream.next())
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("results stream ended"))??;
+        out.push(toolfan_protocol::decode("task result", &message.payload)?);
+    }
+    Ok(out)
+}
+
+/// Sends SIGTERM to `process` (through the `kill` command: no unsafe code).
+pub fn terminate(process: &toolfan_testkit::Process) -> anyhow::Result<()> {
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &process.pid().to_string()])
+        .status()?;
+    anyhow::ensure!(status.success(), "kill -TERM failed");
+    Ok(())
+}
