@@ -26,13 +26,27 @@ async fn retryable_failures_are_retried_up_to_the_limit() -> anyhow::Result<()> 
             Task::new("sleep", json!({"ms": "bad"})).retries(3),
         ])
         .await?;
-    assert_eq!(results[0].value(), Some(&json!({"attempt": 3})), "{:?}", results[0]);
+    assert_eq!(
+        results[0].value(),
+        Some(&json!({"attempt": 3})),
+        "{:?}",
+        results[0]
+    );
     assert_eq!(results[0].attempts, 3);
-    assert_eq!(results[1].error().map(|e| e.kind), Some(ErrorKind::ToolError));
+    assert_eq!(
+        results[1].error().map(|e| e.kind),
+        Some(ErrorKind::ToolError)
+    );
     assert_eq!(results[1].attempts, 2, "one retry, then the failure stands");
-    assert_eq!(results[2].attempts, 1, "a non-retryable error is not retried");
+    assert_eq!(
+        results[2].attempts, 1,
+        "a non-retryable error is not retried"
+    );
     assert_eq!(results[3].attempts, 3, "a retryable error uses every retry");
-    assert_eq!(results[4].error().map(|e| e.kind), Some(ErrorKind::InvalidArgs));
+    assert_eq!(
+        results[4].error().map(|e| e.kind),
+        Some(ErrorKind::InvalidArgs)
+    );
     assert_eq!(results[4].attempts, 1, "invalid_args is never retried");
     Ok(())
 }
@@ -47,20 +61,32 @@ async fn retries_back_off_exponentially_with_jitter() -> anyhow::Result<()> {
         ..WorkerOptions::default()
     };
     cluster
-        .worker(Worker::builder().options(options).tool("twice", move |ctx: TaskContext, _: Value| {
-            let log = log.clone();
-            async move {
-                log.lock().unwrap().entry(ctx.index()).or_default().push(Instant::now());
-                if ctx.attempt() <= 2 {
-                    return Err(ToolError::retryable("not yet"));
+        .worker(Worker::builder().options(options).tool(
+            "twice",
+            move |ctx: TaskContext, _: Value| {
+                let log = log.clone();
+                async move {
+                    log.lock()
+                        .unwrap()
+                        .entry(ctx.index())
+                        .or_default()
+                        .push(Instant::now());
+                    if ctx.attempt() <= 2 {
+                        return Err(ToolError::retryable("not yet"));
+                    }
+                    Ok(json!(ctx.attempt()))
                 }
-                Ok(json!(ctx.attempt()))
-            }
-        }))
+            },
+        ))
         .await?;
     let client = cluster.client().await?;
-    let results = client.fanout(vec![Task::new("twice", json!({})).retries(2); 20]).await?;
-    assert!(results.iter().all(|r| r.value() == Some(&json!(3))), "{results:?}");
+    let results = client
+        .fanout(vec![Task::new("twice", json!({})).retries(2); 20])
+        .await?;
+    assert!(
+        results.iter().all(|r| r.value() == Some(&json!(3))),
+        "{results:?}"
+    );
 
     let seen = seen.lock().unwrap();
     let (mut first, mut second) = (Vec::new(), Vec::new());
@@ -71,12 +97,32 @@ async fn retries_back_off_exponentially_with_jitter() -> anyhow::Result<()> {
     }
     let mean = |gaps: &[Duration]| gaps.iter().sum::<Duration>() / gaps.len() as u32;
     let slack = Duration::from_millis(150);
-    eprintln!("mean backoff before attempt 2: {:?}, before attempt 3: {:?}", mean(&first), mean(&second));
+    eprintln!(
+        "mean backoff before attempt 2: {:?}, before attempt 3: {:?}",
+        mean(&first),
+        mean(&second)
+    );
     // Full jitter: uniform up to 200 ms, then up to 400 ms (means 100 and 200 ms).
-    assert!(first.iter().all(|g| *g <= Duration::from_millis(200) + slack), "{first:?}");
-    assert!(second.iter().all(|g| *g <= Duration::from_millis(400) + slack), "{second:?}");
-    assert!(mean(&first) >= Duration::from_millis(40), "no backoff before retry 1: {first:?}");
-    assert!(mean(&second) >= Duration::from_millis(80), "no backoff before retry 2: {second:?}");
+    assert!(
+        first
+            .iter()
+            .all(|g| *g <= Duration::from_millis(200) + slack),
+        "{first:?}"
+    );
+    assert!(
+        second
+            .iter()
+            .all(|g| *g <= Duration::from_millis(400) + slack),
+        "{second:?}"
+    );
+    assert!(
+        mean(&first) >= Duration::from_millis(40),
+        "no backoff before retry 1: {first:?}"
+    );
+    assert!(
+        mean(&second) >= Duration::from_millis(80),
+        "no backoff before retry 2: {second:?}"
+    );
     assert!(mean(&second) > mean(&first), "the backoff did not grow");
     Ok(())
 }
@@ -96,21 +142,43 @@ async fn no_retry_starts_that_cannot_finish_before_the_deadline() -> anyhow::Res
     // A retry waits up to 5 s; the job has 1 s. Some retries draw a short
     // delay and run; none may be started past the deadline.
     let task = Task::new("fail", json!({"retryable": true})).retries(5);
-    let (results, elapsed) = timed(&client, Job::new(vec![task; 10]).deadline(Duration::from_secs(1))).await?;
+    let (results, elapsed) = timed(
+        &client,
+        Job::new(vec![task; 10]).deadline(Duration::from_secs(1)),
+    )
+    .await?;
     for r in &results {
         let kind = r.error().map(|e| e.kind);
-        assert!(matches!(kind, Some(ErrorKind::ToolError) | Some(ErrorKind::DeadlineExceeded)), "{r:?}");
+        assert!(
+            matches!(
+                kind,
+                Some(ErrorKind::ToolError) | Some(ErrorKind::DeadlineExceeded)
+            ),
+            "{r:?}"
+        );
         ran_out += usize::from(kind == Some(ErrorKind::DeadlineExceeded));
     }
-    assert!(elapsed < Duration::from_millis(1800), "answered late: {elapsed:?}");
-    eprintln!("{ran_out} of 10 ended at the deadline mid-backoff; the rest stopped retrying in time");
+    assert!(
+        elapsed < Duration::from_millis(1800),
+        "answered late: {elapsed:?}"
+    );
+    eprintln!(
+        "{ran_out} of 10 ended at the deadline mid-backoff; the rest stopped retrying in time"
+    );
     Ok(())
 }
 
-async fn wait_until(what: &str, timeout: Duration, mut check: impl AsyncFnMut() -> anyhow::Result<bool>) -> anyhow::Result<()> {
+async fn wait_until(
+    what: &str,
+    timeout: Duration,
+    mut check: impl AsyncFnMut() -> anyhow::Result<bool>,
+) -> anyhow::Result<()> {
     let started = Instant::now();
     while !check().await? {
-        anyhow::ensure!(started.elapsed() < timeout, "timed out waiting until {what}");
+        anyhow::ensure!(
+            started.elapsed() < timeout,
+            "timed out waiting until {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Ok(())
@@ -123,7 +191,19 @@ async fn a_worker_killed_mid_task_hands_the_task_to_another() -> anyhow::Result<
     let ids = ["kill-a".to_owned(), "kill-b".to_owned()];
     let mut workers: BTreeMap<String, Process> = BTreeMap::new();
     for id in &ids {
-        let worker = spawn("toolfan-worker", &["--nats-url", &url, "--id", id, "--tools", "sleep,echo", "--ack-wait-ms", "1000"])?;
+        let worker = spawn(
+            "toolfan-worker",
+            &[
+                "--nats-url",
+                &url,
+                "--id",
+                id,
+                "--tools",
+                "sleep,echo",
+                "--ack-wait-ms",
+                "1000",
+            ],
+        )?;
         workers.insert(id.clone(), worker);
     }
     cluster.wait_for_workers(&ids).await?;
@@ -138,16 +218,29 @@ async fn a_worker_killed_mid_task_hands_the_task_to_another() -> anyhow::Result<
 
     // Kill whichever worker is running the 2 s task.
     let mut victim = String::new();
-    wait_until("a worker runs the long task", Duration::from_secs(5), async || {
-        let busy = client.workers(Duration::from_millis(100)).await?.into_iter().find(|w| w.in_flight > 0);
-        Ok(busy.map(|w| victim = w.id).is_some())
-    })
+    wait_until(
+        "a worker runs the long task",
+        Duration::from_secs(5),
+        async || {
+            let busy = client
+                .workers(Duration::from_millis(100))
+                .await?
+                .into_iter()
+                .find(|w| w.in_flight > 0);
+            Ok(busy.map(|w| victim = w.id).is_some())
+        },
+    )
     .await?;
     workers.get_mut(&victim).unwrap().kill();
 
     let results = handle.results().await?;
     assert_eq!(results[0].value(), Some(&json!({"i": 0})));
-    assert_eq!(results[1].value(), Some(&json!({"slept_ms": 2000})), "{:?}", results[1]);
+    assert_eq!(
+        results[1].value(),
+        Some(&json!({"slept_ms": 2000})),
+        "{:?}",
+        results[1]
+    );
     assert_eq!(results[2].value(), Some(&json!({"i": 2})));
     let survivor = results[1].worker.as_deref().unwrap();
     assert_ne!(survivor, victim, "the killed worker cannot have answered");
@@ -156,20 +249,42 @@ async fn a_worker_killed_mid_task_hands_the_task_to_another() -> anyhow::Result<
 }
 
 #[tokio::test]
-async fn a_coordinator_killed_mid_job_is_taken_over_without_rerunning_finished_tasks() -> anyhow::Result<()> {
+async fn a_coordinator_killed_mid_job_is_taken_over_without_rerunning_finished_tasks(
+) -> anyhow::Result<()> {
     let cluster = Cluster::without_coordinator()?;
     let url = cluster.nats.url();
-    let coordinator = |_: &str| spawn("toolfan-coordinator", &["--nats-url", &url, "--ack-wait-ms", "1000"]);
+    let coordinator = |_: &str| {
+        spawn(
+            "toolfan-coordinator",
+            &["--nats-url", &url, "--ack-wait-ms", "1000"],
+        )
+    };
     let mut first = coordinator("a")?;
     let ids = ["co-w1".to_owned(), "co-w2".to_owned()];
     let _workers = ids
         .iter()
-        .map(|id| spawn("toolfan-worker", &["--nats-url", &url, "--id", id, "--tools", "span", "--concurrency", "16"]))
+        .map(|id| {
+            spawn(
+                "toolfan-worker",
+                &[
+                    "--nats-url",
+                    &url,
+                    "--id",
+                    id,
+                    "--tools",
+                    "span",
+                    "--concurrency",
+                    "16",
+                ],
+            )
+        })
         .collect::<anyhow::Result<Vec<_>>>()?;
     cluster.wait_for_workers(&ids).await?;
 
     let client = cluster.client().await?;
-    let job = Job::new(vec![Task::new("span", json!({"ms": 100})); 200]).max_concurrency(10).deadline(Duration::from_secs(60));
+    let job = Job::new(vec![Task::new("span", json!({"ms": 100})); 200])
+        .max_concurrency(10)
+        .deadline(Duration::from_secs(60));
     let mut handle = client.submit(job).await?;
     let job_id = handle.id().clone();
     // Let the first coordinator answer part of the job, then start a second and kill the first.
@@ -200,7 +315,10 @@ async fn a_coordinator_killed_mid_job_is_taken_over_without_rerunning_finished_t
     let reruns: usize = executions.values().map(|n| n - 1).sum();
     eprintln!("coordinator killed after {} results; job finished {took_over_in:?} later; {reruns} of 200 tasks ran twice", before_kill.len());
     for index in before_kill {
-        assert_eq!(executions[&index], 1, "task {index} finished before the kill and ran again");
+        assert_eq!(
+            executions[&index], 1,
+            "task {index} finished before the kill and ran again"
+        );
     }
     assert_eq!(executions.len(), 200, "every task ran");
     Ok(())
@@ -211,8 +329,16 @@ async fn a_nats_restart_mid_job_does_not_lose_the_job() -> anyhow::Result<()> {
     let mut cluster = Cluster::start().await?;
     cluster.builtin_worker(8).await?;
     let client = cluster.client().await?;
-    let tasks = (0..20).map(|i| Task::new("sleep", json!({"ms": 300 + i}))).collect();
-    let handle = client.submit(Job::new(tasks).max_concurrency(4).deadline(Duration::from_secs(45))).await?;
+    let tasks = (0..20)
+        .map(|i| Task::new("sleep", json!({"ms": 300 + i})))
+        .collect();
+    let handle = client
+        .submit(
+            Job::new(tasks)
+                .max_concurrency(4)
+                .deadline(Duration::from_secs(45)),
+        )
+        .await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     cluster.nats.kill();
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -220,7 +346,10 @@ async fn a_nats_restart_mid_job_does_not_lose_the_job() -> anyhow::Result<()> {
     let restarted = Instant::now();
 
     let results = handle.results().await?;
-    eprintln!("job finished {:?} after NATS came back", restarted.elapsed());
+    eprintln!(
+        "job finished {:?} after NATS came back",
+        restarted.elapsed()
+    );
     assert_eq!(results.len(), 20);
     for (i, r) in results.iter().enumerate() {
         assert_eq!(r.value(), Some(&json!({"slept_ms": 300 + i})), "{r:?}");
@@ -232,29 +361,76 @@ async fn a_nats_restart_mid_job_does_not_lose_the_job() -> anyhow::Result<()> {
 async fn sigterm_lets_a_worker_finish_its_tasks_and_exit_cleanly() -> anyhow::Result<()> {
     let cluster = Cluster::start().await?;
     let url = cluster.nats.url();
-    let mut leaving = spawn("toolfan-worker", &["--nats-url", &url, "--id", "leaving", "--tools", "sleep", "--concurrency", "4"])?;
+    let mut leaving = spawn(
+        "toolfan-worker",
+        &[
+            "--nats-url",
+            &url,
+            "--id",
+            "leaving",
+            "--tools",
+            "sleep",
+            "--concurrency",
+            "4",
+        ],
+    )?;
     cluster.wait_for_workers(&["leaving".to_owned()]).await?;
     let client = cluster.client().await?;
-    let tasks = (0..12).map(|i| Task::new("sleep", json!({"ms": 1000 + i}))).collect();
-    let handle = client.submit(Job::new(tasks).max_concurrency(12).deadline(Duration::from_secs(30))).await?;
+    let tasks = (0..12)
+        .map(|i| Task::new("sleep", json!({"ms": 1000 + i})))
+        .collect();
+    let handle = client
+        .submit(
+            Job::new(tasks)
+                .max_concurrency(12)
+                .deadline(Duration::from_secs(30)),
+        )
+        .await?;
     wait_until("the worker is busy", Duration::from_secs(5), async || {
-        Ok(client.workers(Duration::from_millis(100)).await?.iter().any(|w| w.in_flight == 4))
+        Ok(client
+            .workers(Duration::from_millis(100))
+            .await?
+            .iter()
+            .any(|w| w.in_flight == 4))
     })
     .await?;
-    let _stays = spawn("toolfan-worker", &["--nats-url", &url, "--id", "stays", "--tools", "sleep", "--concurrency", "8"])?;
+    let _stays = spawn(
+        "toolfan-worker",
+        &[
+            "--nats-url",
+            &url,
+            "--id",
+            "stays",
+            "--tools",
+            "sleep",
+            "--concurrency",
+            "8",
+        ],
+    )?;
     terminate(&leaving)?;
     let asked = Instant::now();
     let status = tokio::task::spawn_blocking(move || leaving.wait()).await??;
     let exited_after = asked.elapsed();
     assert!(status.success(), "exit status {status}");
-    assert!(exited_after < Duration::from_secs(3), "took {exited_after:?} to drain 1 s tasks");
+    assert!(
+        exited_after < Duration::from_secs(3),
+        "took {exited_after:?} to drain 1 s tasks"
+    );
 
     let results: Vec<TaskResult> = handle.results().await?;
     for (i, r) in results.iter().enumerate() {
         assert_eq!(r.value(), Some(&json!({"slept_ms": 1000 + i})), "{r:?}");
     }
-    let by_leaving = results.iter().filter(|r| r.worker.as_deref() == Some("leaving")).count();
-    eprintln!("the leaving worker finished {by_leaving} tasks and exited {exited_after:?} after SIGTERM");
-    assert!(by_leaving >= 4, "its running tasks were finished, not dropped");
+    let by_leaving = results
+        .iter()
+        .filter(|r| r.worker.as_deref() == Some("leaving"))
+        .count();
+    eprintln!(
+        "the leaving worker finished {by_leaving} tasks and exited {exited_after:?} after SIGTERM"
+    );
+    assert!(
+        by_leaving >= 4,
+        "its running tasks were finished, not dropped"
+    );
     Ok(())
 }

@@ -153,7 +153,10 @@ pub fn span_starts(results: &[TaskResult]) -> Vec<u64> {
 
 /// Every outcome stored for `job` in the results stream, in stream order:
 /// worker results (one per finished execution) and coordinator verdicts.
-pub async fn stored_results(nats_url: &str, job: &toolfan::JobId) -> anyhow::Result<Vec<TaskResult>> {
+pub async fn stored_results(
+    nats_url: &str,
+    job: &toolfan::JobId,
+) -> anyhow::Result<Vec<TaskResult>> {
     use futures::StreamExt;
     let nats = async_nats::connect(nats_url).await?;
     let topology = toolfan_transport::Topology::new(nats, Default::default(), Default::default());

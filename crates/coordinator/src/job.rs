@@ -94,7 +94,12 @@ async fn run(
         .job_results(&job.id)
         .await
         .map_err(|e| e.to_string())?;
-    let reply = ReplyTo::new(&shared.client, &shared.topology.subjects, &job.caller, &job.id);
+    let reply = ReplyTo::new(
+        &shared.client,
+        &shared.topology.subjects,
+        &job.caller,
+        &job.id,
+    );
     let total = job.spec.tasks.len() as u32;
     let mut state = JobState {
         gather: Gather::new(total as usize),
@@ -191,8 +196,12 @@ impl JobState<'_> {
                     self.window.finished(result.index);
                     self.reply.result(result).await;
                 }
-                Accepted::Duplicate => tracing::debug!(%job, index = result.index, "dropping a duplicate result"),
-                Accepted::OutOfRange => tracing::warn!(%job, index = result.index, "dropping a result for no task of the job"),
+                Accepted::Duplicate => {
+                    tracing::debug!(%job, index = result.index, "dropping a duplicate result")
+                }
+                Accepted::OutOfRange => {
+                    tracing::warn!(%job, index = result.index, "dropping a result for no task of the job")
+                }
             },
             Err(e) => tracing::warn!(%job, error = %e, "dropping an undecodable result"),
         }

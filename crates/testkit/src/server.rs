@@ -86,7 +86,9 @@ fn start_on_free_port(
     what: &'static str,
     make: impl Fn(u16) -> Command,
 ) -> Result<(Process, u16), TestkitError> {
-    let _one_at_a_time = STARTING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _one_at_a_time = STARTING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let mut last = None;
     for _ in 0..5 {
         let port = free_port()?;

@@ -146,8 +146,13 @@ impl Topology {
             max_ack_pending: max_in_flight.unwrap_or(self.options.tool_max_ack_pending),
             ..Default::default()
         };
-        self.pull_consumer(&self.subjects.tasks_stream(), &name, config, max_in_flight.is_some())
-            .await
+        self.pull_consumer(
+            &self.subjects.tasks_stream(),
+            &name,
+            config,
+            max_in_flight.is_some(),
+        )
+        .await
     }
 
     /// Gets or creates a durable pull consumer. An existing one is updated

@@ -46,7 +46,8 @@ pub(crate) async fn run_task(
     // Keep the task's ack deadline from lapsing while it waits or runs:
     // only a dead worker's tasks are delivered again.
     let work = execute(shared, entry, &task, attempt, &mut permits);
-    let Some(result) = with_progress(&message, entry.ack_wait / 3, &shared.abandon, work).await else {
+    let Some(result) = with_progress(&message, entry.ack_wait / 3, &shared.abandon, work).await
+    else {
         // The worker is going away and the task did not finish in time.
         tracing::info!(job = %task.job, index = task.index, "handing an unfinished task back");
         let _ = message.ack_with(AckKind::Nak(None)).await;
@@ -67,18 +68,28 @@ pub(crate) async fn run_task(
 /// failure with retries left (the attempt number is JetStream's delivery
 /// count) and time for the delay before the job deadline. Exponential
 /// backoff with full jitter, so retries of many tasks spread out.
-pub(crate) fn retry_delay(options: &WorkerOptions, task: &TaskMessage, result: &TaskResult) -> Option<Duration> {
+pub(crate) fn retry_delay(
+    options: &WorkerOptions,
+    task: &TaskMessage,
+    result: &TaskResult,
+) -> Option<Duration> {
     let error = result.error()?;
     let retryable = error.retryable
         && !matches!(
             error.kind,
-            ErrorKind::InvalidArgs | ErrorKind::UnknownTool | ErrorKind::DeadlineExceeded | ErrorKind::RateLimited
+            ErrorKind::InvalidArgs
+                | ErrorKind::UnknownTool
+                | ErrorKind::DeadlineExceeded
+                | ErrorKind::RateLimited
         );
     if !retryable || result.attempts == 0 || result.attempts > task.task.retries {
         return None;
     }
     let exponent = (result.attempts - 1).min(30);
-    let ceiling = options.retry_base.saturating_mul(1u32 << exponent).min(options.retry_cap);
+    let ceiling = options
+        .retry_base
+        .saturating_mul(1u32 << exponent)
+        .min(options.retry_cap);
     let delay = ceiling.mul_f64(rand::random::<f64>());
     let starts_at = now_unix_ms() + delay.as_millis() as u64 + RETRY_MARGIN_MS;
     (starts_at < task.deadline_unix_ms).then_some(delay)
