@@ -434,3 +434,42 @@ async fn sigterm_lets_a_worker_finish_its_tasks_and_exit_cleanly() -> anyhow::Re
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn sigterm_makes_a_coordinator_hand_its_jobs_to_another() -> anyhow::Result<()> {
+    let cluster = Cluster::without_coordinator()?;
+    let url = cluster.nats.url();
+    let mut leaving = spawn(
+        "toolfan-coordinator",
+        &["--nats-url", &url, "--drain-timeout", "1"],
+    )?;
+    let _worker = spawn(
+        "toolfan-worker",
+        &["--nats-url", &url, "--id", "hand-w", "--tools", "sleep"],
+    )?;
+    cluster.wait_for_workers(&["hand-w".to_owned()]).await?;
+    let client = cluster.client().await?;
+    let tasks = (0..20)
+        .map(|i| Task::new("sleep", json!({"ms": 200 + i})))
+        .collect();
+    let mut handle = client
+        .submit(
+            Job::new(tasks)
+                .max_concurrency(2)
+                .deadline(Duration::from_secs(30)),
+        )
+        .await?;
+    // The job is live on the first coordinator (its first results are in).
+    handle.next_event().await.expect("an event")?;
+    let _taker = spawn("toolfan-coordinator", &["--nats-url", &url])?;
+    terminate(&leaving)?;
+    let status = tokio::task::spawn_blocking(move || leaving.wait()).await??;
+    assert!(status.success(), "exit status {status}");
+
+    let results = handle.results().await?;
+    assert_eq!(results.len(), 20);
+    for (i, r) in results.iter().enumerate() {
+        assert_eq!(r.value(), Some(&json!({"slept_ms": 200 + i})), "{r:?}");
+    }
+    Ok(())
+}

@@ -254,8 +254,25 @@ async fn dispatch(shared: &Shared, job: &AcceptedJob, deadline_unix_ms: u64, win
             window.retry(index);
         }
     }
+    let mut confirmed = std::collections::HashMap::new();
     for index in unknown {
         let tool = &job.spec.tasks[index as usize].tool;
+        let served = match confirmed.get(tool) {
+            Some(&served) => served,
+            None => {
+                let served = shared
+                    .registry
+                    .confirm_serves(&shared.client, subjects, tool)
+                    .await;
+                confirmed.insert(tool, served);
+                served
+            }
+        };
+        if served {
+            // The view was stale: a worker answered the ping. Send it next round.
+            window.retry(index);
+            continue;
+        }
         let error = TaskError::new(
             ErrorKind::UnknownTool,
             format!("no live worker serves the tool {:?}", tool.as_str()),

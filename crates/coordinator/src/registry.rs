@@ -10,11 +10,15 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 use toolfan_protocol::{decode, Subjects, ToolName, WorkerInfo};
 
+/// How long to listen for answers after pinging the fleet.
+const PING_WAIT: Duration = Duration::from_millis(250);
+
 /// Workers heard from recently.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Registry {
     workers: Mutex<HashMap<String, (WorkerInfo, Instant)>>,
     ttl: Duration,
+    last_ping: Mutex<Option<Instant>>,
 }
 
 impl Registry {
@@ -23,6 +27,7 @@ impl Registry {
         Self {
             workers: Mutex::default(),
             ttl,
+            last_ping: Mutex::new(None),
         }
     }
 
@@ -42,6 +47,47 @@ impl Registry {
         workers
             .values()
             .any(|(info, seen)| seen.elapsed() < self.ttl && info.tools.contains(tool))
+    }
+
+    /// Whether a live worker serves `tool`, asking the fleet before saying
+    /// no: the view may be stale (this coordinator was cut off from NATS, or
+    /// a worker has just started), and a wrong "no" fails tasks for good.
+    /// At most one ping goes out per `PING_WAIT`; callers wait for answers.
+    pub async fn confirm_serves(
+        &self,
+        client: &async_nats::Client,
+        subjects: &Subjects,
+        tool: &ToolName,
+    ) -> bool {
+        if self.serves(tool) {
+            return true;
+        }
+        let ping = {
+            let mut last = self.last_ping.lock().expect("registry lock");
+            let due = last.is_none_or(|at| at.elapsed() >= PING_WAIT);
+            if due {
+                *last = Some(Instant::now());
+            }
+            due
+        };
+        if ping {
+            if let Err(e) = client.publish(subjects.ping(), "".into()).await {
+                tracing::warn!(error = %e, "could not ping the workers");
+            }
+        }
+        tokio::time::sleep(PING_WAIT).await;
+        self.serves(tool)
+    }
+
+    /// This coordinator could not hear anyone for a while (it was cut off
+    /// from NATS): silence is no evidence, so every known worker gets a full
+    /// TTL from now to be heard again.
+    pub fn forgive_silence(&self) {
+        let now = Instant::now();
+        let mut workers = self.workers.lock().expect("registry lock");
+        for (_, seen) in workers.values_mut() {
+            *seen = now;
+        }
     }
 
     /// The live workers, as last announced.
@@ -69,9 +115,20 @@ pub(crate) async fn follow(
     if let Err(e) = client.publish(subjects.ping(), "".into()).await {
         tracing::warn!(error = %e, "could not ping the workers");
     }
+    let connection = client.clone();
     let task = tokio::spawn(async move {
+        let mut check = tokio::time::interval(Duration::from_millis(100));
+        let mut was_connected = true;
         loop {
             tokio::select! {
+                _ = check.tick() => {
+                    let connected = connection.connection_state() == async_nats::connection::State::Connected;
+                    if connected && !was_connected {
+                        tracing::info!("reconnected to NATS; giving workers a full TTL to be heard");
+                        registry.forgive_silence();
+                    }
+                    was_connected = connected;
+                }
                 beat = beats.next() => match beat {
                     Some(beat) => match decode::<WorkerInfo>("heartbeat", &beat.payload) {
                         Ok(info) => registry.heard(info),
