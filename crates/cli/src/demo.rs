@@ -4,9 +4,10 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
-use toolfan::{Client, Job, JobEvent, Task, TaskResult};
+use toolfan::{Client, Job, Task, TaskResult};
 
 fn demo_job() -> Job {
     let mut tasks = vec![Task::new("sleep", json!({"ms": 100})); 50];
@@ -34,23 +35,18 @@ pub(crate) async fn run(client: &Client) -> anyhow::Result<()> {
         ProgressStyle::with_template("  {bar:40} {pos}/{len} tasks  {elapsed_precise}  {msg}")
             .expect("a valid progress template"),
     );
-    let mut results: Vec<Option<TaskResult>> = vec![None; handle.total()];
     let mut failed = 0;
-    while let Some(event) = handle.next_event().await {
-        match event? {
-            JobEvent::Task(result) => {
-                failed += usize::from(!result.is_ok());
-                bar.set_message(format!("{failed} failed"));
-                bar.inc(1);
-                let index = result.index as usize;
-                results[index] = Some(result);
-            }
-            JobEvent::Done(_) => {}
-        }
+    let mut events = handle.events();
+    while let Some(event) = events.next().await {
+        let event = event?;
+        failed += usize::from(!event.result.is_ok());
+        bar.set_message(format!("{failed} failed"));
+        bar.set_position(event.finished as u64);
     }
+    drop(events);
+    let results = handle.wait().await?.results;
     let wall = started.elapsed();
     bar.finish_and_clear();
-    let results: Vec<TaskResult> = results.into_iter().flatten().collect();
     print_table(&tools, &results);
     let sequential: u64 = results.iter().map(|r| r.duration_ms).sum();
     println!(

@@ -8,6 +8,9 @@ use toolfan_protocol::{
 };
 use toolfan_transport::{Topology, TopologyOptions};
 
+use tokio_util::task::AbortOnDropHandle;
+
+use crate::handle::Control;
 use crate::{ClientError, JobHandle};
 
 /// Where and as whom a client connects.
@@ -23,6 +26,10 @@ pub struct ClientOptions {
     /// How long past a job's deadline to wait for the coordinator's answer
     /// before giving up with [`ClientError::NoAnswer`].
     pub answer_grace: Duration,
+    /// While a [`JobHandle`] lives it sends keepalives; if they stop (the
+    /// handle was dropped, the process died) for this long, the coordinator
+    /// cancels the job. `None` lets jobs run on without their caller.
+    pub caller_grace: Option<Duration>,
 }
 
 impl ClientOptions {
@@ -33,6 +40,7 @@ impl ClientOptions {
             caller: CallerId::new("default").expect("a valid caller id"),
             subjects: Subjects::default(),
             answer_grace: Duration::from_secs(5),
+            caller_grace: Some(Duration::from_secs(10)),
         }
     }
 
@@ -91,6 +99,9 @@ impl Client {
         job.validate(&structural)
             .map_err(|e| ClientError::Invalid(e.to_string()))?;
         let id = job.id.get_or_insert_with(JobId::generate).clone();
+        if job.client_grace_ms.is_none() {
+            job.client_grace_ms = self.options.caller_grace.map(|g| g.as_millis() as u64);
+        }
         let subjects = &self.options.subjects;
         // Listen before sending so no event can be missed.
         let events = self
@@ -116,12 +127,37 @@ impl Client {
             .await
             .map_err(|e| submit_failed(e.to_string()))?;
         let wait = job.deadline_duration() + self.options.answer_grace;
+        let keepalive = job.client_grace_ms.map(|grace_ms| {
+            let every = Duration::from_millis(grace_ms / 3).max(Duration::from_millis(30));
+            AbortOnDropHandle::new(tokio::spawn(keep_alive(
+                self.nats.clone(),
+                subjects.alive(&self.options.caller, &id),
+                every,
+            )))
+        });
+        let control = Control {
+            nats: self.nats.clone(),
+            cancel_subject: subjects.cancel(&self.options.caller, &id),
+        };
         Ok(JobHandle::new(
             id,
             job.tasks.len(),
             events,
             wait,
             self.topology.clone(),
+            control,
+            keepalive,
         ))
+    }
+}
+
+/// Tells the coordinator every `every` that the caller still wants the job.
+async fn keep_alive(nats: async_nats::Client, subject: String, every: Duration) {
+    let mut ticker = tokio::time::interval(every);
+    loop {
+        ticker.tick().await;
+        if let Err(e) = nats.publish(subject.clone(), "".into()).await {
+            tracing::debug!(error = %e, "keepalive not sent");
+        }
     }
 }

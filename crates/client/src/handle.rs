@@ -4,8 +4,10 @@
 use std::time::Duration;
 
 use async_nats::Subscriber;
+use futures::stream::BoxStream;
 use futures::StreamExt;
 use tokio::time::Instant;
+use tokio_util::task::AbortOnDropHandle;
 use toolfan_protocol::{decode, JobId, JobStatus, JobSummary, ReplyEvent, TaskResult};
 use toolfan_transport::Topology;
 
@@ -18,12 +20,42 @@ const RECOVER_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone, PartialEq)]
 pub enum JobEvent {
     /// A task finished (each task once, in completion order).
-    Task(TaskResult),
+    Task(TaskEvent),
     /// The job ended.
     Done(JobSummary),
 }
 
-/// A submitted job.
+/// One task finished: its result, and how far the job has come.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskEvent {
+    /// The task's position in the job.
+    pub index: u32,
+    /// Its result.
+    pub result: TaskResult,
+    /// Tasks finished so far, this one included.
+    pub finished: usize,
+    /// Tasks in the job.
+    pub total: usize,
+}
+
+/// A finished job: one result per task in input order, and how it ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobOutcome {
+    /// One result per task, in input order.
+    pub results: Vec<TaskResult>,
+    /// How the job ended (policy, cancel, deadline) and its counts.
+    pub summary: JobSummary,
+}
+
+/// Where a job's control messages go.
+#[derive(Debug, Clone)]
+pub(crate) struct Control {
+    pub(crate) nats: async_nats::Client,
+    pub(crate) cancel_subject: String,
+}
+
+/// A submitted job. Dropping it stops the keepalives, so a job submitted
+/// with a caller grace is cancelled once the grace passes.
 #[derive(Debug)]
 pub struct JobHandle {
     id: JobId,
@@ -34,6 +66,8 @@ pub struct JobHandle {
     received: usize,
     summary: Option<JobSummary>,
     topology: Topology,
+    control: Control,
+    _keepalive: Option<AbortOnDropHandle<()>>,
 }
 
 impl JobHandle {
@@ -43,6 +77,8 @@ impl JobHandle {
         events: Subscriber,
         wait: Duration,
         topology: Topology,
+        control: Control,
+        keepalive: Option<AbortOnDropHandle<()>>,
     ) -> Self {
         Self {
             id,
@@ -53,6 +89,8 @@ impl JobHandle {
             received: 0,
             summary: None,
             topology,
+            control,
+            _keepalive: keepalive,
         }
     }
 
@@ -69,6 +107,22 @@ impl JobHandle {
     /// Number of tasks finished so far.
     pub fn finished(&self) -> usize {
         self.received
+    }
+
+    /// Cancels the job: its queued tasks never start, its running ones are
+    /// aborted on their workers, and their results read `cancelled`. The
+    /// handle still delivers the remaining events and the `done` summary.
+    /// Cancelling twice, or a finished job, does nothing.
+    pub async fn cancel(&self) -> Result<(), ClientError> {
+        self.canceller().cancel().await
+    }
+
+    /// A cancel handle that can be moved elsewhere (another task, a signal handler).
+    pub fn canceller(&self) -> Canceller {
+        Canceller {
+            job: self.id.clone(),
+            control: self.control.clone(),
+        }
     }
 
     /// The next event, or `None` after [`JobEvent::Done`]. A task's result
@@ -90,7 +144,12 @@ impl JobHandle {
             match decode::<ReplyEvent>("reply event", &message.payload) {
                 Ok(ReplyEvent::Result { result, .. }) => {
                     if self.record(&result) {
-                        return Some(Ok(JobEvent::Task(result)));
+                        return Some(Ok(JobEvent::Task(TaskEvent {
+                            index: result.index,
+                            result,
+                            finished: self.received,
+                            total: self.slots.len(),
+                        })));
                     }
                 }
                 Ok(ReplyEvent::Done { summary, .. }) => return Some(self.finish(summary).await),
@@ -101,12 +160,36 @@ impl JobHandle {
         }
     }
 
+    /// The tasks as they finish, in completion order, each exactly once;
+    /// the stream ends when the job does.
+    pub fn events(&mut self) -> BoxStream<'_, Result<TaskEvent, ClientError>> {
+        futures::stream::unfold(self, |handle| async move {
+            loop {
+                match handle.next_event().await? {
+                    Ok(JobEvent::Task(event)) => return Some((Ok(event), handle)),
+                    Ok(JobEvent::Done(_)) => continue,
+                    Err(e) => return Some((Err(e), handle)),
+                }
+            }
+        })
+        .boxed()
+    }
+
     /// Waits for the job to end and returns one result per task, in input order.
-    pub async fn results(mut self) -> Result<Vec<TaskResult>, ClientError> {
+    pub async fn results(self) -> Result<Vec<TaskResult>, ClientError> {
+        Ok(self.wait().await?.results)
+    }
+
+    /// Waits for the job to end and returns its results and summary.
+    pub async fn wait(mut self) -> Result<JobOutcome, ClientError> {
         while let Some(event) = self.next_event().await {
             event?;
         }
-        Ok(self.slots.into_iter().flatten().collect())
+        let summary = self.summary.take().expect("the job ended with a summary");
+        Ok(JobOutcome {
+            results: self.slots.into_iter().flatten().collect(),
+            summary,
+        })
     }
 
     fn record(&mut self, result: &TaskResult) -> bool {
@@ -156,6 +239,10 @@ impl JobHandle {
                 succeeded,
                 failed: total - succeeded,
                 duration_ms: self.waited.as_millis() as u64,
+                ended_by: Default::default(),
+                reason: Some(
+                    "answered from the results stream: the coordinator's events were lost".into(),
+                ),
                 error: None,
             };
             self.summary = Some(summary.clone());
@@ -189,5 +276,28 @@ impl JobHandle {
             }
         }
         Ok(self.received == self.slots.len())
+    }
+}
+
+/// Cancels a job from anywhere; see [`JobHandle::cancel`].
+#[derive(Debug, Clone)]
+pub struct Canceller {
+    job: JobId,
+    control: Control,
+}
+
+impl Canceller {
+    /// Cancels the job.
+    pub async fn cancel(&self) -> Result<(), ClientError> {
+        let failed = |e: &dyn std::fmt::Display| ClientError::Submit {
+            job: self.job.clone(),
+            reason: format!("cancel not sent: {e}"),
+        };
+        self.control
+            .nats
+            .publish(self.control.cancel_subject.clone(), "".into())
+            .await
+            .map_err(|e| failed(&e))?;
+        self.control.nats.flush().await.map_err(|e| failed(&e))
     }
 }

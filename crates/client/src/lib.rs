@@ -37,8 +37,8 @@ pub mod handle;
 
 pub use client::{Client, ClientOptions};
 pub use error::ClientError;
-pub use handle::{JobEvent, JobHandle};
+pub use handle::{Canceller, JobEvent, JobHandle, JobOutcome, TaskEvent};
 pub use toolfan_protocol::{
-    ErrorKind, JobId, JobSpec as Job, JobStatus, JobSummary, Policy, TaskError, TaskResult,
-    TaskSpec as Task, WorkerInfo,
+    EndedBy, ErrorKind, JobId, JobSpec as Job, JobStatus, JobSummary, Policy, TaskError,
+    TaskResult, TaskSpec as Task, WorkerInfo,
 };

@@ -72,12 +72,6 @@ pub(crate) fn intake(subjects: &Subjects, limits: &JobLimits, message: &Message)
             reason: format!("differs from the {MSG_ID_HEADER} header {id:?}"),
         });
     }
-    if spec.policy != toolfan_protocol::Policy::All {
-        return invalid(ValidationError::Field {
-            field: "policy".into(),
-            reason: "this coordinator supports only policy \"all\"".into(),
-        });
-    }
     Intake::Accepted(AcceptedJob {
         id,
         caller,

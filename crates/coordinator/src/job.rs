@@ -1,6 +1,7 @@
 //! One job's life: follow its results, dispatch its tasks in a window,
-//! enforce its deadline, forward each first result to the caller, and end
-//! with a summary.
+//! forward each first result to the caller, end it early when its policy,
+//! its deadline, its caller's cancel or its caller's silence says so, and
+//! answer with a summary.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -8,12 +9,13 @@ use async_nats::jetstream::{self, AckKind};
 use futures::StreamExt;
 use tokio::time::Instant;
 use toolfan_protocol::{
-    decode, encode, ErrorKind, JobId, JobStatus, JobSummary, TaskError, TaskMessage, TaskResult,
-    PROTOCOL_VERSION,
+    decode, EndedBy, ErrorKind, JobId, JobStatus, JobSummary, TaskError, TaskResult,
 };
 
+use crate::dispatch::{abort, decide, dispatch};
 use crate::gather::{Accepted, Gather};
 use crate::intake::{intake, AcceptedJob, Intake};
+use crate::policy::Judge;
 use crate::reply::ReplyTo;
 use crate::window::Window;
 use crate::Shared;
@@ -89,31 +91,46 @@ async fn run(
     job: &AcceptedJob,
     message: &jetstream::Message,
 ) -> Result<JobSummary, String> {
+    let subjects = &shared.topology.subjects;
     let (mut results, stored) = shared
         .topology
         .job_results(&job.id)
         .await
         .map_err(|e| e.to_string())?;
-    let reply = ReplyTo::new(
-        &shared.client,
-        &shared.topology.subjects,
-        &job.caller,
-        &job.id,
-    );
+    let subscribe_failed = |e: async_nats::SubscribeError| e.to_string();
+    let mut cancels = shared
+        .client
+        .subscribe(subjects.cancel(&job.caller, &job.id))
+        .await
+        .map_err(subscribe_failed)?;
+    let grace = job.spec.client_grace_ms.map(Duration::from_millis);
+    let mut alive = match grace {
+        Some(_) => Some(
+            shared
+                .client
+                .subscribe(subjects.alive(&job.caller, &job.id))
+                .await
+                .map_err(subscribe_failed)?,
+        ),
+        None => None,
+    };
+    let mut last_alive = Instant::now();
+    let mut caller_check =
+        tokio::time::interval(grace.map_or(Duration::from_secs(3600), |g| g / 4));
+
     let total = job.spec.tasks.len() as u32;
     let mut state = JobState {
         gather: Gather::new(total as usize),
         window: Window::new(total, job.spec.max_concurrency),
-        reply,
+        judge: Judge::new(job.spec.policy),
+        judge_pending: None,
+        reply: ReplyTo::new(&shared.client, subjects, &job.caller, &job.id),
+        ending: None,
+        give_up: None,
     };
     let deadline_unix_ms = job.submitted_unix_ms.saturating_add(job.spec.deadline_ms);
     let deadline =
         Instant::now() + Duration::from_millis(deadline_unix_ms.saturating_sub(now_unix_ms()));
-    // After the deadline the coordinator's own `deadline_exceeded` results
-    // must come back through the stream; if NATS is down they cannot, and
-    // the job ends on what it has by this time.
-    let give_up = deadline + shared.options.deadline_grace;
-    let mut deadline_passed = false;
     let mut progress = tokio::time::interval(shared.job_ack_wait / 3);
     let mut redispatch = tokio::time::interval(REDISPATCH_EVERY);
 
@@ -133,67 +150,98 @@ async fn run(
 
     dispatch(shared, job, deadline_unix_ms, &mut state.window).await;
     while !state.gather.complete() {
+        if let Some(reason) = state.judge_pending.take() {
+            state.end(shared, job, EndedBy::Policy, reason).await;
+        }
+        let ending = state.ending.is_some();
         tokio::select! {
             next = results.next() => match next {
                 Some(Ok(msg)) => {
                     state.on_result(&job.id, &msg.payload).await;
-                    if !deadline_passed {
+                    if state.ending.is_none() {
                         dispatch(shared, job, deadline_unix_ms, &mut state.window).await;
                     }
                 }
                 Some(Err(e)) => tracing::debug!(job = %job.id, error = %e, "results consumer hiccup; it resumes on its own"),
                 None => return Err("the results consumer ended".into()),
             },
-            _ = tokio::time::sleep_until(deadline), if !deadline_passed => {
-                deadline_passed = true;
-                state.window.close();
-                let missing: Vec<u32> = state.gather.missing().collect();
-                tracing::info!(job = %job.id, missing = missing.len(), "job deadline passed");
-                let error = TaskError::new(ErrorKind::DeadlineExceeded, format!("the job deadline of {} ms passed before the task finished", job.spec.deadline_ms));
-                decide(shared, job, &missing, "deadline", &error).await;
+            _ = tokio::time::sleep_until(deadline), if !ending => {
+                let reason = format!("the job deadline of {} ms passed", job.spec.deadline_ms);
+                state.end(shared, job, EndedBy::Deadline, reason).await;
             }
-            _ = tokio::time::sleep_until(give_up), if deadline_passed => {
-                let missing: Vec<u32> = state.gather.missing().collect();
-                tracing::error!(job = %job.id, missing = missing.len(), "results stream unreachable after the deadline; answering from memory");
-                for index in missing {
-                    let result = TaskResult::decided(index, TaskError::new(ErrorKind::DeadlineExceeded, "the job deadline passed before the task finished"));
-                    state.gather.accept(&result);
-                    state.reply.result(result).await;
+            Some(_) = cancels.next(), if !ending => {
+                state.end(shared, job, EndedBy::Cancel, "cancelled by the caller".into()).await;
+            }
+            Some(_) = async { match alive.as_mut() { Some(a) => a.next().await, None => None } } => {
+                last_alive = Instant::now();
+            }
+            _ = caller_check.tick(), if grace.is_some() && !ending => {
+                let grace = grace.expect("checked by the guard");
+                if last_alive.elapsed() > grace {
+                    let reason = format!("no keepalive from the caller for {} ms", grace.as_millis());
+                    state.end(shared, job, EndedBy::CallerGone, reason).await;
                 }
             }
+            _ = sleep_until_some(state.give_up) => state.answer_from_memory(&job.id).await,
             _ = progress.tick() => ack(message, AckKind::Progress).await,
-            _ = redispatch.tick(), if !deadline_passed && state.window.waiting() => {
+            _ = redispatch.tick(), if !ending && state.window.waiting() => {
                 dispatch(shared, job, deadline_unix_ms, &mut state.window).await;
             }
         }
     }
+    let (ended_by, reason) = state.ending.unwrap_or((EndedBy::AllDone, String::new()));
+    let status = match ended_by {
+        EndedBy::Cancel | EndedBy::CallerGone => JobStatus::Cancelled,
+        _ => JobStatus::Completed,
+    };
     Ok(JobSummary {
         job: job.id.clone(),
-        status: JobStatus::Completed,
+        status,
         policy: job.spec.policy,
         total,
         succeeded: state.gather.succeeded(),
         failed: state.gather.failed(),
         duration_ms: now_unix_ms().saturating_sub(job.submitted_unix_ms),
+        ended_by,
+        reason: (!reason.is_empty()).then_some(reason),
         error: None,
     })
+}
+
+/// Sleeps until `at`, or forever when there is no such time.
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// What a live job knows.
 struct JobState<'a> {
     gather: Gather,
     window: Window,
+    judge: Judge,
+    /// A policy decision waiting to be acted on.
+    judge_pending: Option<String>,
     reply: ReplyTo<'a>,
+    /// Set once something other than the last task ends the job.
+    ending: Option<(EndedBy, String)>,
+    /// When to stop waiting for the job's own verdicts to come back through
+    /// the stream (NATS may be down) and answer from memory.
+    give_up: Option<Instant>,
 }
 
 impl JobState<'_> {
     /// Takes one message off the results stream: the first result of a
-    /// task frees its window place and goes to the caller.
+    /// task frees its window place, goes to the caller and may decide the policy.
     async fn on_result(&mut self, job: &JobId, payload: &[u8]) {
         match decode::<TaskResult>("task result", payload) {
             Ok(result) => match self.gather.accept(&result) {
                 Accepted::First => {
                     self.window.finished(result.index);
+                    if self.ending.is_none() {
+                        self.judge_pending = self.judge.decide(result.index, result.is_ok());
+                    }
                     self.reply.result(result).await;
                 }
                 Accepted::Duplicate => {
@@ -206,106 +254,47 @@ impl JobState<'_> {
             Err(e) => tracing::warn!(%job, error = %e, "dropping an undecodable result"),
         }
     }
-}
 
-/// Sends every task the window has room for; tasks whose tool no live worker
-/// serves get an `unknown_tool` result instead. Publishes are pipelined.
-async fn dispatch(shared: &Shared, job: &AcceptedJob, deadline_unix_ms: u64, window: &mut Window) {
-    let subjects = &shared.topology.subjects;
-    let mut pending = Vec::new();
-    let mut unknown = Vec::new();
-    while let Some(index) = window.take() {
-        let spec = &job.spec.tasks[index as usize];
-        if !shared.registry.serves(&spec.tool) {
-            unknown.push(index);
-            continue;
+    /// Ends the job before its last task: nothing more is dispatched, every
+    /// task without a result gets the coordinator's verdict (first result
+    /// still wins), and workers abort the job's running tasks.
+    async fn end(&mut self, shared: &Shared, job: &AcceptedJob, by: EndedBy, reason: String) {
+        if self.ending.is_some() {
+            return;
         }
-        let task = TaskMessage {
-            v: PROTOCOL_VERSION,
-            job: job.id.clone(),
-            index,
-            caller: job.caller.clone(),
-            task: spec.clone(),
-            deadline_unix_ms,
+        self.window.close();
+        let missing: Vec<u32> = self.gather.missing().collect();
+        tracing::info!(job = %job.id, ?by, %reason, missing = missing.len(), "job ending");
+        let (kind, tag) = match by {
+            EndedBy::Deadline => (ErrorKind::DeadlineExceeded, "deadline"),
+            _ => (ErrorKind::Cancelled, "cancel"),
         };
-        let publish = jetstream::message::PublishMessage::build()
-            .payload(encode(&task).into())
-            .message_id(task.msg_id());
-        match shared
-            .topology
-            .js
-            .send_publish(subjects.task(&spec.tool), publish)
-            .await
-        {
-            Ok(ack) => pending.push((index, std::future::IntoFuture::into_future(ack))),
-            Err(e) => {
-                tracing::warn!(job = %job.id, index, error = %e, "dispatch failed; will retry");
-                window.retry(index);
-            }
-        }
+        let verdict = TaskError::new(kind, format!("{reason} before the task finished"));
+        decide(shared, job, &missing, tag, &verdict).await;
+        abort(shared, job).await;
+        self.give_up = Some(Instant::now() + shared.options.deadline_grace);
+        self.ending = Some((by, reason));
     }
-    let (indices, acks): (Vec<u32>, Vec<_>) = pending.into_iter().unzip();
-    for (index, ack) in indices
-        .into_iter()
-        .zip(futures::future::join_all(acks).await)
-    {
-        if let Err(e) = ack {
-            tracing::warn!(job = %job.id, index, error = %e, "dispatch not acknowledged; will retry");
-            window.retry(index);
-        }
-    }
-    let mut confirmed = std::collections::HashMap::new();
-    for index in unknown {
-        let tool = &job.spec.tasks[index as usize].tool;
-        let served = match confirmed.get(tool) {
-            Some(&served) => served,
-            None => {
-                let served = shared
-                    .registry
-                    .confirm_serves(&shared.client, subjects, tool)
-                    .await;
-                confirmed.insert(tool, served);
-                served
-            }
-        };
-        if served {
-            // The view was stale: a worker answered the ping. Send it next round.
-            window.retry(index);
-            continue;
-        }
-        let error = TaskError::new(
-            ErrorKind::UnknownTool,
-            format!("no live worker serves the tool {:?}", tool.as_str()),
-        );
-        decide(shared, job, &[index], "unknown", &error).await;
-    }
-}
 
-/// Publishes the coordinator's own verdict for `indices` to the results
-/// stream, where it competes with worker results: the first one wins.
-async fn decide(shared: &Shared, job: &AcceptedJob, indices: &[u32], tag: &str, error: &TaskError) {
-    let subject = shared.topology.subjects.result(&job.id);
-    let mut acks = Vec::new();
-    for &index in indices {
-        let result = TaskResult::decided(index, error.clone());
-        let publish = jetstream::message::PublishMessage::build()
-            .payload(encode(&result).into())
-            .message_id(format!("{}.{index}.{tag}", job.id));
-        match shared
-            .topology
-            .js
-            .send_publish(subject.clone(), publish)
-            .await
-        {
-            Ok(ack) => acks.push(std::future::IntoFuture::into_future(ack)),
-            Err(e) => {
-                tracing::warn!(job = %job.id, index, error = %e, "could not publish a decided result")
-            }
-        }
-    }
-    for ack in futures::future::join_all(acks).await {
-        if let Err(e) = ack {
-            tracing::warn!(job = %job.id, error = %e, "a decided result was not acknowledged");
+    /// The job's own verdicts did not come back through the results stream
+    /// in time (NATS is unreachable): answer the rest from memory.
+    async fn answer_from_memory(&mut self, job: &JobId) {
+        self.give_up = None;
+        let missing: Vec<u32> = self.gather.missing().collect();
+        tracing::error!(%job, missing = missing.len(), "results stream unreachable; answering from memory");
+        let reason = self
+            .ending
+            .as_ref()
+            .map_or("the job ended", |(_, reason)| reason.as_str())
+            .to_owned();
+        for index in missing {
+            let error = TaskError::new(
+                ErrorKind::DeadlineExceeded,
+                format!("{reason} before the task finished"),
+            );
+            let result = TaskResult::decided(index, error);
+            self.gather.accept(&result);
+            self.reply.result(result).await;
         }
     }
 }

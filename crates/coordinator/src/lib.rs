@@ -11,14 +11,18 @@
 //! - [`run`] — the pull loop over the jobs stream (this file).
 //! - `intake`: reading and validating a job message.
 //! - `job`: one job's life, from dispatch to summary.
+//! - `dispatch`: tasks out to the workers, verdicts to the results stream, aborts.
 //! - `window`: which task is dispatched next.
 //! - `gather`: which tasks have their result.
+//! - `policy`: when a join policy ends a job early.
 //! - `reply`: events to the caller.
 //! - [`registry`] — the live view of workers and the tools they serve.
 
+mod dispatch;
 mod gather;
 mod intake;
 mod job;
+mod policy;
 pub mod registry;
 mod reply;
 mod window;

@@ -1,8 +1,8 @@
 //! Events to the caller on `toolfan.reply.<caller>.<job>` (core NATS).
 
 use toolfan_protocol::{
-    encode, CallerId, ErrorKind, JobId, JobStatus, JobSummary, Policy, ReplyEvent, Subjects,
-    TaskError, TaskResult, ValidationError, PROTOCOL_VERSION,
+    encode, CallerId, EndedBy, ErrorKind, JobId, JobStatus, JobSummary, Policy, ReplyEvent,
+    Subjects, TaskError, TaskResult, ValidationError, PROTOCOL_VERSION,
 };
 
 /// Where a job's events go.
@@ -66,6 +66,8 @@ impl<'a> ReplyTo<'a> {
             succeeded: 0,
             failed: 0,
             duration_ms: 0,
+            ended_by: EndedBy::Refused,
+            reason: None,
             error: Some(TaskError::new(ErrorKind::Invalid, error.to_string())),
         })
         .await;

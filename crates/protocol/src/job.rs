@@ -50,6 +50,11 @@ pub struct JobSpec {
     /// When the job ends.
     #[serde(default)]
     pub policy: Policy,
+    /// If set, the caller sends keepalives on `toolfan.alive.<caller>.<job>`
+    /// and the job is cancelled when none arrives for this many
+    /// milliseconds (the caller died or dropped the job).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_grace_ms: Option<u64>,
 }
 
 fn version() -> u32 {
@@ -72,6 +77,7 @@ impl JobSpec {
             max_concurrency: DEFAULT_MAX_CONCURRENCY,
             deadline_ms: DEFAULT_DEADLINE_MS,
             policy: Policy::All,
+            client_grace_ms: None,
         }
     }
 
@@ -157,6 +163,15 @@ impl JobSpec {
             return Err(ValidationError::field(
                 "deadline_ms",
                 format!("must be between 1 and {}", limits.max_deadline_ms),
+            ));
+        }
+        if self
+            .client_grace_ms
+            .is_some_and(|g| !(100..=limits.max_deadline_ms).contains(&g))
+        {
+            return Err(ValidationError::field(
+                "client_grace_ms",
+                format!("must be between 100 and {}", limits.max_deadline_ms),
             ));
         }
         if let Policy::Quorum(k) = self.policy {

@@ -28,7 +28,9 @@ pub mod task;
 pub use error::ValidationError;
 pub use ids::{CallerId, JobId, ToolName};
 pub use job::{JobLimits, JobSpec, Policy};
-pub use message::{decode, encode, JobStatus, JobSummary, ReplyEvent, TaskMessage, WorkerInfo};
+pub use message::{
+    decode, encode, EndedBy, JobStatus, JobSummary, ReplyEvent, TaskMessage, WorkerInfo,
+};
 pub use result::{ErrorKind, TaskError, TaskResult};
 pub use subjects::Subjects;
 pub use task::TaskSpec;

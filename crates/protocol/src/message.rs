@@ -47,10 +47,32 @@ impl TaskMessage {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobStatus {
-    /// Every task has its result.
+    /// Every task has its result (some may read `cancelled` or
+    /// `deadline_exceeded` when a policy or the deadline ended the job).
     Completed,
+    /// The caller cancelled the job, or went away; unfinished tasks read `cancelled`.
+    Cancelled,
     /// The job was refused; `error` says why and no task ran.
     Invalid,
+}
+
+/// What ended a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndedBy {
+    /// Every task finished.
+    #[default]
+    AllDone,
+    /// The join policy was decided (`fail_fast`, `first_ok`, `quorum`).
+    Policy,
+    /// The job deadline passed.
+    Deadline,
+    /// The caller cancelled it.
+    Cancel,
+    /// The caller's keepalives stopped for longer than its grace.
+    CallerGone,
+    /// It was refused.
+    Refused,
 }
 
 /// The last event of a job on its reply subject.
@@ -71,6 +93,13 @@ pub struct JobSummary {
     pub failed: u32,
     /// Milliseconds from submission to the end of the job.
     pub duration_ms: u64,
+    /// What ended it.
+    #[serde(default)]
+    pub ended_by: EndedBy,
+    /// Why, in words, when something other than the last task ended it
+    /// (e.g. `first_ok: task 0 succeeded`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// Why an invalid job was refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<TaskError>,
@@ -135,6 +164,8 @@ mod tests {
                 succeeded: 0,
                 failed: 0,
                 duration_ms: 3,
+                ended_by: EndedBy::Refused,
+                reason: None,
                 error: Some(TaskError::new(ErrorKind::Invalid, "bad")),
             },
         };

@@ -82,6 +82,35 @@ impl Subjects {
         format!("{}.reply.{caller}.{job}", self.prefix)
     }
 
+    /// `toolfan.cancel.<caller>.<job>`: the caller cancels its job.
+    pub fn cancel(&self, caller: &CallerId, job: &JobId) -> String {
+        format!("{}.cancel.{caller}.{job}", self.prefix)
+    }
+
+    /// `toolfan.alive.<caller>.<job>`: the caller's keepalives for its job.
+    pub fn alive(&self, caller: &CallerId, job: &JobId) -> String {
+        format!("{}.alive.{caller}.{job}", self.prefix)
+    }
+
+    /// `toolfan.abort.<job>`: workers stop the job's running tasks and skip its queued ones.
+    pub fn abort(&self, job: &JobId) -> String {
+        format!("{}.abort.{job}", self.prefix)
+    }
+
+    /// `toolfan.abort.*`: every abort.
+    pub fn aborts_wildcard(&self) -> String {
+        format!("{}.abort.*", self.prefix)
+    }
+
+    /// The job named by an abort subject.
+    pub fn job_of_abort_subject(&self, subject: &str) -> Result<JobId, ValidationError> {
+        let token = subject
+            .strip_prefix(&self.prefix)
+            .and_then(|s| s.strip_prefix(".abort."))
+            .unwrap_or(subject);
+        JobId::new(token)
+    }
+
     /// `toolfan.worker.heartbeat`: worker announcements.
     pub fn heartbeat(&self) -> String {
         format!("{}.worker.heartbeat", self.prefix)

@@ -43,9 +43,22 @@ pub(crate) async fn run_task(
             return;
         }
     };
+    let Some(job_abort) = shared.aborts.register(&task.job) else {
+        // Its job was cancelled or ended: the coordinator has answered for it.
+        tracing::debug!(job = %task.job, index = task.index, "skipping a task of an aborted job");
+        let _ = message.ack().await;
+        return;
+    };
     // Keep the task's ack deadline from lapsing while it waits or runs:
     // only a dead worker's tasks are delivered again.
-    let work = execute(shared, entry, &task, attempt, &mut permits);
+    let work = execute(
+        shared,
+        entry,
+        &task,
+        attempt,
+        &mut permits,
+        job_abort.token(),
+    );
     let Some(result) = with_progress(&message, entry.ack_wait / 3, &shared.abandon, work).await
     else {
         // The worker is going away and the task did not finish in time.
@@ -128,6 +141,7 @@ async fn execute(
     task: &TaskMessage,
     attempt: u32,
     permits: &mut TaskPermits,
+    cancel: &CancellationToken,
 ) -> TaskResult {
     let worker = Some(shared.options.id.clone());
     let left_ms = task.deadline_unix_ms.saturating_sub(now_unix_ms());
@@ -155,7 +169,11 @@ async fn execute(
                 cost: u64::from(task.task.cost),
                 member: format!("{}:{}.{}", shared.options.id, task.msg_id(), attempt),
             };
-            match admission::admit(shared, limiter, &limits, &ask, permits, deadline.into()).await {
+            let admitted = tokio::select! {
+                admitted = admission::admit(shared, limiter, &limits, &ask, permits, deadline.into()) => admitted,
+                _ = cancel.cancelled() => Err(cancelled("the job was ended while the task waited for its limits")),
+            };
+            match admitted {
                 Ok(Some(held)) => {
                     lease = Some((held.clone(), Renewal::start(limiter.clone(), held)))
                 }
@@ -175,6 +193,7 @@ async fn execute(
         index: task.index,
         attempt,
         worker: shared.options.id.clone(),
+        cancel: cancel.child_token(),
     };
     let _running = Running::new(&shared.in_flight);
     let started = Instant::now();
@@ -216,8 +235,17 @@ impl Drop for Running<'_> {
     }
 }
 
-/// Runs the tool on its own tokio task so a panic is caught, and a timeout
-/// (or dropping this future) aborts it: the tool's future is dropped.
+fn cancelled(message: &str) -> TaskError {
+    TaskError::new(ErrorKind::Cancelled, message)
+}
+
+/// How long a cancelled tool may take to clean up (through
+/// `ctx.cancelled()`) before its future is dropped.
+const CANCEL_GRACE: Duration = Duration::from_millis(100);
+
+/// Runs the tool on its own tokio task so a panic is caught, and a timeout,
+/// a cancel (after a short grace for cleanup) or dropping this future aborts
+/// it: the tool's future is dropped.
 async fn run_with_timeout(
     tool: &dyn Tool,
     ctx: TaskContext,
@@ -225,8 +253,18 @@ async fn run_with_timeout(
     budget: Duration,
     deadline_bound: bool,
 ) -> Result<Value, TaskError> {
+    let cancel = ctx.cancel.clone();
     let mut handle = AbortOnDropHandle::new(tokio::spawn(tool.call(ctx, args)));
-    match tokio::time::timeout(budget, &mut handle).await {
+    let run = tokio::time::timeout(budget, &mut handle);
+    let finished = tokio::select! {
+        finished = run => finished,
+        _ = cancel.cancelled() => {
+            let _ = tokio::time::timeout(CANCEL_GRACE, &mut handle).await;
+            handle.abort();
+            return Err(cancelled("the job was ended while the task ran"));
+        }
+    };
+    match finished {
         Ok(Ok(outcome)) => outcome.map_err(TaskError::from),
         Ok(Err(join)) if join.is_panic() => Err(TaskError::new(
             ErrorKind::ToolError,

@@ -37,6 +37,7 @@
 //! - [`announce`] — heartbeats and answers to pings.
 //! - [`builtin`] — the tools of the `toolfan-worker` binary.
 
+mod abort;
 mod admission;
 pub mod announce;
 pub mod builder;

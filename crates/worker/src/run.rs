@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use toolfan_protocol::ToolName;
 use toolfan_transport::{pull_with_slots, Slots, Topology};
 
+use crate::abort::{self, Aborts};
 use crate::admission::Turns;
 use crate::limits::Limiter;
 use crate::{announce, execute, Tool, WorkerBuilder, WorkerError, WorkerOptions};
@@ -36,6 +37,8 @@ pub(crate) struct Shared {
     pub(crate) turns: Turns,
     /// Cancelled when the drain timeout passes: running tasks are handed back.
     pub(crate) abandon: CancellationToken,
+    /// Jobs whose tasks must stop.
+    pub(crate) aborts: Arc<Aborts>,
 }
 
 /// A pulled task's hold on the worker: a held slot for as long as the task
@@ -137,6 +140,7 @@ impl Worker {
             limiter,
             turns: Turns::default(),
             abandon: CancellationToken::new(),
+            aborts: Arc::default(),
             topology,
             options,
         });
@@ -155,6 +159,12 @@ impl Worker {
                 stop_pulling.clone(),
             ));
         }
+        tokio::spawn(abort::follow(
+            client.clone(),
+            shared.topology.subjects.clone(),
+            shared.aborts.clone(),
+            shutdown.clone(),
+        ));
         let announcer = tokio::spawn(announce::run(
             client,
             shared.clone(),

@@ -73,6 +73,7 @@ pub struct TaskContext {
     pub(crate) index: u32,
     pub(crate) attempt: u32,
     pub(crate) worker: String,
+    pub(crate) cancel: tokio_util::sync::CancellationToken,
 }
 
 impl TaskContext {
@@ -94,6 +95,18 @@ impl TaskContext {
     /// The id of the worker running it.
     pub fn worker(&self) -> &str {
         &self.worker
+    }
+
+    /// Resolves when the task is cancelled (its job was cancelled, or a
+    /// policy or the deadline ended it). A cooperative tool selects on this
+    /// to clean up; the worker drops the tool's future shortly after anyway.
+    pub async fn cancelled(&self) {
+        self.cancel.cancelled().await
+    }
+
+    /// Whether the task has been cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
     }
 }
 
