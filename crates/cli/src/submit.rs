@@ -25,6 +25,10 @@ pub(crate) struct SubmitArgs {
     /// Print compact JSON on one line instead of indented JSON.
     #[arg(long)]
     compact: bool,
+    /// If this command dies, the job is cancelled this many milliseconds
+    /// after its last keepalive.
+    #[arg(long, env = "TOOLFAN_CALLER_GRACE_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..=86_400_000))]
+    caller_grace_ms: u64,
 }
 
 fn read_job(file: Option<&PathBuf>) -> anyhow::Result<Job> {
@@ -46,9 +50,19 @@ fn read_job(file: Option<&PathBuf>) -> anyhow::Result<Job> {
 
 pub(crate) async fn run(args: SubmitArgs) -> anyhow::Result<()> {
     let job = read_job(args.file.as_ref())?;
-    let options = ClientOptions::new(&args.nats_url).caller(&args.caller)?;
+    let mut options = ClientOptions::new(&args.nats_url).caller(&args.caller)?;
+    options.caller_grace = Some(std::time::Duration::from_millis(args.caller_grace_ms));
     let client = Client::connect(options).await?;
-    let results = client.submit(job).await?.results().await?;
+    let handle = client.submit(job).await?;
+    // Ctrl-C cancels the job rather than leaving it to run for nobody.
+    let canceller = handle.canceller();
+    let results = tokio::select! {
+        results = handle.results() => results?,
+        _ = tokio::signal::ctrl_c() => {
+            canceller.cancel().await?;
+            anyhow::bail!("interrupted: the job was cancelled");
+        }
+    };
     let out = if args.compact {
         serde_json::to_string(&results)?
     } else {

@@ -135,6 +135,6 @@ mod tests {
             "a queued task of an aborted job is skipped"
         );
         drop(running);
-        assert!(aborts.inner.lock().unwrap().running.get(&job).is_none());
+        assert!(!aborts.inner.lock().unwrap().running.contains_key(&job));
     }
 }
