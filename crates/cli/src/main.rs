@@ -3,6 +3,7 @@
 mod bench;
 mod demo;
 mod dev;
+mod fleet;
 mod limits;
 mod local;
 mod submit;
@@ -27,6 +28,10 @@ enum Command {
     Limits(limits::LimitsArgs),
     /// Measure a scenario on a local cluster.
     Bench(bench::BenchArgs),
+    /// List the live workers: id, host, tools, slots, tasks in flight.
+    Workers(fleet::FleetArgs),
+    /// Show queue depths: jobs and tasks queued, in flight and redelivered per consumer.
+    Stats(fleet::FleetArgs),
 }
 
 #[tokio::main]
@@ -43,6 +48,8 @@ async fn main() -> std::process::ExitCode {
         Command::Dev(args) => dev::run(args).await,
         Command::Limits(args) => limits::run(args).await,
         Command::Bench(args) => bench::run(args).await,
+        Command::Workers(args) => fleet::workers(args).await,
+        Command::Stats(args) => fleet::stats(args).await,
     };
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -4,13 +4,14 @@ use std::time::Duration;
 
 use async_nats::jetstream;
 use toolfan_protocol::{
-    encode, CallerId, JobId, JobLimits, JobSpec, Subjects, TaskResult, TaskSpec,
+    encode, CallerId, JobId, JobLimits, JobSpec, Subjects, TaskResult, TaskSpec, TraceParent,
+    TRACEPARENT_HEADER,
 };
 use toolfan_transport::{Topology, TopologyOptions};
 
 use tokio_util::task::AbortOnDropHandle;
 
-use crate::handle::Control;
+use crate::handle::{Control, Submitted};
 use crate::{ClientError, JobHandle};
 
 /// Where and as whom a client connects.
@@ -88,8 +89,18 @@ impl Client {
     }
 
     /// Submits `job` and returns a handle to follow it. The job is durable
-    /// once this returns: JetStream has stored it.
-    pub async fn submit(&self, mut job: JobSpec) -> Result<JobHandle, ClientError> {
+    /// once this returns: JetStream has stored it. It starts a new trace.
+    pub async fn submit(&self, job: JobSpec) -> Result<JobHandle, ClientError> {
+        self.submit_in_trace(job, TraceParent::generate()).await
+    }
+
+    /// Submits `job` as part of the caller's trace: the coordinator's job
+    /// span and every worker's task span carry `parent`'s trace id.
+    pub async fn submit_in_trace(
+        &self,
+        mut job: JobSpec,
+        parent: TraceParent,
+    ) -> Result<JobHandle, ClientError> {
         // Structural checks only; the cluster's own size limits are the coordinator's to apply.
         let structural = JobLimits {
             max_tasks: usize::MAX,
@@ -114,7 +125,8 @@ impl Client {
             })?;
         let publish = jetstream::message::PublishMessage::build()
             .payload(encode(&job).into())
-            .message_id(id.as_str());
+            .message_id(id.as_str())
+            .header(TRACEPARENT_HEADER, parent.to_string().as_str());
         let submit_failed = |reason: String| ClientError::Submit {
             job: id.clone(),
             reason,
@@ -139,15 +151,16 @@ impl Client {
             nats: self.nats.clone(),
             cancel_subject: subjects.cancel(&self.options.caller, &id),
         };
-        Ok(JobHandle::new(
+        Ok(JobHandle::new(Submitted {
+            total: job.tasks.len(),
             id,
-            job.tasks.len(),
             events,
             wait,
-            self.topology.clone(),
+            topology: self.topology.clone(),
             control,
             keepalive,
-        ))
+            trace: parent,
+        }))
     }
 }
 

@@ -8,7 +8,7 @@ use futures::stream::BoxStream;
 use futures::StreamExt;
 use tokio::time::Instant;
 use tokio_util::task::AbortOnDropHandle;
-use toolfan_protocol::{decode, JobId, JobStatus, JobSummary, ReplyEvent, TaskResult};
+use toolfan_protocol::{decode, JobId, JobStatus, JobSummary, ReplyEvent, TaskResult, TraceParent};
 use toolfan_transport::Topology;
 
 use crate::ClientError;
@@ -54,6 +54,19 @@ pub(crate) struct Control {
     pub(crate) cancel_subject: String,
 }
 
+/// What the client knows of a job it has just submitted.
+pub(crate) struct Submitted {
+    pub(crate) id: JobId,
+    pub(crate) total: usize,
+    pub(crate) events: Subscriber,
+    /// How long to wait for the answer (deadline plus grace).
+    pub(crate) wait: Duration,
+    pub(crate) topology: Topology,
+    pub(crate) control: Control,
+    pub(crate) keepalive: Option<AbortOnDropHandle<()>>,
+    pub(crate) trace: TraceParent,
+}
+
 /// A submitted job. Dropping it stops the keepalives, so a job submitted
 /// with a caller grace is cancelled once the grace passes.
 #[derive(Debug)]
@@ -68,35 +81,34 @@ pub struct JobHandle {
     topology: Topology,
     control: Control,
     _keepalive: Option<AbortOnDropHandle<()>>,
+    trace: TraceParent,
 }
 
 impl JobHandle {
-    pub(crate) fn new(
-        id: JobId,
-        total: usize,
-        events: Subscriber,
-        wait: Duration,
-        topology: Topology,
-        control: Control,
-        keepalive: Option<AbortOnDropHandle<()>>,
-    ) -> Self {
+    pub(crate) fn new(submitted: Submitted) -> Self {
         Self {
-            id,
-            events,
-            wait_until: Instant::now() + wait,
-            waited: wait,
-            slots: vec![None; total],
+            id: submitted.id,
+            events: submitted.events,
+            wait_until: Instant::now() + submitted.wait,
+            waited: submitted.wait,
+            slots: vec![None; submitted.total],
             received: 0,
             summary: None,
-            topology,
-            control,
-            _keepalive: keepalive,
+            topology: submitted.topology,
+            control: submitted.control,
+            _keepalive: submitted.keepalive,
+            trace: submitted.trace,
         }
     }
 
     /// The job's id.
     pub fn id(&self) -> &JobId {
         &self.id
+    }
+
+    /// The trace the job runs in (its `traceparent`).
+    pub fn trace(&self) -> TraceParent {
+        self.trace
     }
 
     /// Number of tasks in the job.

@@ -40,5 +40,5 @@ pub use error::ClientError;
 pub use handle::{Canceller, JobEvent, JobHandle, JobOutcome, TaskEvent};
 pub use toolfan_protocol::{
     EndedBy, ErrorKind, JobId, JobSpec as Job, JobStatus, JobSummary, Policy, TaskError,
-    TaskResult, TaskSpec as Task, WorkerInfo,
+    TaskResult, TaskSpec as Task, TraceParent, WorkerInfo,
 };

@@ -2,7 +2,9 @@
 //! coordinator's own verdicts to the results stream, aborts to the workers.
 
 use async_nats::jetstream;
-use toolfan_protocol::{encode, ErrorKind, TaskError, TaskMessage, TaskResult, PROTOCOL_VERSION};
+use toolfan_protocol::{
+    encode, ErrorKind, TaskError, TaskMessage, TaskResult, PROTOCOL_VERSION, TRACEPARENT_HEADER,
+};
 
 use crate::intake::AcceptedJob;
 use crate::window::Window;
@@ -35,7 +37,8 @@ pub(crate) async fn dispatch(
         };
         let publish = jetstream::message::PublishMessage::build()
             .payload(encode(&task).into())
-            .message_id(task.msg_id());
+            .message_id(task.msg_id())
+            .header(TRACEPARENT_HEADER, job.trace.child().to_string().as_str());
         match shared
             .topology
             .js

@@ -2,7 +2,8 @@
 
 use async_nats::jetstream::Message;
 use toolfan_protocol::{
-    CallerId, JobId, JobLimits, JobSpec, Subjects, ValidationError, MSG_ID_HEADER,
+    CallerId, JobId, JobLimits, JobSpec, Subjects, TraceParent, ValidationError, MSG_ID_HEADER,
+    TRACEPARENT_HEADER,
 };
 
 /// A job ready to run.
@@ -14,6 +15,8 @@ pub(crate) struct AcceptedJob {
     /// When JetStream stored the job; the deadline counts from here, so a
     /// coordinator that takes the job over computes the same deadline.
     pub(crate) submitted_unix_ms: u64,
+    /// The caller's trace context (a new trace if it sent none).
+    pub(crate) trace: TraceParent,
 }
 
 /// What a job message turned out to be.
@@ -72,10 +75,17 @@ pub(crate) fn intake(subjects: &Subjects, limits: &JobLimits, message: &Message)
             reason: format!("differs from the {MSG_ID_HEADER} header {id:?}"),
         });
     }
+    let trace = message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(TRACEPARENT_HEADER))
+        .and_then(|v| v.as_str().parse().ok())
+        .unwrap_or_else(TraceParent::generate);
     Intake::Accepted(AcceptedJob {
         id,
         caller,
         spec,
         submitted_unix_ms,
+        trace,
     })
 }

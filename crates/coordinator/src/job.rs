@@ -13,8 +13,11 @@ use toolfan_protocol::{
 };
 
 use crate::dispatch::{abort, decide, dispatch};
+use tracing::Instrument;
+
 use crate::gather::{Accepted, Gather};
 use crate::intake::{intake, AcceptedJob, Intake};
+use crate::metrics::{policy_label, CoordinatorMetrics};
 use crate::policy::Judge;
 use crate::reply::ReplyTo;
 use crate::window::Window;
@@ -39,6 +42,7 @@ pub(crate) async fn handle(shared: &Shared, message: jetstream::Message) {
         Intake::Accepted(job) => job,
         Intake::Invalid { caller, id, error } => {
             tracing::info!(job = %id, caller = %caller, %error, "job refused");
+            shared.metrics.jobs_refused.inc();
             ReplyTo::new(&shared.client, &shared.topology.subjects, &caller, &id)
                 .invalid(id.clone(), &error)
                 .await;
@@ -51,14 +55,26 @@ pub(crate) async fn handle(shared: &Shared, message: jetstream::Message) {
             return;
         }
     };
-    tracing::debug!(job = %job.id, caller = %job.caller, tasks = job.spec.tasks.len(), "job accepted");
+    let span = tracing::info_span!("job", job = %job.id, caller = %job.caller, trace_id = %job.trace.trace_id_hex());
+    let policy = policy_label(job.spec.policy);
+    let metrics = &shared.metrics;
+    metrics.jobs_submitted.with_label_values(&[policy]).inc();
+    metrics.live_jobs.inc();
     let outcome = tokio::select! {
-        outcome = run(shared, &job, &message) => outcome,
+        outcome = run(shared, &job, &message).instrument(span.clone()) => outcome,
         _ = shared.abandon.cancelled() => Err("this coordinator is shutting down".into()),
     };
+    metrics.live_jobs.dec();
+    let _entered = span.enter();
     match outcome {
         Ok(summary) => {
-            tracing::info!(job = %job.id, total = summary.total, succeeded = summary.succeeded, failed = summary.failed, duration_ms = summary.duration_ms, "job done");
+            tracing::info!(total = summary.total, succeeded = summary.succeeded, failed = summary.failed, duration_ms = summary.duration_ms, ended_by = ?summary.ended_by, "job done");
+            let labels = [summary.status.as_str(), policy, summary.ended_by.as_str()];
+            metrics.jobs_completed.with_label_values(&labels).inc();
+            metrics
+                .job_duration
+                .with_label_values(&[policy])
+                .observe(summary.duration_ms as f64 / 1000.0);
             ReplyTo::new(
                 &shared.client,
                 &shared.topology.subjects,
@@ -125,6 +141,7 @@ async fn run(
         judge: Judge::new(job.spec.policy),
         judge_pending: None,
         reply: ReplyTo::new(&shared.client, subjects, &job.caller, &job.id),
+        metrics: &shared.metrics,
         ending: None,
         give_up: None,
     };
@@ -146,6 +163,7 @@ async fn run(
             }
         }
         tracing::info!(job = %job.id, recovered = state.gather.filled(), total, "took over a job; recovered results already stored");
+        shared.metrics.jobs_taken_over.inc();
     }
 
     dispatch(shared, job, deadline_unix_ms, &mut state.window).await;
@@ -224,6 +242,7 @@ struct JobState<'a> {
     /// A policy decision waiting to be acted on.
     judge_pending: Option<String>,
     reply: ReplyTo<'a>,
+    metrics: &'a CoordinatorMetrics,
     /// Set once something other than the last task ends the job.
     ending: Option<(EndedBy, String)>,
     /// When to stop waiting for the job's own verdicts to come back through
@@ -238,6 +257,7 @@ impl JobState<'_> {
         match decode::<TaskResult>("task result", payload) {
             Ok(result) => match self.gather.accept(&result) {
                 Accepted::First => {
+                    self.count(&result);
                     self.window.finished(result.index);
                     if self.ending.is_none() {
                         self.judge_pending = self.judge.decide(result.index, result.is_ok());
@@ -245,6 +265,7 @@ impl JobState<'_> {
                     self.reply.result(result).await;
                 }
                 Accepted::Duplicate => {
+                    self.metrics.duplicate_results.inc();
                     tracing::debug!(%job, index = result.index, "dropping a duplicate result")
                 }
                 Accepted::OutOfRange => {
@@ -252,6 +273,21 @@ impl JobState<'_> {
                 }
             },
             Err(e) => tracing::warn!(%job, error = %e, "dropping an undecodable result"),
+        }
+    }
+
+    fn count(&self, result: &TaskResult) {
+        let outcome = result.error().map_or("ok", |e| e.kind.as_str());
+        self.metrics
+            .task_results
+            .with_label_values(&[outcome])
+            .inc();
+        if result.worker.is_none() {
+            match result.error().map(|e| e.kind) {
+                Some(ErrorKind::DeadlineExceeded) => self.metrics.deadline_misses.inc(),
+                Some(ErrorKind::Cancelled) => self.metrics.tasks_cancelled.inc(),
+                _ => {}
+            }
         }
     }
 

@@ -17,11 +17,13 @@
 //! - `policy`: when a join policy ends a job early.
 //! - `reply`: events to the caller.
 //! - [`registry`] — the live view of workers and the tools they serve.
+//! - [`metrics`] — what the coordinator counts (docs/metrics.md).
 
 mod dispatch;
 mod gather;
 mod intake;
 mod job;
+pub mod metrics;
 mod policy;
 pub mod registry;
 mod reply;
@@ -36,6 +38,7 @@ use tokio_util::sync::CancellationToken;
 use toolfan_protocol::{JobLimits, Subjects};
 use toolfan_transport::{pull_with_slots, Topology, TopologyOptions, TransportError};
 
+pub use metrics::CoordinatorMetrics;
 pub use registry::Registry;
 
 /// Where and how a coordinator runs.
@@ -60,6 +63,10 @@ pub struct CoordinatorOptions {
     pub deadline_grace: Duration,
     /// How long a shutdown waits for live jobs.
     pub drain_timeout: Duration,
+    /// Where the metrics go.
+    pub metrics: prometheus::Registry,
+    /// Serve `/metrics`, `/healthz` and `/readyz` here.
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 impl Default for CoordinatorOptions {
@@ -74,6 +81,8 @@ impl Default for CoordinatorOptions {
             registry_warmup: Duration::from_millis(300),
             deadline_grace: Duration::from_secs(2),
             drain_timeout: Duration::from_secs(10),
+            metrics: prometheus::Registry::new(),
+            metrics_addr: None,
         }
     }
 }
@@ -87,6 +96,9 @@ pub enum CoordinatorError {
     /// The configuration is unusable.
     #[error("invalid coordinator configuration: {0}")]
     Config(String),
+    /// The metrics endpoint could not start.
+    #[error(transparent)]
+    Metrics(#[from] toolfan_telemetry::http::ServeError),
 }
 
 /// What every job of a coordinator shares.
@@ -99,6 +111,7 @@ pub(crate) struct Shared {
     pub(crate) job_ack_wait: Duration,
     /// Cancelled when the drain timeout passes: live jobs are handed back.
     pub(crate) abandon: CancellationToken,
+    pub(crate) metrics: CoordinatorMetrics,
 }
 
 /// Runs a coordinator until `shutdown` is cancelled, then stops taking jobs
@@ -113,7 +126,23 @@ pub async fn run(
             "max_live_jobs must be at least 1".into(),
         ));
     }
-    let client = toolfan_transport::connect(&options.nats_url, "toolfan-coordinator").await?;
+    let metrics = CoordinatorMetrics::register(&options.metrics)
+        .map_err(|e| CoordinatorError::Config(format!("registering metrics: {e}")))?;
+    let reconnects = metrics.nats_reconnects.clone();
+    let client = toolfan_transport::connect_observed(
+        &options.nats_url,
+        "toolfan-coordinator",
+        Some(Arc::new(move || reconnects.inc())),
+    )
+    .await?;
+    if let Some(addr) = options.metrics_addr {
+        let nats = client.clone();
+        let ready: toolfan_telemetry::Readiness = Arc::new(move || match nats.connection_state() {
+            async_nats::connection::State::Connected => Ok(()),
+            state => Err(format!("NATS is {state:?}")),
+        });
+        toolfan_telemetry::serve(addr, options.metrics.clone(), ready, shutdown.clone()).await?;
+    }
     let topology = Topology::new(
         client.clone(),
         options.subjects.clone(),
@@ -140,6 +169,7 @@ pub async fn run(
         registry,
         job_ack_wait,
         abandon: CancellationToken::new(),
+        metrics,
     });
     tracing::info!(
         workers = shared.registry.live().len(),

@@ -7,6 +7,7 @@ use clap::Parser;
 use tokio_util::sync::CancellationToken;
 use toolfan_coordinator::CoordinatorOptions;
 use toolfan_protocol::{JobLimits, Subjects};
+use toolfan_telemetry::{LogFormat, MetricsAddr};
 
 /// Takes toolfan jobs from JetStream, fans their tasks out to the workers and
 /// answers each caller in order by its deadline.
@@ -39,16 +40,18 @@ struct Args {
     /// takes it over (sets the shared `coordinators` consumer's ack wait).
     #[arg(long, env = "TOOLFAN_ACK_WAIT_MS", value_parser = clap::value_parser!(u64).range(500..=3_600_000))]
     ack_wait_ms: Option<u64>,
+    /// Serve /metrics, /healthz and /readyz on this address; `off` to disable.
+    #[arg(long, env = "TOOLFAN_METRICS_ADDR", default_value = "127.0.0.1:9470")]
+    metrics_addr: MetricsAddr,
+    /// Log format.
+    #[arg(long, env = "TOOLFAN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
     let args = Args::parse();
+    toolfan_telemetry::logging::init(args.log_format);
     let mut options = CoordinatorOptions {
         nats_url: args.nats_url,
         subjects: Subjects::new(&args.prefix)?,
@@ -59,6 +62,7 @@ async fn main() -> anyhow::Result<()> {
         },
         max_live_jobs: args.max_live_jobs as usize,
         drain_timeout: Duration::from_secs(args.drain_timeout),
+        metrics_addr: args.metrics_addr.0,
         ..CoordinatorOptions::default()
     };
     if let Some(ms) = args.ack_wait_ms {
@@ -66,19 +70,8 @@ async fn main() -> anyhow::Result<()> {
         options.topology.enforce_ack_wait = true;
     }
     let shutdown = CancellationToken::new();
-    tokio::spawn(shutdown_on_signal(shutdown.clone()));
+    tokio::spawn(toolfan_telemetry::shutdown_on_signal(shutdown.clone()));
     toolfan_coordinator::run(options, shutdown)
         .await
         .context("coordinator failed")
-}
-
-async fn shutdown_on_signal(token: CancellationToken) {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing a SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    tracing::info!("shutting down: finishing live jobs");
-    token.cancel();
 }

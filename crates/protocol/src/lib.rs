@@ -15,6 +15,7 @@
 //! - [`message`] — the envelopes on the wire: dispatched tasks, reply
 //!   events, worker heartbeats.
 //! - [`subjects`] — subject, stream and consumer names under a prefix.
+//! - [`trace`] — W3C `traceparent` carried in NATS headers.
 //! - [`error`] — [`ValidationError`], the one error type of this crate.
 
 pub mod error;
@@ -24,6 +25,7 @@ pub mod message;
 pub mod result;
 pub mod subjects;
 pub mod task;
+pub mod trace;
 
 pub use error::ValidationError;
 pub use ids::{CallerId, JobId, ToolName};
@@ -34,6 +36,7 @@ pub use message::{
 pub use result::{ErrorKind, TaskError, TaskResult};
 pub use subjects::Subjects;
 pub use task::TaskSpec;
+pub use trace::{TraceParent, TRACEPARENT_HEADER};
 
 /// The protocol version every message carries as `"v"`.
 pub const PROTOCOL_VERSION: u32 = 1;

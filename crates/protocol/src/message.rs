@@ -56,6 +56,17 @@ pub enum JobStatus {
     Invalid,
 }
 
+impl JobStatus {
+    /// The status's name on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Completed => "completed",
+            Self::Cancelled => "cancelled",
+            Self::Invalid => "invalid",
+        }
+    }
+}
+
 /// What ended a job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -73,6 +84,20 @@ pub enum EndedBy {
     CallerGone,
     /// It was refused.
     Refused,
+}
+
+impl EndedBy {
+    /// The name on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AllDone => "all_done",
+            Self::Policy => "policy",
+            Self::Deadline => "deadline",
+            Self::Cancel => "cancel",
+            Self::CallerGone => "caller_gone",
+            Self::Refused => "refused",
+        }
+    }
 }
 
 /// The last event of a job on its reply subject.

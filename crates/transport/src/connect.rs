@@ -1,19 +1,57 @@
 //! Connecting to NATS.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::TransportError;
+
+/// Called on each reconnect after a lost connection.
+pub type OnReconnect = Arc<dyn Fn() + Send + Sync>;
 
 /// Connects to the NATS server at `url`, naming the connection `name` (it
 /// shows in the server's connection list). The client reconnects on its own
 /// after a disconnect.
 pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, TransportError> {
+    connect_observed(url, name, None).await
+}
+
+/// [`connect`], calling `on_reconnect` after every reconnect and logging
+/// disconnects and slow consumers.
+pub async fn connect_observed(
+    url: &str,
+    name: &str,
+    on_reconnect: Option<OnReconnect>,
+) -> Result<async_nats::Client, TransportError> {
+    let seen_first = Arc::new(std::sync::atomic::AtomicBool::new(false));
     async_nats::ConnectOptions::new()
         .name(name)
         .connection_timeout(Duration::from_secs(5))
         // Task messages are small but results can be large; keep the default
         // subscription capacity generous so a burst does not drop messages.
         .subscription_capacity(65_536)
+        .event_callback(move |event| {
+            let on_reconnect = on_reconnect.clone();
+            let seen_first = seen_first.clone();
+            async move {
+                match event {
+                    async_nats::Event::Connected => {
+                        if seen_first.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                            tracing::info!("reconnected to NATS");
+                            if let Some(on_reconnect) = on_reconnect {
+                                on_reconnect();
+                            }
+                        }
+                    }
+                    async_nats::Event::Disconnected => {
+                        tracing::warn!("disconnected from NATS; reconnecting")
+                    }
+                    async_nats::Event::SlowConsumer(sid) => {
+                        tracing::warn!(sid, "a subscription fell behind and dropped messages")
+                    }
+                    other => tracing::debug!(event = %other, "NATS connection event"),
+                }
+            }
+        })
         .connect(url)
         .await
         .map_err(|e| TransportError::Connect {

@@ -12,9 +12,9 @@ pub mod connect;
 pub mod pull;
 pub mod topology;
 
-pub use connect::connect;
+pub use connect::{connect, connect_observed, OnReconnect};
 pub use pull::{pull_with_slots, Slots};
-pub use topology::{Topology, TopologyOptions};
+pub use topology::{ConsumerStats, Topology, TopologyOptions};
 
 /// A NATS or JetStream operation failed.
 #[derive(Debug, thiserror::Error)]

@@ -218,3 +218,66 @@ impl Topology {
         Ok((messages, stored))
     }
 }
+
+/// Depths of one durable consumer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerStats {
+    /// The stream it reads.
+    pub stream: String,
+    /// Its name (`coordinators`, `tool_<tool>`).
+    pub name: String,
+    /// Messages waiting to be delivered (queued jobs or tasks).
+    pub pending: u64,
+    /// Delivered and not yet acked (in flight).
+    pub ack_pending: usize,
+    /// Delivered more than once.
+    pub redelivered: usize,
+    /// Pull requests waiting (idle workers or coordinators).
+    pub waiting: usize,
+}
+
+impl Topology {
+    /// The message count of each stream and the depths of every durable
+    /// consumer on the jobs and tasks streams.
+    pub async fn stats(&self) -> Result<(Vec<(String, u64)>, Vec<ConsumerStats>), TransportError> {
+        use futures::TryStreamExt;
+        let s = &self.subjects;
+        let mut streams = Vec::new();
+        let mut consumers = Vec::new();
+        for name in [s.jobs_stream(), s.tasks_stream(), s.results_stream()] {
+            let what = || format!("reading stream {name}");
+            let mut stream = self
+                .js
+                .get_stream(&name)
+                .await
+                .map_err(|e| TransportError::jetstream(what(), e))?;
+            let info = stream
+                .info()
+                .await
+                .map_err(|e| TransportError::jetstream(what(), e))?;
+            streams.push((name.clone(), info.state.messages));
+            if name == s.results_stream() {
+                continue;
+            }
+            let infos: Vec<consumer::Info> = stream
+                .consumers()
+                .try_collect()
+                .await
+                .map_err(|e| TransportError::jetstream(what(), e))?;
+            for info in infos
+                .into_iter()
+                .filter(|i| i.config.durable_name.is_some())
+            {
+                consumers.push(ConsumerStats {
+                    stream: name.clone(),
+                    name: info.name,
+                    pending: info.num_pending,
+                    ack_pending: info.num_ack_pending,
+                    redelivered: info.num_redelivered,
+                    waiting: info.num_waiting,
+                });
+            }
+        }
+        Ok((streams, consumers))
+    }
+}

@@ -85,6 +85,16 @@ pub(crate) async fn admit(
             ))
         })?;
     let mut redis_down = false;
+    let mut held_by = None;
+    let metrics = &shared.metrics;
+    let observe = |held_by: &Option<String>| {
+        if let Some(key) = held_by {
+            metrics
+                .limit_wait_seconds
+                .with_label_values(&[key.as_str()])
+                .observe(started.elapsed().as_secs_f64());
+        }
+    };
     loop {
         if permits.run.is_none() {
             permits.run = shared.slots.clone().acquire_owned().await.ok();
@@ -98,13 +108,23 @@ pub(crate) async fn admit(
                 if redis_down {
                     tracing::info!("Redis answers again; limited tasks resume");
                 }
+                observe(&held_by);
                 return Ok(lease);
             }
             Ok(Decision::Never(why)) => {
                 return Err(TaskError::new(ErrorKind::RateLimited, why));
             }
-            Ok(Decision::Wait { after, key }) => {
+            Ok(Decision::Wait { after, key, cap }) => {
+                metrics.limit_waits.with_label_values(&[key.as_str()]).inc();
+                if cap {
+                    metrics
+                        .lease_denials
+                        .with_label_values(&[key.as_str()])
+                        .inc();
+                }
+                held_by = Some(key.clone());
                 if Instant::now() + after > deadline {
+                    observe(&held_by);
                     return Err(rate_limited(format!(
                         "limit {key:?} would admit the call only in {} ms, after the job deadline",
                         after.as_millis()
@@ -114,10 +134,18 @@ pub(crate) async fn admit(
                 after + after.mul_f64(rand::random::<f64>() * 0.1)
             }
             Err(e) if limiter.fails_open() => {
+                metrics
+                    .limits_unavailable
+                    .with_label_values(&["fail_open"])
+                    .inc();
                 tracing::warn!(error = %e, "Redis unreachable: running a limited task unlimited (fail open)");
                 return Ok(None);
             }
             Err(e) => {
+                metrics
+                    .limits_unavailable
+                    .with_label_values(&["fail_closed"])
+                    .inc();
                 if !redis_down {
                     tracing::warn!(error = %e, "Redis unreachable: limited tasks wait for it (fail closed)");
                     redis_down = true;

@@ -44,6 +44,10 @@ pub struct WorkerOptions {
     pub retry_base: Duration,
     /// Longest retry delay ceiling.
     pub retry_cap: Duration,
+    /// Where the metrics go.
+    pub metrics: prometheus::Registry,
+    /// Serve `/metrics`, `/healthz` and `/readyz` here.
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// Most tasks a worker holds at once, running or waiting for a limit,
     /// as a multiple of `concurrency`. Tasks waiting for a limit hold no
     /// run slot, so other tools' tasks can run meanwhile.
@@ -66,6 +70,8 @@ impl Default for WorkerOptions {
             max_held_factor: 4,
             retry_base: Duration::from_millis(100),
             retry_cap: Duration::from_secs(10),
+            metrics: prometheus::Registry::new(),
+            metrics_addr: None,
         }
     }
 }

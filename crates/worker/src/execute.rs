@@ -9,10 +9,13 @@ use serde_json::Value;
 use toolfan_protocol::{decode, encode, ErrorKind, TaskError, TaskMessage, TaskResult};
 
 use crate::admission::{self, Renewal};
+use crate::metrics::WorkerMetrics;
 use crate::run::{Shared, TaskPermits, ToolEntry};
 use crate::{TaskContext, Tool, WorkerOptions};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
+use toolfan_protocol::{TraceParent, TRACEPARENT_HEADER};
+use tracing::Instrument;
 
 /// Milliseconds since the Unix epoch, now.
 pub(crate) fn now_unix_ms() -> u64 {
@@ -28,7 +31,7 @@ pub(crate) async fn run_task(
     shared: &Shared,
     entry: &ToolEntry,
     message: jetstream::Message,
-    mut permits: TaskPermits,
+    permits: TaskPermits,
 ) {
     let attempt = message
         .info()
@@ -43,9 +46,37 @@ pub(crate) async fn run_task(
             return;
         }
     };
+    let trace = message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(TRACEPARENT_HEADER))
+        .and_then(|v| v.as_str().parse::<TraceParent>().ok());
+    let span = tracing::info_span!(
+        "task",
+        job = %task.job,
+        index = task.index,
+        tool = %entry.name,
+        attempt,
+        trace_id = trace.map(|t| t.trace_id_hex()).unwrap_or_default(),
+    );
+    let queued_since = message.info().ok().map(|info| info.published);
+    handle_task(shared, entry, message, task, attempt, permits, queued_since)
+        .instrument(span)
+        .await;
+}
+
+async fn handle_task(
+    shared: &Shared,
+    entry: &ToolEntry,
+    message: jetstream::Message,
+    task: TaskMessage,
+    attempt: u32,
+    mut permits: TaskPermits,
+    queued_since: Option<time::OffsetDateTime>,
+) {
     let Some(job_abort) = shared.aborts.register(&task.job) else {
         // Its job was cancelled or ended: the coordinator has answered for it.
-        tracing::debug!(job = %task.job, index = task.index, "skipping a task of an aborted job");
+        tracing::debug!("skipping a task of an aborted job");
         let _ = message.ack().await;
         return;
     };
@@ -58,20 +89,33 @@ pub(crate) async fn run_task(
         attempt,
         &mut permits,
         job_abort.token(),
+        queued_since,
     );
     let Some(result) = with_progress(&message, entry.ack_wait / 3, &shared.abandon, work).await
     else {
         // The worker is going away and the task did not finish in time.
-        tracing::info!(job = %task.job, index = task.index, "handing an unfinished task back");
+        tracing::info!("handing an unfinished task back");
         let _ = message.ack_with(AckKind::Nak(None)).await;
         return;
     };
+    let tool = entry.name.as_str();
     if let Some(delay) = retry_delay(&shared.options, &task, &result) {
-        tracing::debug!(job = %task.job, index = task.index, attempt, ?delay, "retrying after a retryable failure");
+        tracing::debug!(?delay, "retrying after a retryable failure");
+        shared.metrics.retries.with_label_values(&[tool]).inc();
         if let Err(e) = message.ack_with(AckKind::Nak(Some(delay))).await {
             tracing::warn!(error = %e, "retry nak failed; the task comes back after its ack wait");
         }
         return;
+    }
+    let outcome = result.error().map_or("ok", |e| e.kind.as_str());
+    tracing::debug!(outcome, duration_ms = result.duration_ms, "task finished");
+    shared
+        .metrics
+        .tasks
+        .with_label_values(&[tool, outcome])
+        .inc();
+    if job_abort.token().is_cancelled() {
+        shared.metrics.aborted.with_label_values(&[tool]).inc();
     }
     publish_and_ack(shared, &task, result, message).await;
     drop(permits);
@@ -142,6 +186,7 @@ async fn execute(
     attempt: u32,
     permits: &mut TaskPermits,
     cancel: &CancellationToken,
+    queued_since: Option<time::OffsetDateTime>,
 ) -> TaskResult {
     let worker = Some(shared.options.id.clone());
     let left_ms = task.deadline_unix_ms.saturating_sub(now_unix_ms());
@@ -195,7 +240,19 @@ async fn execute(
         worker: shared.options.id.clone(),
         cancel: cancel.child_token(),
     };
-    let _running = Running::new(&shared.in_flight);
+    let tool = entry.name.as_str();
+    let metrics = &shared.metrics;
+    let _running = Running::new(&shared.in_flight, metrics, tool);
+    metrics.attempts.with_label_values(&[tool]).inc();
+    if let Some(queued) = queued_since {
+        let waited = (time::OffsetDateTime::now_utc() - queued)
+            .as_seconds_f64()
+            .max(0.0);
+        metrics
+            .queue_wait_seconds
+            .with_label_values(&[tool])
+            .observe(waited);
+    }
     let started = Instant::now();
     let outcome = run_with_timeout(
         entry.tool.as_ref(),
@@ -206,6 +263,10 @@ async fn execute(
     )
     .await;
     let duration_ms = started.elapsed().as_millis() as u64;
+    metrics
+        .run_seconds
+        .with_label_values(&[tool])
+        .observe(started.elapsed().as_secs_f64());
     if let (Some((held, renewal)), Some(limiter)) = (lease, &shared.limiter) {
         drop(renewal);
         limiter.release(&held).await;
@@ -219,19 +280,34 @@ async fn execute(
     }
 }
 
-/// Counts a running tool in the worker's in-flight figure while it lives.
-struct Running<'a>(&'a AtomicU32);
+/// Counts a running tool in the worker's in-flight figures while it lives.
+struct Running<'a> {
+    count: &'a AtomicU32,
+    metrics: &'a WorkerMetrics,
+    tool: &'a str,
+}
 
 impl<'a> Running<'a> {
-    fn new(count: &'a AtomicU32) -> Self {
+    fn new(count: &'a AtomicU32, metrics: &'a WorkerMetrics, tool: &'a str) -> Self {
         count.fetch_add(1, Ordering::Relaxed);
-        Self(count)
+        metrics.in_flight.inc();
+        metrics.in_flight_by_tool.with_label_values(&[tool]).inc();
+        Self {
+            count,
+            metrics,
+            tool,
+        }
     }
 }
 
 impl Drop for Running<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.count.fetch_sub(1, Ordering::Relaxed);
+        self.metrics.in_flight.dec();
+        self.metrics
+            .in_flight_by_tool
+            .with_label_values(&[self.tool])
+            .dec();
     }
 }
 

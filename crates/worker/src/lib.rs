@@ -36,6 +36,8 @@
 //! - [`execute`] — running one task message to its published result.
 //! - [`announce`] — heartbeats and answers to pings.
 //! - [`builtin`] — the tools of the `toolfan-worker` binary.
+//! - [`limits`] — fleet-wide rate limits and concurrency caps in Redis.
+//! - [`metrics`] — what the worker counts (docs/metrics.md).
 
 mod abort;
 mod admission;
@@ -44,6 +46,7 @@ pub mod builder;
 pub mod builtin;
 pub mod execute;
 pub mod limits;
+pub mod metrics;
 pub mod run;
 pub mod tool;
 
@@ -60,4 +63,7 @@ pub enum WorkerError {
     /// NATS could not be reached or set up.
     #[error(transparent)]
     Transport(#[from] toolfan_transport::TransportError),
+    /// The metrics endpoint could not start.
+    #[error(transparent)]
+    Metrics(#[from] toolfan_telemetry::http::ServeError),
 }

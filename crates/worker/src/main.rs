@@ -6,6 +6,7 @@ use anyhow::Context;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 use toolfan_protocol::Subjects;
+use toolfan_telemetry::{LogFormat, MetricsAddr};
 use toolfan_worker::builtin::{add_builtin, BUILTIN_TOOLS};
 use toolfan_worker::limits::{LimitSpec, LimiterOptions};
 use toolfan_worker::{Worker, WorkerOptions};
@@ -51,6 +52,12 @@ struct Args {
     /// Largest retry delay ceiling, in ms.
     #[arg(long, env = "TOOLFAN_RETRY_CAP_MS", default_value_t = 10_000)]
     retry_cap_ms: u64,
+    /// Serve /metrics, /healthz and /readyz on this address; `off` to disable.
+    #[arg(long, env = "TOOLFAN_METRICS_ADDR", default_value = "127.0.0.1:9471")]
+    metrics_addr: MetricsAddr,
+    /// Log format.
+    #[arg(long, env = "TOOLFAN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
     /// Fleet-wide cap on a tool's tasks in flight: TOOL=N. Repeatable.
     #[arg(long = "tool-max-in-flight", value_name = "TOOL=N")]
     tool_max_in_flight: Vec<String>,
@@ -73,12 +80,8 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
     let args = Args::parse();
+    toolfan_telemetry::logging::init(args.log_format);
     let mut options = WorkerOptions {
         nats_url: args.nats_url,
         concurrency: args.concurrency,
@@ -86,6 +89,7 @@ async fn main() -> anyhow::Result<()> {
         drain_timeout: Duration::from_secs(args.drain_timeout),
         retry_base: Duration::from_millis(args.retry_base_ms),
         retry_cap: Duration::from_millis(args.retry_cap_ms),
+        metrics_addr: args.metrics_addr.0,
         ..WorkerOptions::default()
     };
     if let Some(ms) = args.ack_wait_ms {
@@ -138,7 +142,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let worker = builder.build()?;
     let shutdown = CancellationToken::new();
-    tokio::spawn(shutdown_on_signal(shutdown.clone()));
+    tokio::spawn(toolfan_telemetry::shutdown_on_signal(shutdown.clone()));
     worker.run(shutdown).await.context("worker failed")
 }
 
@@ -148,15 +152,4 @@ fn split_flag<'a>(flag: &str, value: &'a str) -> anyhow::Result<(&'a str, &'a st
         .split_once('=')
         .filter(|(name, rest)| !name.is_empty() && !rest.is_empty())
         .ok_or_else(|| anyhow::anyhow!("{flag} {value:?}: expected NAME=VALUE"))
-}
-
-async fn shutdown_on_signal(token: CancellationToken) {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing a SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    tracing::info!("shutting down: finishing running tasks");
-    token.cancel();
 }

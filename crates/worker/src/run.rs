@@ -16,6 +16,7 @@ use toolfan_transport::{pull_with_slots, Slots, Topology};
 use crate::abort::{self, Aborts};
 use crate::admission::Turns;
 use crate::limits::Limiter;
+use crate::metrics::WorkerMetrics;
 use crate::{announce, execute, Tool, WorkerBuilder, WorkerError, WorkerOptions};
 
 /// A worker serving a set of tools; build one with [`Worker::builder`].
@@ -39,6 +40,26 @@ pub(crate) struct Shared {
     pub(crate) abandon: CancellationToken,
     /// Jobs whose tasks must stop.
     pub(crate) aborts: Arc<Aborts>,
+    pub(crate) metrics: WorkerMetrics,
+}
+
+/// Ready when connected to NATS and, if the worker takes limits, when it
+/// has read them from Redis lately.
+fn readiness(client: &async_nats::Client, shared: &Shared) -> toolfan_telemetry::Readiness {
+    let nats = client.clone();
+    let limiter = shared.limiter.clone();
+    Arc::new(move || {
+        let state = nats.connection_state();
+        if state != async_nats::connection::State::Connected {
+            return Err(format!("NATS is {state:?}"));
+        }
+        match &limiter {
+            Some(limiter) if !limiter.healthy() => {
+                Err("Redis, which keeps the limits, is unreachable".into())
+            }
+            _ => Ok(()),
+        }
+    })
 }
 
 /// A pulled task's hold on the worker: a held slot for as long as the task
@@ -90,9 +111,13 @@ impl Worker {
     /// waits up to the drain timeout for running tasks.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), WorkerError> {
         let options = self.options;
-        let client = toolfan_transport::connect(
+        let metrics = WorkerMetrics::register(&options.metrics)
+            .map_err(|e| WorkerError::Config(format!("registering metrics: {e}")))?;
+        let reconnects = metrics.nats_reconnects.clone();
+        let client = toolfan_transport::connect_observed(
             &options.nats_url,
             &format!("toolfan-worker {}", options.id),
+            Some(Arc::new(move || reconnects.inc())),
         )
         .await?;
         let topology = Topology::new(
@@ -111,6 +136,7 @@ impl Worker {
                 .unwrap_or_default();
             let consumer = topology.tool_consumer(name, max).await?;
             let entry = ToolEntry {
+                name: name.clone(),
                 tool: tool.clone(),
                 limit_keys: Arc::new(keys),
                 ack_wait: consumer.cached_info().config.ack_wait,
@@ -141,9 +167,19 @@ impl Worker {
             turns: Turns::default(),
             abandon: CancellationToken::new(),
             aborts: Arc::default(),
+            metrics,
             topology,
             options,
         });
+        if let Some(addr) = shared.options.metrics_addr {
+            toolfan_telemetry::serve(
+                addr,
+                shared.options.metrics.clone(),
+                readiness(&client, &shared),
+                shutdown.clone(),
+            )
+            .await?;
+        }
         let tool_names: Vec<ToolName> = self.tools.keys().cloned().collect();
         tracing::info!(worker = %shared.options.id, tools = ?tool_names, concurrency = shared.options.concurrency, "worker started");
 
@@ -208,6 +244,7 @@ async fn drain(shared: &Shared, tasks: &tokio::sync::Mutex<JoinSet<()>>) {
 /// A served tool, the limit keys its calls are under, and its consumer's ack wait.
 #[derive(Clone)]
 pub(crate) struct ToolEntry {
+    pub(crate) name: ToolName,
     pub(crate) tool: Arc<dyn Tool>,
     pub(crate) limit_keys: Arc<Vec<String>>,
     pub(crate) ack_wait: Duration,

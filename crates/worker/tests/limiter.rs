@@ -53,7 +53,8 @@ async fn the_script_admits_the_burst_then_asks_for_one_interval() -> anyhow::Res
         );
     }
     match limiter.acquire(&limits, 1, "m5").await? {
-        Decision::Wait { after, key } => {
+        Decision::Wait { after, key, cap } => {
+            assert!(!cap, "a rate, not a cap, held it");
             assert_eq!(key, "api");
             // One emission interval (20 ms), less the time the calls took.
             assert!(

@@ -60,6 +60,8 @@ pub enum Decision {
         after: Duration,
         /// The limit that denied it.
         key: String,
+        /// Whether a concurrency cap (not a rate) denied it.
+        cap: bool,
     },
     /// It can never pass (its cost exceeds a burst).
     Never(String),
@@ -75,6 +77,8 @@ pub struct Lease {
 /// A worker's view of the fleet's limits, and its way to take them.
 pub struct Limiter {
     client: redis::Client,
+    /// Whether the last read of the definitions reached Redis.
+    healthy: std::sync::atomic::AtomicBool,
     conn: tokio::sync::RwLock<Option<ConnectionManager>>,
     options: LimiterOptions,
     definitions: RwLock<Arc<BTreeMap<String, LimitSpec>>>,
@@ -101,6 +105,7 @@ impl Limiter {
             .map_err(|e| LimitError::Spec(format!("invalid Redis URL: {e}")))?;
         Ok(Self {
             client,
+            healthy: std::sync::atomic::AtomicBool::new(false),
             conn: tokio::sync::RwLock::new(None),
             definitions: RwLock::new(Arc::new(options.defaults.clone())),
             options,
@@ -130,8 +135,20 @@ impl Limiter {
         Ok(conn)
     }
 
+    /// Whether the last read of the definitions reached Redis.
+    pub fn healthy(&self) -> bool {
+        self.healthy.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Reads the definitions from Redis now; defaults fill keys it lacks.
     pub async fn refresh(&self) -> Result<(), LimitError> {
+        let outcome = self.read_definitions().await;
+        self.healthy
+            .store(outcome.is_ok(), std::sync::atomic::Ordering::Relaxed);
+        outcome
+    }
+
+    async fn read_definitions(&self) -> Result<(), LimitError> {
         let store = LimitStore::with_connection(self.conn().await?, &self.options.prefix);
         let mut merged = self.options.defaults.clone();
         for (key, spec) in store.list().await? {
@@ -253,13 +270,17 @@ impl Limiter {
             [0, wait_us, index] => {
                 // The script names the denying limit by its 1-based place among KEYS.
                 let place = (*index as usize).saturating_sub(1);
-                let key = match place.checked_sub(rated.len()) {
-                    None => rated[place].0.clone(),
-                    Some(j) => capped.get(j).map(|(k, _)| (*k).clone()).unwrap_or_default(),
+                let (key, cap) = match place.checked_sub(rated.len()) {
+                    None => (rated[place].0.clone(), false),
+                    Some(j) => (
+                        capped.get(j).map(|(k, _)| (*k).clone()).unwrap_or_default(),
+                        true,
+                    ),
                 };
                 Ok(Decision::Wait {
                     after: Duration::from_micros((*wait_us).max(1) as u64),
                     key,
+                    cap,
                 })
             }
             other => Err(LimitError::Redis {

@@ -1,0 +1,106 @@
+//! `/metrics` (Prometheus text format), `/healthz` (the process is up) and
+//! `/readyz` (connected to what it needs) on one small axum server.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use prometheus::{Encoder, Registry, TextEncoder};
+use tokio_util::sync::CancellationToken;
+
+/// Says whether the service can do its work now, and if not, why.
+pub type Readiness = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+
+#[derive(Clone)]
+struct Endpoint {
+    registry: Registry,
+    ready: Readiness,
+}
+
+/// A `--metrics-addr` value: `HOST:PORT`, or `off` for none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricsAddr(pub Option<SocketAddr>);
+
+impl std::str::FromStr for MetricsAddr {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, String> {
+        if value == "off" {
+            return Ok(Self(None));
+        }
+        value
+            .parse()
+            .map(|a| Self(Some(a)))
+            .map_err(|_| format!("{value:?}: expected HOST:PORT (e.g. 127.0.0.1:9470) or off"))
+    }
+}
+
+/// The endpoint could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot serve metrics on {addr}: {source}")]
+pub struct ServeError {
+    addr: SocketAddr,
+    source: std::io::Error,
+}
+
+/// Serves `registry` and the health checks on `addr` until `shutdown`.
+/// Returns the bound address (useful with port 0).
+pub async fn serve(
+    addr: SocketAddr,
+    registry: Registry,
+    ready: Readiness,
+    shutdown: CancellationToken,
+) -> Result<SocketAddr, ServeError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| ServeError { addr, source })?;
+    let app = Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .with_state(Endpoint { registry, ready });
+    tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "the metrics endpoint stopped");
+        }
+    });
+    tracing::info!(addr = %bound, "serving /metrics, /healthz and /readyz");
+    Ok(bound)
+}
+
+async fn metrics(State(endpoint): State<Endpoint>) -> impl IntoResponse {
+    let mut body = Vec::new();
+    let encoder = TextEncoder::new();
+    match encoder.encode(&endpoint.registry.gather(), &mut body) {
+        Ok(()) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, encoder.format_type().to_owned())],
+            body,
+        ),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [(header::CONTENT_TYPE, "text/plain".to_owned())],
+            e.to_string().into_bytes(),
+        ),
+    }
+}
+
+async fn readyz(State(endpoint): State<Endpoint>) -> impl IntoResponse {
+    match (endpoint.ready)() {
+        Ok(()) => (StatusCode::OK, "ready\n".to_owned()),
+        Err(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {why}\n"),
+        ),
+    }
+}

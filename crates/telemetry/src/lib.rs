@@ -1,0 +1,18 @@
+//! The edges every toolfan service shares: logs (human or JSON, `RUST_LOG`),
+//! an HTTP endpoint with `/metrics`, `/healthz` and `/readyz`, and shutdown
+//! on SIGINT/SIGTERM. The services' own metrics are defined where they are
+//! counted (`toolfan_coordinator::metrics`, `toolfan_worker::metrics`) and
+//! listed in docs/metrics.md.
+//!
+//! # Layout
+//! - [`logging`] — `--log-format human|json`.
+//! - [`http`] — the metrics and health endpoint.
+//! - [`signal`] — cancelling a token on SIGINT or SIGTERM.
+
+pub mod http;
+pub mod logging;
+pub mod signal;
+
+pub use http::{serve, MetricsAddr, Readiness};
+pub use logging::LogFormat;
+pub use signal::shutdown_on_signal;
