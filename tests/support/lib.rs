@@ -127,11 +127,13 @@ pub fn assert_all_missed_a_500ms_deadline(results: &[TaskResult], elapsed: Durat
 }
 
 /// Starts a built `toolfan` binary (`toolfan-worker`, `toolfan-coordinator`,
-/// `toolfan`) with `args`, logging warnings to the test's stderr.
+/// `toolfan`) with `args`, logging warnings to the test's stderr. Its
+/// metrics endpoint is off unless `args` ask for one (many run on one host).
 pub fn spawn(name: &str, args: &[&str]) -> anyhow::Result<toolfan_testkit::Process> {
     let mut cmd = std::process::Command::new(toolfan_testkit::binary(name)?);
     cmd.args(args)
         .env("RUST_LOG", "warn")
+        .env("TOOLFAN_METRICS_ADDR", "off")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::inherit());
     Ok(toolfan_testkit::Process::spawn(name, cmd)?)
