@@ -10,7 +10,7 @@ use toolfan_transport::{Topology, TopologyOptions};
 /// Where the cluster is.
 #[derive(Args, Debug)]
 pub(crate) struct FleetArgs {
-    /// NATS server URL.
+    /// NATS server URL; several, comma-separated, for a cluster.
     #[arg(
         long,
         env = "TOOLFAN_NATS_URL",

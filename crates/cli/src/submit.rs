@@ -12,7 +12,7 @@ use toolfan::{Client, ClientOptions, Job};
 pub(crate) struct SubmitArgs {
     /// The job JSON (`{"tasks": [...]}` is enough; see docs/protocol.md); `-` or nothing reads stdin.
     file: Option<PathBuf>,
-    /// NATS server URL.
+    /// NATS server URL; several, comma-separated, for a cluster.
     #[arg(
         long,
         env = "TOOLFAN_NATS_URL",

@@ -8,9 +8,10 @@ use crate::TransportError;
 /// Called on each reconnect after a lost connection.
 pub type OnReconnect = Arc<dyn Fn() + Send + Sync>;
 
-/// Connects to the NATS server at `url`, naming the connection `name` (it
-/// shows in the server's connection list). The client reconnects on its own
-/// after a disconnect.
+/// Connects to the NATS server at `url` — or to a cluster, given as
+/// comma-separated URLs — naming the connection `name` (it shows in the
+/// server's connection list). The client reconnects on its own after a
+/// disconnect, to any server of the cluster.
 pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, TransportError> {
     connect_observed(url, name, None).await
 }
@@ -22,6 +23,7 @@ pub async fn connect_observed(
     name: &str,
     on_reconnect: Option<OnReconnect>,
 ) -> Result<async_nats::Client, TransportError> {
+    let servers: Vec<&str> = url.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
     let seen_first = Arc::new(std::sync::atomic::AtomicBool::new(false));
     async_nats::ConnectOptions::new()
         .name(name)
@@ -52,7 +54,7 @@ pub async fn connect_observed(
                 }
             }
         })
-        .connect(url)
+        .connect(servers)
         .await
         .map_err(|e| TransportError::Connect {
             url: url.to_owned(),

@@ -32,6 +32,10 @@ pub struct TopologyOptions {
     pub enforce_ack_wait: bool,
     /// Fleet-wide cap of a tool's tasks delivered and not yet acked.
     pub tool_max_ack_pending: i64,
+    /// Copies of each stream in a NATS cluster (1 on a single server, 3 on a
+    /// three-node cluster to survive the loss of a node). Used when a stream
+    /// is created.
+    pub replicas: usize,
 }
 
 impl Default for TopologyOptions {
@@ -42,6 +46,7 @@ impl Default for TopologyOptions {
             ack_wait: Duration::from_secs(10),
             enforce_ack_wait: false,
             tool_max_ack_pending: 10_000,
+            replicas: 1,
         }
     }
 }
@@ -76,6 +81,7 @@ impl Topology {
             retention: stream::RetentionPolicy::WorkQueue,
             storage: stream::StorageType::File,
             duplicate_window: self.options.duplicate_window,
+            num_replicas: self.options.replicas,
             ..Default::default()
         };
         let results = stream::Config {
@@ -85,6 +91,7 @@ impl Topology {
             storage: stream::StorageType::File,
             max_age: self.options.results_max_age,
             duplicate_window: self.options.duplicate_window,
+            num_replicas: self.options.replicas,
             ..Default::default()
         };
         for config in [

@@ -15,7 +15,7 @@ use toolfan_worker::{Worker, WorkerOptions};
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Args {
-    /// NATS server URL.
+    /// NATS server URL; several, comma-separated, for a cluster.
     #[arg(
         long,
         env = "TOOLFAN_NATS_URL",
@@ -55,6 +55,10 @@ struct Args {
     /// Serve /metrics, /healthz and /readyz on this address; `off` to disable.
     #[arg(long, env = "TOOLFAN_METRICS_ADDR", default_value = "127.0.0.1:9471")]
     metrics_addr: MetricsAddr,
+    /// Copies of each stream when this process creates them (3 on a
+    /// three-node NATS cluster).
+    #[arg(long, env = "TOOLFAN_STREAM_REPLICAS", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=5))]
+    stream_replicas: u64,
     /// Log format.
     #[arg(long, env = "TOOLFAN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
     log_format: LogFormat,
@@ -92,6 +96,7 @@ async fn main() -> anyhow::Result<()> {
         metrics_addr: args.metrics_addr.0,
         ..WorkerOptions::default()
     };
+    options.topology.replicas = args.stream_replicas as usize;
     if let Some(ms) = args.ack_wait_ms {
         options.topology.ack_wait = Duration::from_millis(ms);
         options.topology.enforce_ack_wait = true;
