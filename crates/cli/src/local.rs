@@ -16,13 +16,14 @@ use toolfan_worker::{Worker, WorkerBuilder};
 
 /// A running local cluster; everything stops when it is dropped.
 pub(crate) struct LocalCluster {
-    _nats: Option<NatsServer>,
-    _redis: Option<RedisServer>,
-    pub(crate) nats_url: String,
-    pub(crate) redis_url: String,
+    // Fields drop in order: the client and services go before the servers.
     pub(crate) client: Client,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
+    pub(crate) nats_url: String,
+    pub(crate) redis_url: String,
+    _redis: Option<RedisServer>,
+    _nats: Option<NatsServer>,
 }
 
 /// What to start.

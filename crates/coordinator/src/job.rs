@@ -108,11 +108,24 @@ async fn run(
     message: &jetstream::Message,
 ) -> Result<JobSummary, String> {
     let subjects = &shared.topology.subjects;
-    let (mut results, stored) = shared
-        .topology
-        .job_results(&job.id)
-        .await
-        .map_err(|e| e.to_string())?;
+    let total = job.spec.tasks.len() as u32;
+    let mut window = Window::new(total, job.spec.max_concurrency);
+    let deadline_unix_ms = job.submitted_unix_ms.saturating_add(job.spec.deadline_ms);
+    // A job on its first delivery has nothing stored yet: its first window
+    // goes out while the results follower is set up (it replays from the
+    // start of the stream, so no result is missed). A job delivered again
+    // is replayed first, so finished tasks are not sent again.
+    let first_delivery = message.info().is_ok_and(|info| info.delivered == 1);
+    let follow = if first_delivery {
+        let (follow, ()) = tokio::join!(
+            shared.topology.job_results(&job.id),
+            dispatch(shared, job, deadline_unix_ms, &mut window)
+        );
+        follow
+    } else {
+        shared.topology.job_results(&job.id).await
+    };
+    let (mut results, stored) = follow.map_err(|e| e.to_string())?;
     let subscribe_failed = |e: async_nats::SubscribeError| e.to_string();
     let mut cancels = shared
         .client
@@ -134,10 +147,9 @@ async fn run(
     let mut caller_check =
         tokio::time::interval(grace.map_or(Duration::from_secs(3600), |g| g / 4));
 
-    let total = job.spec.tasks.len() as u32;
     let mut state = JobState {
         gather: Gather::new(total as usize),
-        window: Window::new(total, job.spec.max_concurrency),
+        window,
         judge: Judge::new(job.spec.policy),
         judge_pending: None,
         reply: ReplyTo::new(&shared.client, subjects, &job.caller, &job.id),
@@ -145,7 +157,6 @@ async fn run(
         ending: None,
         give_up: None,
     };
-    let deadline_unix_ms = job.submitted_unix_ms.saturating_add(job.spec.deadline_ms);
     let deadline =
         Instant::now() + Duration::from_millis(deadline_unix_ms.saturating_sub(now_unix_ms()));
     let mut progress = tokio::time::interval(shared.job_ack_wait / 3);
@@ -166,7 +177,9 @@ async fn run(
         shared.metrics.jobs_taken_over.inc();
     }
 
-    dispatch(shared, job, deadline_unix_ms, &mut state.window).await;
+    if !first_delivery {
+        dispatch(shared, job, deadline_unix_ms, &mut state.window).await;
+    }
     while !state.gather.complete() {
         if let Some(reason) = state.judge_pending.take() {
             state.end(shared, job, EndedBy::Policy, reason).await;

@@ -23,7 +23,11 @@ pub async fn connect_observed(
     name: &str,
     on_reconnect: Option<OnReconnect>,
 ) -> Result<async_nats::Client, TransportError> {
-    let servers: Vec<&str> = url.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+    let servers: Vec<&str> = url
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
     let seen_first = Arc::new(std::sync::atomic::AtomicBool::new(false));
     async_nats::ConnectOptions::new()
         .name(name)

@@ -1,64 +1,22 @@
-//! `toolfan bench`: measured scenarios on a local cluster, printed as a
-//! table or JSON. Each scenario compares figures taken in the same run.
+//! `toolfan bench limits`: the observed fleet-wide rate against a configured limit.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use clap::{Args, Subcommand};
 use serde_json::json;
 use toolfan::{Job, Task, TaskResult};
 use toolfan_testkit::stats::max_in_window;
 use toolfan_worker::limits::{LimitSpec, LimitStore, Rate};
 
+use super::Figures;
 use crate::local::{LocalCluster, LocalOptions};
 
-/// Options of `toolfan bench`.
-#[derive(Args, Debug)]
-pub(crate) struct BenchArgs {
-    #[command(subcommand)]
-    scenario: Scenario,
-    /// Print the figures as JSON instead of a table.
-    #[arg(long, global = true)]
-    json: bool,
-}
-
-#[derive(Subcommand, Debug)]
-enum Scenario {
-    /// Observed fleet-wide rate against a configured limit.
-    Limits {
-        /// Workers sharing the limit.
-        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=64))]
-        workers: u32,
-        /// The limit, calls per second.
-        #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=100_000))]
-        rate: u64,
-        /// The limit's burst.
-        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
-        burst: u64,
-        /// How long to run at the limit.
-        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(2..=600))]
-        seconds: u64,
-    },
-}
-
-pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
-    match args.scenario {
-        Scenario::Limits {
-            workers,
-            rate,
-            burst,
-            seconds,
-        } => limits(workers, rate, burst, seconds, args.json).await,
-    }
-}
-
-async fn limits(
+pub(crate) async fn run(
     workers: u32,
     rate: u64,
     burst: u64,
     seconds: u64,
-    as_json: bool,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Figures> {
     let options = LocalOptions {
         nats_url: None,
         redis_url: None,
@@ -106,32 +64,22 @@ async fn limits(
         "bound_rate_plus_burst": rate + burst,
         "per_second": per_second,
     });
-    if as_json {
-        println!("{}", serde_json::to_string_pretty(&figures)?);
-        return Ok(());
-    }
-    println!(
-        "limits: {workers} workers share one limit of {rate}/s, burst {burst}; {calls} calls\n"
+    let mut table = format!(
+        "limits: {workers} workers share one limit of {rate}/s, burst {burst}; {calls} calls\n\n  second  starts\n"
     );
-    println!("  second  starts");
     for (second, count) in &per_second {
-        println!("  {second:>6}  {count:>6}");
+        table += &format!("  {second:>6}  {count:>6}\n");
     }
-    println!();
-    println!("  configured limit          {rate:>8}/s");
-    println!(
-        "  sustained (after burst)   {sustained:>8.1}/s  ({:.1} % of the limit)",
-        100.0 * sustained / rate as f64
-    );
-    println!(
-        "  max starts in any 1 s     {most:>8}    (bound: limit + burst = {})",
-        rate + burst
-    );
-    println!(
-        "  wall time                 {:>8.2} s",
+    table += &format!(
+        "\n  configured limit          {rate:>8}/s\n  sustained (after burst)   {sustained:>8.1}/s  ({:.1} % of the limit)\n  max starts in any 1 s     {most:>8}    (bound: limit + burst = {})\n  wall time                 {:>8.2} s",
+        100.0 * sustained / rate as f64,
+        rate + burst,
         elapsed.as_secs_f64()
     );
-    Ok(())
+    Ok(Figures {
+        table,
+        json: figures,
+    })
 }
 
 fn starts_us(results: &[TaskResult]) -> anyhow::Result<Vec<u64>> {

@@ -1,0 +1,119 @@
+//! `toolfan bench`: measured scenarios on a local cluster (servers,
+//! coordinator and workers started here), printed as a table or as JSON.
+//! Each scenario prints figures and ratios taken in the same run.
+//!
+//! - `fanout`   — 50 × sleep 100 ms jobs on 1 and on 4 workers: makespan vs ideal.
+//! - `overhead` — one-task echo jobs one after another: end-to-end latency.
+//! - `throughput` — 100,000 echo tasks in jobs of 100, next to a bare
+//!   JetStream publish → pull → reply loop of the same size and concurrency.
+//! - `limits`   — observed fleet-wide rate against a configured limit.
+//! - `scale`    — 500 × sleep 50 ms with 1, 2 and 4 workers of 10 slots.
+
+mod latency;
+mod limits;
+mod throughput;
+
+use clap::{Args, Subcommand};
+
+/// Options of `toolfan bench`.
+#[derive(Args, Debug)]
+pub(crate) struct BenchArgs {
+    #[command(subcommand)]
+    scenario: Scenario,
+    /// Print the figures as JSON instead of a table.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum Scenario {
+    /// 50 × sleep 100 ms per job, on 1 worker of 64 slots and then on 4: makespan p50/p99.
+    Fanout {
+        /// Jobs measured per configuration.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(5..=10_000))]
+        jobs: u32,
+    },
+    /// One-task echo jobs one after another: end-to-end latency p50/p99.
+    Overhead {
+        /// Jobs measured.
+        #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(10..=1_000_000))]
+        jobs: u32,
+    },
+    /// Echo tasks in jobs of 100 with many jobs in flight, next to a bare JetStream loop.
+    Throughput {
+        /// Tasks in all.
+        #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(1_000..=10_000_000))]
+        tasks: u32,
+        /// Jobs in flight at once.
+        #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        jobs_in_flight: u32,
+    },
+    /// Observed fleet-wide rate against a configured limit.
+    Limits {
+        /// Workers sharing the limit.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=64))]
+        workers: u32,
+        /// The limit, calls per second.
+        #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+        rate: u64,
+        /// The limit's burst.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
+        burst: u64,
+        /// How long to run at the limit.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(2..=600))]
+        seconds: u64,
+    },
+    /// 500 × sleep 50 ms with 1, 2 and 4 workers of 10 slots: tasks/s per worker count.
+    Scale,
+}
+
+pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let figures = match args.scenario {
+        Scenario::Fanout { jobs } => latency::fanout(jobs).await?,
+        Scenario::Overhead { jobs } => latency::overhead(jobs).await?,
+        Scenario::Throughput {
+            tasks,
+            jobs_in_flight,
+        } => throughput::run(tasks, jobs_in_flight).await?,
+        Scenario::Limits {
+            workers,
+            rate,
+            burst,
+            seconds,
+        } => limits::run(workers, rate, burst, seconds).await?,
+        Scenario::Scale => latency::scale().await?,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&figures.json)?);
+    } else {
+        println!("{}", figures.table);
+    }
+    Ok(())
+}
+
+/// What a scenario measured: a table for people, JSON for BENCHMARKS.md.
+pub(crate) struct Figures {
+    pub(crate) table: String,
+    pub(crate) json: serde_json::Value,
+}
+
+/// The `p`-th percentile (0–100) of `samples`, nearest rank.
+pub(crate) fn percentile(samples: &[f64], p: f64) -> f64 {
+    let mut sorted = samples.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percentile;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let samples: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&samples, 50.0), 50.0);
+        assert_eq!(percentile(&samples, 99.0), 99.0);
+        assert_eq!(percentile(&[3.0, 1.0, 2.0], 100.0), 3.0);
+    }
+}
