@@ -3,7 +3,7 @@
 
 use async_nats::jetstream;
 use toolfan_protocol::{
-    encode, ErrorKind, TaskError, TaskMessage, TaskResult, PROTOCOL_VERSION, TRACEPARENT_HEADER,
+    encode, encode_task, task_msg_id, ErrorKind, TaskError, TaskResult, TRACEPARENT_HEADER,
 };
 
 use crate::intake::AcceptedJob;
@@ -27,17 +27,10 @@ pub(crate) async fn dispatch(
             unknown.push(index);
             continue;
         }
-        let task = TaskMessage {
-            v: PROTOCOL_VERSION,
-            job: job.id.clone(),
-            index,
-            caller: job.caller.clone(),
-            task: spec.clone(),
-            deadline_unix_ms,
-        };
+        let payload = encode_task(&job.id, index, &job.caller, spec, deadline_unix_ms);
         let publish = jetstream::message::PublishMessage::build()
-            .payload(encode(&task).into())
-            .message_id(task.msg_id())
+            .payload(payload.into())
+            .message_id(task_msg_id(&job.id, index))
             .header(TRACEPARENT_HEADER, job.trace.child().to_string().as_str());
         match shared
             .topology

@@ -1,8 +1,6 @@
 //! Gathering a job's results: the first result per index wins, in the order
 //! of the results stream, for the coordinator and the caller alike.
 
-use toolfan_protocol::TaskResult;
-
 /// Which of a job's tasks have their result, and whether it succeeded.
 /// The results themselves go straight on to the caller.
 #[derive(Debug)]
@@ -32,16 +30,16 @@ impl Gather {
         }
     }
 
-    /// Records `result` unless its task already has one.
-    pub(crate) fn accept(&mut self, result: &TaskResult) -> Accepted {
-        let Some(slot) = self.slots.get_mut(result.index as usize) else {
+    /// Records the result of task `index` unless it already has one.
+    pub(crate) fn accept(&mut self, index: u32, ok: bool) -> Accepted {
+        let Some(slot) = self.slots.get_mut(index as usize) else {
             return Accepted::OutOfRange;
         };
         if slot.is_some() {
             return Accepted::Duplicate;
         }
-        self.succeeded += u32::from(result.is_ok());
-        *slot = Some(result.is_ok());
+        self.succeeded += u32::from(ok);
+        *slot = Some(ok);
         self.filled += 1;
         Accepted::First
     }
@@ -79,31 +77,22 @@ impl Gather {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-    use toolfan_protocol::{ErrorKind, TaskError};
-
-    fn ok(index: u32, v: i64) -> TaskResult {
-        TaskResult {
-            index,
-            outcome: Ok(json!(v)),
-            attempts: 1,
-            duration_ms: 1,
-            worker: None,
-        }
-    }
 
     #[test]
     fn first_result_per_index_wins() {
         let mut g = Gather::new(3);
-        assert_eq!(g.accept(&ok(2, 20)), Accepted::First);
-        assert_eq!(g.accept(&ok(2, 21)), Accepted::Duplicate);
-        let late = TaskResult::decided(0, TaskError::new(ErrorKind::DeadlineExceeded, "late"));
-        assert_eq!(g.accept(&late), Accepted::First);
-        assert_eq!(g.accept(&ok(0, 1)), Accepted::Duplicate);
-        assert_eq!(g.accept(&ok(3, 1)), Accepted::OutOfRange);
+        assert_eq!(g.accept(2, true), Accepted::First);
+        assert_eq!(g.accept(2, true), Accepted::Duplicate);
+        assert_eq!(
+            g.accept(0, false),
+            Accepted::First,
+            "a verdict that came first"
+        );
+        assert_eq!(g.accept(0, true), Accepted::Duplicate);
+        assert_eq!(g.accept(3, true), Accepted::OutOfRange);
         assert_eq!(g.missing().collect::<Vec<_>>(), vec![1]);
         assert!(!g.complete());
-        assert_eq!(g.accept(&ok(1, 10)), Accepted::First);
+        assert_eq!(g.accept(1, true), Accepted::First);
         assert!(g.complete());
         assert_eq!((g.succeeded(), g.failed()), (2, 1));
     }

@@ -9,7 +9,7 @@ use async_nats::jetstream::{self, AckKind};
 use futures::StreamExt;
 use tokio::time::Instant;
 use toolfan_protocol::{
-    decode, EndedBy, ErrorKind, JobId, JobStatus, JobSummary, TaskError, TaskResult,
+    encode, EndedBy, ErrorKind, JobId, JobStatus, JobSummary, ResultHead, TaskError, TaskResult,
 };
 
 use crate::dispatch::{abort, decide, dispatch};
@@ -220,7 +220,17 @@ async fn run(
             }
         }
     }
-    let (ended_by, reason) = state.ending.unwrap_or((EndedBy::AllDone, String::new()));
+    // Workers bound by the same deadline may answer `deadline_exceeded`
+    // for the last tasks a moment before the coordinator's own timer fires:
+    // the deadline ended that job all the same.
+    let (ended_by, reason) = state.ending.unwrap_or_else(|| {
+        if Instant::now() >= deadline {
+            let reason = format!("the job deadline of {} ms passed", job.spec.deadline_ms);
+            (EndedBy::Deadline, reason)
+        } else {
+            (EndedBy::AllDone, String::new())
+        }
+    });
     let status = match ended_by {
         EndedBy::Cancel | EndedBy::CallerGone => JobStatus::Cancelled,
         _ => JobStatus::Completed,
@@ -265,38 +275,43 @@ struct JobState<'a> {
 
 impl JobState<'_> {
     /// Takes one message off the results stream: the first result of a
-    /// task frees its window place, goes to the caller and may decide the policy.
+    /// task frees its window place, goes to the caller (as the bytes it
+    /// came as) and may decide the policy.
     async fn on_result(&mut self, job: &JobId, payload: &[u8]) {
-        match decode::<TaskResult>("task result", payload) {
-            Ok(result) => match self.gather.accept(&result) {
-                Accepted::First => {
-                    self.count(&result);
-                    self.window.finished(result.index);
-                    if self.ending.is_none() {
-                        self.judge_pending = self.judge.decide(result.index, result.is_ok());
-                    }
-                    self.reply.result(result).await;
+        let head = match ResultHead::decode(payload) {
+            Ok(head) => head,
+            Err(e) => {
+                tracing::warn!(%job, error = %e, "dropping an undecodable result");
+                return;
+            }
+        };
+        match self.gather.accept(head.index, head.is_ok()) {
+            Accepted::First => {
+                self.count(&head);
+                self.window.finished(head.index);
+                if self.ending.is_none() {
+                    self.judge_pending = self.judge.decide(head.index, head.is_ok());
                 }
-                Accepted::Duplicate => {
-                    self.metrics.duplicate_results.inc();
-                    tracing::debug!(%job, index = result.index, "dropping a duplicate result")
-                }
-                Accepted::OutOfRange => {
-                    tracing::warn!(%job, index = result.index, "dropping a result for no task of the job")
-                }
-            },
-            Err(e) => tracing::warn!(%job, error = %e, "dropping an undecodable result"),
+                self.reply.result_bytes(payload).await;
+            }
+            Accepted::Duplicate => {
+                self.metrics.duplicate_results.inc();
+                tracing::debug!(%job, index = head.index, "dropping a duplicate result")
+            }
+            Accepted::OutOfRange => {
+                tracing::warn!(%job, index = head.index, "dropping a result for no task of the job")
+            }
         }
     }
 
-    fn count(&self, result: &TaskResult) {
-        let outcome = result.error().map_or("ok", |e| e.kind.as_str());
+    fn count(&self, head: &ResultHead) {
+        let outcome = head.error.map_or("ok", |kind| kind.as_str());
         self.metrics
             .task_results
             .with_label_values(&[outcome])
             .inc();
-        if result.worker.is_none() {
-            match result.error().map(|e| e.kind) {
+        if !head.from_worker {
+            match head.error {
                 Some(ErrorKind::DeadlineExceeded) => self.metrics.deadline_misses.inc(),
                 Some(ErrorKind::Cancelled) => self.metrics.tasks_cancelled.inc(),
                 _ => {}
@@ -341,9 +356,8 @@ impl JobState<'_> {
                 ErrorKind::DeadlineExceeded,
                 format!("{reason} before the task finished"),
             );
-            let result = TaskResult::decided(index, error);
-            self.gather.accept(&result);
-            self.reply.result(result).await;
+            self.on_result(job, &encode(&TaskResult::decided(index, error)))
+                .await;
         }
     }
 }

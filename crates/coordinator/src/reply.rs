@@ -1,8 +1,8 @@
 //! Events to the caller on `toolfan.reply.<caller>.<job>` (core NATS).
 
 use toolfan_protocol::{
-    encode, CallerId, EndedBy, ErrorKind, JobId, JobStatus, JobSummary, Policy, ReplyEvent,
-    Subjects, TaskError, TaskResult, ValidationError, PROTOCOL_VERSION,
+    encode, result_event_bytes, CallerId, EndedBy, ErrorKind, JobId, JobStatus, JobSummary, Policy,
+    ReplyEvent, Subjects, TaskError, ValidationError, PROTOCOL_VERSION,
 };
 
 /// Where a job's events go.
@@ -25,9 +25,13 @@ impl<'a> ReplyTo<'a> {
     }
 
     async fn send(&self, event: &ReplyEvent) {
+        self.publish(encode(event)).await;
+    }
+
+    async fn publish(&self, payload: Vec<u8>) {
         if let Err(e) = self
             .client
-            .publish(self.subject.clone(), encode(event).into())
+            .publish(self.subject.clone(), payload.into())
             .await
         {
             // The results stream still has it; the client reads it from there.
@@ -35,13 +39,9 @@ impl<'a> ReplyTo<'a> {
         }
     }
 
-    /// One task's result.
-    pub(crate) async fn result(&self, result: TaskResult) {
-        self.send(&ReplyEvent::Result {
-            v: PROTOCOL_VERSION,
-            result,
-        })
-        .await;
+    /// One task's result, forwarded as the bytes it arrived as (a valid result).
+    pub(crate) async fn result_bytes(&self, result_json: &[u8]) {
+        self.publish(result_event_bytes(result_json)).await;
     }
 
     /// The job's end.

@@ -31,9 +31,10 @@ pub use error::ValidationError;
 pub use ids::{CallerId, JobId, ToolName};
 pub use job::{JobLimits, JobSpec, Policy};
 pub use message::{
-    decode, encode, EndedBy, JobStatus, JobSummary, ReplyEvent, TaskMessage, WorkerInfo,
+    decode, encode, encode_task, result_event_bytes, task_msg_id, EndedBy, JobStatus, JobSummary,
+    ReplyEvent, TaskMessage, WorkerInfo,
 };
-pub use result::{ErrorKind, TaskError, TaskResult};
+pub use result::{ErrorKind, ResultHead, TaskError, TaskResult};
 pub use subjects::Subjects;
 pub use task::TaskSpec;
 pub use trace::{TraceParent, TRACEPARENT_HEADER};

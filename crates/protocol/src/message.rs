@@ -36,10 +36,53 @@ pub struct TaskMessage {
     pub deadline_unix_ms: u64,
 }
 
+/// The `Nats-Msg-Id` of task `index`'s dispatch, `<job>.<index>`, so a
+/// re-dispatch (a coordinator taking a job over) is deduplicated.
+pub fn task_msg_id(job: &JobId, index: u32) -> String {
+    format!("{job}.{index}")
+}
+
+/// Encodes a task message from borrowed parts, without copying the task.
+pub fn encode_task(
+    job: &JobId,
+    index: u32,
+    caller: &CallerId,
+    task: &TaskSpec,
+    deadline_unix_ms: u64,
+) -> Vec<u8> {
+    #[derive(Serialize)]
+    struct Borrowed<'a> {
+        v: u32,
+        job: &'a JobId,
+        index: u32,
+        caller: &'a CallerId,
+        task: &'a TaskSpec,
+        deadline_unix_ms: u64,
+    }
+    encode(&Borrowed {
+        v: crate::PROTOCOL_VERSION,
+        job,
+        index,
+        caller,
+        task,
+        deadline_unix_ms,
+    })
+}
+
+/// A `result` reply event around a result's bytes as they arrived, which
+/// must be one JSON object (a [`TaskResult`] the caller decodes).
+pub fn result_event_bytes(result_json: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(result_json.len() + 32);
+    out.extend_from_slice(br#"{"type":"result","v":1,"result":"#);
+    out.extend_from_slice(result_json);
+    out.push(b'}');
+    out
+}
+
 impl TaskMessage {
-    /// The `Nats-Msg-Id` of this dispatch, `<job>.<index>`, so a re-dispatch is deduplicated.
+    /// The `Nats-Msg-Id` of this dispatch; see [`task_msg_id`].
     pub fn msg_id(&self) -> String {
-        format!("{}.{}", self.job, self.index)
+        task_msg_id(&self.job, self.index)
     }
 }
 
@@ -176,6 +219,25 @@ pub struct WorkerInfo {
 mod tests {
     use super::*;
     use crate::ErrorKind;
+
+    #[test]
+    fn borrowed_encodings_match_the_owned_types() {
+        let task = TaskMessage {
+            v: 1,
+            job: JobId::new("j").unwrap(),
+            index: 3,
+            caller: CallerId::new("c").unwrap(),
+            task: TaskSpec::new("echo", serde_json::json!({"a": 1})),
+            deadline_unix_ms: 99,
+        };
+        let borrowed = encode_task(&task.job, 3, &task.caller, &task.task, 99);
+        assert_eq!(decode::<TaskMessage>("task", &borrowed).unwrap(), task);
+
+        let result = TaskResult::decided(4, TaskError::new(ErrorKind::Timeout, "t"));
+        let event = result_event_bytes(&encode(&result));
+        let expected = ReplyEvent::Result { v: 1, result };
+        assert_eq!(decode::<ReplyEvent>("event", &event).unwrap(), expected);
+    }
 
     #[test]
     fn done_event_is_flat_and_tagged() {

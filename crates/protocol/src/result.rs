@@ -206,9 +206,95 @@ mod tests {
     }
 
     #[test]
+    fn a_head_reads_what_a_full_decode_would() {
+        let ok = serde_json::to_vec(&TaskResult {
+            index: 7,
+            outcome: Ok(json!({"big": [1, 2, 3]})),
+            attempts: 1,
+            duration_ms: 3,
+            worker: Some("w".into()),
+        })
+        .unwrap();
+        assert_eq!(
+            ResultHead::decode(&ok).unwrap(),
+            ResultHead {
+                index: 7,
+                error: None,
+                from_worker: true
+            }
+        );
+        let verdict = serde_json::to_vec(&TaskResult::decided(
+            2,
+            TaskError::new(ErrorKind::Cancelled, "x"),
+        ))
+        .unwrap();
+        let head = ResultHead::decode(&verdict).unwrap();
+        assert_eq!(
+            (head.error, head.from_worker),
+            (Some(ErrorKind::Cancelled), false)
+        );
+        assert!(ResultHead::decode(br#"{"index": 1, "ok": false}"#).is_err());
+        assert!(ResultHead::decode(b"nope").is_err());
+    }
+
+    #[test]
     fn contradictory_results_are_refused() {
         let err =
             serde_json::from_value::<TaskResult>(json!({"index": 0, "ok": false})).unwrap_err();
         assert!(err.to_string().contains("needs an error"), "{err}");
+    }
+}
+
+/// The parts of a result a coordinator needs to judge it — its index,
+/// outcome and origin — read without building its value, so results can be
+/// counted and forwarded as the bytes they arrived as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResultHead {
+    /// The task's position in the job.
+    pub index: u32,
+    /// `None` for success, else the error kind.
+    pub error: Option<ErrorKind>,
+    /// Whether a worker produced it (else the coordinator decided it).
+    pub from_worker: bool,
+}
+
+impl ResultHead {
+    /// Reads the head of a result; refuses what [`TaskResult`] would refuse.
+    pub fn decode(bytes: &[u8]) -> Result<Self, crate::ValidationError> {
+        #[derive(Deserialize)]
+        struct ErrorHead {
+            kind: ErrorKind,
+        }
+        #[derive(Deserialize)]
+        struct Head {
+            index: u32,
+            ok: bool,
+            #[serde(default)]
+            error: Option<ErrorHead>,
+            #[serde(default)]
+            worker: Option<serde::de::IgnoredAny>,
+        }
+        let head: Head = crate::decode("task result", bytes)?;
+        match (head.ok, head.error) {
+            (true, None) => Ok(Self {
+                index: head.index,
+                error: None,
+                from_worker: head.worker.is_some(),
+            }),
+            (false, Some(error)) => Ok(Self {
+                index: head.index,
+                error: Some(error.kind),
+                from_worker: head.worker.is_some(),
+            }),
+            _ => Err(crate::ValidationError::Malformed {
+                what: "task result",
+                reason: "ok and error disagree".into(),
+            }),
+        }
+    }
+
+    /// Whether the task succeeded.
+    pub fn is_ok(&self) -> bool {
+        self.error.is_none()
     }
 }

@@ -69,7 +69,7 @@ async fn handle_task(
     shared: &Shared,
     entry: &ToolEntry,
     message: jetstream::Message,
-    task: TaskMessage,
+    mut task: TaskMessage,
     attempt: u32,
     mut permits: TaskPermits,
     queued_since: Option<time::OffsetDateTime>,
@@ -82,14 +82,19 @@ async fn handle_task(
     };
     // Keep the task's ack deadline from lapsing while it waits or runs:
     // only a dead worker's tasks are delivered again.
+    // The args move into the tool; nothing after needs them.
+    let args = std::mem::take(&mut task.task.args);
     let work = execute(
         shared,
         entry,
-        &task,
-        attempt,
+        Attempt {
+            task: &task,
+            args,
+            number: attempt,
+            cancel: job_abort.token(),
+            queued_since,
+        },
         &mut permits,
-        job_abort.token(),
-        queued_since,
     );
     let Some(result) = with_progress(&message, entry.ack_wait / 3, &shared.abandon, work).await
     else {
@@ -179,15 +184,28 @@ async fn with_progress<T>(
     }
 }
 
+/// One attempt at a task, as [`execute`] runs it.
+struct Attempt<'a> {
+    task: &'a TaskMessage,
+    args: Value,
+    number: u32,
+    cancel: &'a CancellationToken,
+    queued_since: Option<time::OffsetDateTime>,
+}
+
 async fn execute(
     shared: &Shared,
     entry: &ToolEntry,
-    task: &TaskMessage,
-    attempt: u32,
+    attempt: Attempt<'_>,
     permits: &mut TaskPermits,
-    cancel: &CancellationToken,
-    queued_since: Option<time::OffsetDateTime>,
 ) -> TaskResult {
+    let Attempt {
+        task,
+        args,
+        number: attempt,
+        cancel,
+        queued_since,
+    } = attempt;
     let worker = Some(shared.options.id.clone());
     let left_ms = task.deadline_unix_ms.saturating_sub(now_unix_ms());
     let decided = |error: TaskError| TaskResult {
@@ -254,14 +272,7 @@ async fn execute(
             .observe(waited);
     }
     let started = Instant::now();
-    let outcome = run_with_timeout(
-        entry.tool.as_ref(),
-        ctx,
-        task.task.args.clone(),
-        budget,
-        deadline_bound,
-    )
-    .await;
+    let outcome = run_with_timeout(entry.tool.as_ref(), ctx, args, budget, deadline_bound).await;
     let duration_ms = started.elapsed().as_millis() as u64;
     metrics
         .run_seconds
