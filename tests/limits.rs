@@ -74,6 +74,23 @@ fn rate(per_second: u64, burst: u64) -> LimitSpec {
     }
 }
 
+fn cap(n: u32) -> LimitSpec {
+    LimitSpec {
+        rate: None,
+        burst: 1,
+        concurrency: Some(n),
+    }
+}
+
+impl Fleet {
+    /// Defines `key` in Redis and waits until every worker has read it.
+    async fn define(&self, key: &str, spec: LimitSpec) -> anyhow::Result<()> {
+        self.store.set(key, &spec).await?;
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        Ok(())
+    }
+}
+
 fn all_ok(results: &[TaskResult]) {
     assert!(
         results.iter().all(|r| r.is_ok()),
@@ -85,8 +102,7 @@ fn all_ok(results: &[TaskResult]) {
 #[tokio::test]
 async fn fifty_per_second_holds_across_three_workers() -> anyhow::Result<()> {
     let fleet = Fleet::start(3, &["--limit-keys", "span=api", "--concurrency", "16"]).await?;
-    fleet.store.set("api", &rate(50, 5)).await?;
-    tokio::time::sleep(Duration::from_millis(700)).await; // every worker has read it
+    fleet.define("api", rate(50, 5)).await?;
 
     let (results, elapsed) = fleet
         .run(vec![Task::new("span", json!({"ms": 0})); 600])
@@ -116,8 +132,7 @@ async fn fifty_per_second_holds_across_three_workers() -> anyhow::Result<()> {
 #[tokio::test]
 async fn costs_weigh_calls_against_the_rate() -> anyhow::Result<()> {
     let fleet = Fleet::start(3, &[]).await?;
-    fleet.store.set("tokens", &rate(1000, 100)).await?;
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    fleet.define("tokens", rate(1000, 100)).await?;
 
     let task = Task::new("span", json!({"ms": 0}))
         .rate_key("tokens")
@@ -163,18 +178,7 @@ fn max_overlap(results: &[TaskResult]) -> usize {
 #[tokio::test]
 async fn a_concurrency_cap_holds_across_three_workers() -> anyhow::Result<()> {
     let fleet = Fleet::start(3, &["--limit-keys", "span=db", "--concurrency", "16"]).await?;
-    fleet
-        .store
-        .set(
-            "db",
-            &LimitSpec {
-                rate: None,
-                burst: 1,
-                concurrency: Some(4),
-            },
-        )
-        .await?;
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    fleet.define("db", cap(4)).await?;
 
     let (results, elapsed) = fleet
         .run(vec![Task::new("span", json!({"ms": 100})); 40])
@@ -196,18 +200,7 @@ async fn a_concurrency_cap_holds_across_three_workers() -> anyhow::Result<()> {
 #[tokio::test]
 async fn a_killed_workers_leases_free_themselves_after_the_ttl() -> anyhow::Result<()> {
     let mut fleet = Fleet::start(1, &["--limit-keys", "span=db", "--lease-ttl-ms", "1500"]).await?;
-    fleet
-        .store
-        .set(
-            "db",
-            &LimitSpec {
-                rate: None,
-                burst: 1,
-                concurrency: Some(2),
-            },
-        )
-        .await?;
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    fleet.define("db", cap(2)).await?;
 
     // Two long calls take both places, then their worker dies holding them.
     let client = fleet.cluster.client().await?;
@@ -259,8 +252,7 @@ async fn a_killed_workers_leases_free_themselves_after_the_ttl() -> anyhow::Resu
 #[tokio::test]
 async fn a_limit_changed_with_the_cli_takes_effect_within_a_second() -> anyhow::Result<()> {
     let fleet = Fleet::start(2, &["--limit-keys", "span=api"]).await?;
-    fleet.store.set("api", &rate(10, 1)).await?;
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    fleet.define("api", rate(10, 1)).await?;
 
     let client = fleet.cluster.client().await?;
     let job = Job::new(vec![Task::new("span", json!({"ms": 0})); 100])
@@ -297,8 +289,7 @@ async fn a_limit_changed_with_the_cli_takes_effect_within_a_second() -> anyhow::
 #[tokio::test]
 async fn with_redis_down_limited_tasks_wait_and_run_when_it_returns() -> anyhow::Result<()> {
     let mut fleet = Fleet::start(1, &["--limit-keys", "span=api"]).await?;
-    fleet.store.set("api", &rate(100, 10)).await?;
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    fleet.define("api", rate(100, 10)).await?;
 
     fleet.redis.kill();
     let client = fleet.cluster.client().await?;
@@ -328,8 +319,7 @@ async fn with_redis_down_limited_tasks_wait_and_run_when_it_returns() -> anyhow:
 #[tokio::test]
 async fn with_fail_open_limited_tasks_run_while_redis_is_down() -> anyhow::Result<()> {
     let mut fleet = Fleet::start(1, &["--limit-keys", "span=api", "--limits-fail-open"]).await?;
-    fleet.store.set("api", &rate(1, 1)).await?;
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    fleet.define("api", rate(1, 1)).await?;
 
     fleet.redis.kill();
     let (results, elapsed) = fleet

@@ -7,23 +7,15 @@ use clap::Parser;
 use tokio_util::sync::CancellationToken;
 use toolfan_coordinator::CoordinatorOptions;
 use toolfan_protocol::{JobLimits, Subjects};
-use toolfan_telemetry::{LogFormat, MetricsAddr};
+use toolfan_telemetry::{MetricsAddr, ServiceArgs};
 
 /// Takes toolfan jobs from JetStream, fans their tasks out to the workers and
 /// answers each caller in order by its deadline.
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Args {
-    /// NATS server URL; several, comma-separated, for a cluster.
-    #[arg(
-        long,
-        env = "TOOLFAN_NATS_URL",
-        default_value = "nats://127.0.0.1:4222"
-    )]
-    nats_url: String,
-    /// Subject prefix.
-    #[arg(long, env = "TOOLFAN_PREFIX", default_value = "toolfan")]
-    prefix: String,
+    #[command(flatten)]
+    service: ServiceArgs,
     /// Most tasks in one job.
     #[arg(long, env = "TOOLFAN_MAX_TASKS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     max_tasks: u64,
@@ -36,29 +28,18 @@ struct Args {
     /// Seconds a shutdown waits for live jobs before handing them back.
     #[arg(long, env = "TOOLFAN_DRAIN_TIMEOUT", default_value_t = 10)]
     drain_timeout: u64,
-    /// Milliseconds a job may go unacknowledged before another coordinator
-    /// takes it over (sets the shared `coordinators` consumer's ack wait).
-    #[arg(long, env = "TOOLFAN_ACK_WAIT_MS", value_parser = clap::value_parser!(u64).range(500..=3_600_000))]
-    ack_wait_ms: Option<u64>,
     /// Serve /metrics, /healthz and /readyz on this address; `off` to disable.
     #[arg(long, env = "TOOLFAN_METRICS_ADDR", default_value = "127.0.0.1:9470")]
     metrics_addr: MetricsAddr,
-    /// Copies of each stream when this process creates them (3 on a
-    /// three-node NATS cluster).
-    #[arg(long, env = "TOOLFAN_STREAM_REPLICAS", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=5))]
-    stream_replicas: u64,
-    /// Log format.
-    #[arg(long, env = "TOOLFAN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
-    log_format: LogFormat,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    toolfan_telemetry::logging::init(args.log_format);
+    toolfan_telemetry::logging::init(args.service.log_format);
     let mut options = CoordinatorOptions {
-        nats_url: args.nats_url,
-        subjects: Subjects::new(&args.prefix)?,
+        nats_url: args.service.nats_url.clone(),
+        subjects: Subjects::new(&args.service.prefix)?,
         limits: JobLimits {
             max_tasks: args.max_tasks as usize,
             max_job_bytes: args.max_job_bytes as usize,
@@ -69,8 +50,8 @@ async fn main() -> anyhow::Result<()> {
         metrics_addr: args.metrics_addr.0,
         ..CoordinatorOptions::default()
     };
-    options.topology.replicas = args.stream_replicas as usize;
-    if let Some(ms) = args.ack_wait_ms {
+    options.topology.replicas = args.service.stream_replicas as usize;
+    if let Some(ms) = args.service.ack_wait_ms {
         options.topology.ack_wait = Duration::from_millis(ms);
         options.topology.enforce_ack_wait = true;
     }

@@ -8,11 +8,14 @@
 //! - [`logging`] — `--log-format human|json`.
 //! - [`http`] — the metrics and health endpoint.
 //! - [`signal`] — cancelling a token on SIGINT or SIGTERM.
+//! - [`service`] — the flags every service shares.
 
 pub mod http;
 pub mod logging;
+pub mod service;
 pub mod signal;
 
 pub use http::{serve, MetricsAddr, Readiness};
 pub use logging::LogFormat;
+pub use service::ServiceArgs;
 pub use signal::shutdown_on_signal;

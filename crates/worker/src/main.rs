@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 use toolfan_protocol::Subjects;
-use toolfan_telemetry::{LogFormat, MetricsAddr};
+use toolfan_telemetry::{MetricsAddr, ServiceArgs};
 use toolfan_worker::builtin::{add_builtin, BUILTIN_TOOLS};
 use toolfan_worker::limits::{LimitSpec, LimiterOptions};
 use toolfan_worker::{Worker, WorkerOptions};
@@ -15,13 +15,8 @@ use toolfan_worker::{Worker, WorkerOptions};
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Args {
-    /// NATS server URL; several, comma-separated, for a cluster.
-    #[arg(
-        long,
-        env = "TOOLFAN_NATS_URL",
-        default_value = "nats://127.0.0.1:4222"
-    )]
-    nats_url: String,
+    #[command(flatten)]
+    service: ServiceArgs,
     /// Redis URL for fleet-wide rate limits and concurrency caps; without
     /// it tasks run unlimited.
     #[arg(long, env = "TOOLFAN_REDIS_URL")]
@@ -42,10 +37,6 @@ struct Args {
     /// worker's leases free themselves after this).
     #[arg(long, env = "TOOLFAN_LEASE_TTL_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
     lease_ttl_ms: u64,
-    /// Milliseconds a task may go unacknowledged before another worker gets
-    /// it (sets the tool consumers' ack wait; running tasks send progress).
-    #[arg(long, env = "TOOLFAN_ACK_WAIT_MS", value_parser = clap::value_parser!(u64).range(500..=3_600_000))]
-    ack_wait_ms: Option<u64>,
     /// Ceiling of the first retry's delay, in ms; it doubles per attempt.
     #[arg(long, env = "TOOLFAN_RETRY_BASE_MS", default_value_t = 100)]
     retry_base_ms: u64,
@@ -55,13 +46,6 @@ struct Args {
     /// Serve /metrics, /healthz and /readyz on this address; `off` to disable.
     #[arg(long, env = "TOOLFAN_METRICS_ADDR", default_value = "127.0.0.1:9471")]
     metrics_addr: MetricsAddr,
-    /// Copies of each stream when this process creates them (3 on a
-    /// three-node NATS cluster).
-    #[arg(long, env = "TOOLFAN_STREAM_REPLICAS", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=5))]
-    stream_replicas: u64,
-    /// Log format.
-    #[arg(long, env = "TOOLFAN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
-    log_format: LogFormat,
     /// Fleet-wide cap on a tool's tasks in flight: TOOL=N. Repeatable.
     #[arg(long = "tool-max-in-flight", value_name = "TOOL=N")]
     tool_max_in_flight: Vec<String>,
@@ -74,9 +58,6 @@ struct Args {
     /// This worker's id in the fleet (default: w- and random hex).
     #[arg(long, env = "TOOLFAN_WORKER_ID")]
     id: Option<String>,
-    /// Subject prefix.
-    #[arg(long, env = "TOOLFAN_PREFIX", default_value = "toolfan")]
-    prefix: String,
     /// Seconds a shutdown waits for running tasks.
     #[arg(long, env = "TOOLFAN_DRAIN_TIMEOUT", default_value_t = 30)]
     drain_timeout: u64,
@@ -85,19 +66,19 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    toolfan_telemetry::logging::init(args.log_format);
+    toolfan_telemetry::logging::init(args.service.log_format);
     let mut options = WorkerOptions {
-        nats_url: args.nats_url,
+        nats_url: args.service.nats_url.clone(),
         concurrency: args.concurrency,
-        subjects: Subjects::new(&args.prefix)?,
+        subjects: Subjects::new(&args.service.prefix)?,
         drain_timeout: Duration::from_secs(args.drain_timeout),
         retry_base: Duration::from_millis(args.retry_base_ms),
         retry_cap: Duration::from_millis(args.retry_cap_ms),
         metrics_addr: args.metrics_addr.0,
         ..WorkerOptions::default()
     };
-    options.topology.replicas = args.stream_replicas as usize;
-    if let Some(ms) = args.ack_wait_ms {
+    options.topology.replicas = args.service.stream_replicas as usize;
+    if let Some(ms) = args.service.ack_wait_ms {
         options.topology.ack_wait = Duration::from_millis(ms);
         options.topology.enforce_ack_wait = true;
     }
@@ -106,7 +87,7 @@ async fn main() -> anyhow::Result<()> {
     }
     if let Some(url) = &args.redis_url {
         let mut limits = LimiterOptions::new(url);
-        limits.prefix = args.prefix.clone();
+        limits.prefix = args.service.prefix.clone();
         limits.fail_open = args.limits_fail_open;
         limits.lease_ttl = Duration::from_millis(args.lease_ttl_ms);
         for flag in &args.limits {
