@@ -4,12 +4,10 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use async_nats::jetstream;
-use futures::StreamExt;
 use serde_json::json;
 use toolfan::{Client, ClientOptions, Job, Task};
-use toolfan_e2e::{assert_all_missed_a_500ms_deadline, spawn, timed, Cluster};
-use toolfan_protocol::{decode, ErrorKind, JobStatus, ReplyEvent};
+use toolfan_e2e::{assert_all_missed_a_500ms_deadline, refusal, spawn, submit_raw, timed, Cluster};
+use toolfan_protocol::{ErrorKind, JobStatus, ReplyEvent};
 
 #[tokio::test]
 async fn three_worker_processes_share_one_job() -> anyhow::Result<()> {
@@ -63,46 +61,6 @@ async fn three_worker_processes_share_one_job() -> anyhow::Result<()> {
         "{workers:?}"
     );
     Ok(())
-}
-
-/// Publishes `body` as a job the way any NATS client could, and returns the
-/// reply events until `done`.
-async fn submit_raw(
-    url: &str,
-    job_id: &str,
-    body: &'static [u8],
-) -> anyhow::Result<Vec<ReplyEvent>> {
-    let nats = async_nats::connect(url).await?;
-    let mut replies = nats
-        .subscribe(format!("toolfan.reply.raw.{job_id}"))
-        .await?;
-    let js = jetstream::new(nats);
-    let publish = jetstream::message::PublishMessage::build()
-        .payload(body.into())
-        .message_id(job_id);
-    js.send_publish("toolfan.job.raw", publish).await?.await?;
-    let mut events = Vec::new();
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(10), replies.next())
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("reply subscription ended"))?;
-        let event: ReplyEvent = decode("reply", &msg.payload)?;
-        let done = matches!(event, ReplyEvent::Done { .. });
-        events.push(event);
-        if done {
-            return Ok(events);
-        }
-    }
-}
-
-fn refusal(events: &[ReplyEvent]) -> (JobStatus, ErrorKind, String) {
-    match events {
-        [ReplyEvent::Done { summary, .. }] => {
-            let error = summary.error.clone().expect("a refusal carries an error");
-            (summary.status, error.kind, error.message)
-        }
-        other => panic!("expected a single done event, got {other:?}"),
-    }
 }
 
 #[tokio::test]

@@ -3,9 +3,11 @@
 
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
-use toolfan::{Client, ClientOptions, ErrorKind, Job, TaskResult};
+use toolfan::{Client, ClientOptions, ErrorKind, Job, JobStatus, TaskResult};
 use toolfan_coordinator::CoordinatorOptions;
+use toolfan_protocol::ReplyEvent;
 pub use toolfan_testkit::stats::max_in_window;
 use toolfan_testkit::NatsServer;
 use toolfan_worker::{builtin, Worker, WorkerBuilder};
@@ -180,4 +182,41 @@ pub fn terminate(process: &toolfan_testkit::Process) -> anyhow::Result<()> {
         .status()?;
     anyhow::ensure!(status.success(), "kill -TERM failed");
     Ok(())
+}
+
+/// Publishes `body` as a job the way any NATS client could, and returns the
+/// reply events until `done`. The caller is `raw`.
+pub async fn submit_raw(url: &str, job_id: &str, body: &[u8]) -> anyhow::Result<Vec<ReplyEvent>> {
+    let nats = async_nats::connect(url).await?;
+    let mut replies = nats
+        .subscribe(format!("toolfan.reply.raw.{job_id}"))
+        .await?;
+    let js = async_nats::jetstream::new(nats);
+    let publish = async_nats::jetstream::message::PublishMessage::build()
+        .payload(body.to_vec().into())
+        .message_id(job_id);
+    js.send_publish("toolfan.job.raw", publish).await?.await?;
+    let mut events = Vec::new();
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), replies.next())
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("reply subscription ended"))?;
+        let event: ReplyEvent = toolfan_protocol::decode("reply", &msg.payload)?;
+        let done = matches!(event, ReplyEvent::Done { .. });
+        events.push(event);
+        if done {
+            return Ok(events);
+        }
+    }
+}
+
+/// The status, error kind and message of a refused job's single `done` event.
+pub fn refusal(events: &[ReplyEvent]) -> (JobStatus, ErrorKind, String) {
+    match events {
+        [ReplyEvent::Done { summary, .. }] => {
+            let error = summary.error.clone().expect("a refusal carries an error");
+            (summary.status, error.kind, error.message)
+        }
+        other => panic!("expected a single done event, got {other:?}"),
+    }
 }

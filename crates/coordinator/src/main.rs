@@ -22,6 +22,9 @@ struct Args {
     /// Largest job body in bytes.
     #[arg(long, env = "TOOLFAN_MAX_JOB_BYTES", default_value_t = 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
     max_job_bytes: u64,
+    /// Largest args of one task, in bytes of JSON.
+    #[arg(long, env = "TOOLFAN_MAX_ARGS_BYTES", default_value_t = 256 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    max_args_bytes: u64,
     /// Most jobs run at once by this coordinator.
     #[arg(long, env = "TOOLFAN_MAX_LIVE_JOBS", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     max_live_jobs: u64,
@@ -43,6 +46,7 @@ async fn main() -> anyhow::Result<()> {
         limits: JobLimits {
             max_tasks: args.max_tasks as usize,
             max_job_bytes: args.max_job_bytes as usize,
+            max_args_bytes: args.max_args_bytes as usize,
             ..JobLimits::default()
         },
         max_live_jobs: args.max_live_jobs as usize,

@@ -199,11 +199,29 @@ fn validate_task(i: usize, task: &TaskSpec, limits: &JobLimits) -> Result<(), Va
             e.to_string(),
         ));
     }
-    if task.timeout_ms == Some(0) {
-        return Err(ValidationError::field(
-            format!("tasks[{i}].timeout_ms"),
-            "must be at least 1",
-        ));
+    if let Some(timeout) = task.timeout_ms {
+        if timeout == 0 || timeout > limits.max_deadline_ms {
+            return Err(ValidationError::field(
+                format!("tasks[{i}].timeout_ms"),
+                format!("must be between 1 and {}", limits.max_deadline_ms),
+            ));
+        }
+    }
+    // Measured only when the limit could be passed: a job body within the
+    // limit cannot hold larger args.
+    if limits.max_args_bytes < limits.max_job_bytes {
+        let bytes = serde_json::to_vec(&task.args)
+            .map(|v| v.len())
+            .unwrap_or(usize::MAX);
+        if bytes > limits.max_args_bytes {
+            return Err(ValidationError::field(
+                format!("tasks[{i}].args"),
+                format!(
+                    "{bytes} bytes is over this cluster's limit of {} bytes per task",
+                    limits.max_args_bytes
+                ),
+            ));
+        }
     }
     if task.retries > limits.max_retries {
         return Err(ValidationError::field(
@@ -233,6 +251,8 @@ pub struct JobLimits {
     pub max_retries: u32,
     /// Largest job body, in bytes.
     pub max_job_bytes: usize,
+    /// Largest args of one task, in bytes of JSON.
+    pub max_args_bytes: usize,
 }
 
 impl Default for JobLimits {
@@ -242,6 +262,7 @@ impl Default for JobLimits {
             max_deadline_ms: 24 * 3600 * 1000,
             max_retries: 100,
             max_job_bytes: 1024 * 1024,
+            max_args_bytes: 256 * 1024,
         }
     }
 }
@@ -300,6 +321,19 @@ mod tests {
             .validate(&limits)
             .unwrap_err();
         assert!(err.to_string().starts_with("max_concurrency"), "{err}");
+        let big = JobSpec::new(vec![TaskSpec::new(
+            "echo",
+            serde_json::json!({"s": "x".repeat(100)}),
+        )]);
+        let small_args = JobLimits {
+            max_args_bytes: 50,
+            ..JobLimits::default()
+        };
+        let err = big.validate(&small_args).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "tasks[0].args: 108 bytes is over this cluster's limit of 50 bytes per task"
+        );
         let bad_tool = JobSpec::new(vec![TaskSpec::new(">", serde_json::json!({}))]);
         let err = bad_tool.validate(&limits).unwrap_err();
         assert!(

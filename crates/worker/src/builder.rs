@@ -44,6 +44,10 @@ pub struct WorkerOptions {
     pub retry_base: Duration,
     /// Longest retry delay ceiling.
     pub retry_cap: Duration,
+    /// Largest result published, in bytes of JSON; larger ones are answered
+    /// `result_too_large` (NATS refuses messages over its max payload, 1 MiB
+    /// by default).
+    pub max_result_bytes: usize,
     /// Where the metrics go.
     pub metrics: prometheus::Registry,
     /// Serve `/metrics`, `/healthz` and `/readyz` here.
@@ -70,6 +74,7 @@ impl Default for WorkerOptions {
             max_held_factor: 4,
             retry_base: Duration::from_millis(100),
             retry_cap: Duration::from_secs(10),
+            max_result_bytes: 512 * 1024,
             metrics: prometheus::Registry::new(),
             metrics_addr: None,
         }

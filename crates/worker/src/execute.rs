@@ -399,8 +399,23 @@ async fn publish_and_ack(
 ) {
     let subject = shared.topology.subjects.result(&task.job);
     let msg_id = format!("{}.{}.{}", task.job, task.index, result.attempts);
+    let mut payload = encode(&result);
+    let limit = shared.options.max_result_bytes;
+    if payload.len() > limit {
+        let error = TaskError::new(
+            ErrorKind::ResultTooLarge,
+            format!(
+                "the result is {} bytes, over this worker's limit of {limit} bytes",
+                payload.len()
+            ),
+        );
+        payload = encode(&TaskResult {
+            outcome: Err(error),
+            ..result
+        });
+    }
     let publish = jetstream::message::PublishMessage::build()
-        .payload(encode(&result).into())
+        .payload(payload.into())
         .message_id(msg_id);
     let acked = match shared.topology.js.send_publish(subject, publish).await {
         Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),

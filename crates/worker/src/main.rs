@@ -46,6 +46,9 @@ struct Args {
     /// Serve /metrics, /healthz and /readyz on this address; `off` to disable.
     #[arg(long, env = "TOOLFAN_METRICS_ADDR", default_value = "127.0.0.1:9471")]
     metrics_addr: MetricsAddr,
+    /// Largest result, in bytes of JSON; larger ones are answered `result_too_large`.
+    #[arg(long, env = "TOOLFAN_MAX_RESULT_BYTES", default_value_t = 512 * 1024, value_parser = clap::value_parser!(u64).range(256..=64 * 1024 * 1024))]
+    max_result_bytes: u64,
     /// Fleet-wide cap on a tool's tasks in flight: TOOL=N. Repeatable.
     #[arg(long = "tool-max-in-flight", value_name = "TOOL=N")]
     tool_max_in_flight: Vec<String>,
@@ -75,6 +78,7 @@ async fn main() -> anyhow::Result<()> {
         retry_base: Duration::from_millis(args.retry_base_ms),
         retry_cap: Duration::from_millis(args.retry_cap_ms),
         metrics_addr: args.metrics_addr.0,
+        max_result_bytes: args.max_result_bytes as usize,
         ..WorkerOptions::default()
     };
     options.topology.replicas = args.service.stream_replicas as usize;
