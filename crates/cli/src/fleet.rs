@@ -5,6 +5,7 @@ use std::time::Duration;
 use clap::Args;
 use toolfan::{Client, ClientOptions};
 use toolfan_protocol::Subjects;
+use toolfan_telemetry::NatsAuthArgs;
 use toolfan_transport::{Topology, TopologyOptions};
 
 /// Where the cluster is.
@@ -23,12 +24,16 @@ pub(crate) struct FleetArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// NATS credentials and TLS.
+    #[command(flatten)]
+    auth: NatsAuthArgs,
 }
 
 /// Lists live workers: id, host, tools, concurrency, in-flight.
 pub(crate) async fn workers(args: FleetArgs) -> anyhow::Result<()> {
     let mut options = ClientOptions::new(&args.nats_url);
     options.subjects = Subjects::new(&args.prefix)?;
+    options.auth = args.auth.to_auth();
     let client = Client::connect(options).await?;
     let workers = client.workers(Duration::from_millis(500)).await?;
     if args.json {
@@ -60,7 +65,13 @@ pub(crate) async fn workers(args: FleetArgs) -> anyhow::Result<()> {
 
 /// Shows stream depths and, per consumer, queued / in-flight / redelivered.
 pub(crate) async fn stats(args: FleetArgs) -> anyhow::Result<()> {
-    let nats = toolfan_transport::connect(&args.nats_url, "toolfan-cli stats").await?;
+    let nats = toolfan_transport::connect_observed(
+        &args.nats_url,
+        "toolfan-cli stats",
+        &args.auth.to_auth(),
+        None,
+    )
+    .await?;
     let topology = Topology::new(
         nats,
         Subjects::new(&args.prefix)?,

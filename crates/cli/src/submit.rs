@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use toolfan::{Client, ClientOptions, Job};
+use toolfan_telemetry::NatsAuthArgs;
 
 /// Options of `toolfan submit`.
 #[derive(Args, Debug)]
@@ -25,6 +26,13 @@ pub(crate) struct SubmitArgs {
     /// Print compact JSON on one line instead of indented JSON.
     #[arg(long)]
     compact: bool,
+    /// Do not create the streams if they are missing (for a caller whose
+    /// NATS permissions stop at its own subjects).
+    #[arg(long)]
+    no_create_streams: bool,
+    /// NATS credentials and TLS.
+    #[command(flatten)]
+    auth: NatsAuthArgs,
     /// If this command dies, the job is cancelled this many milliseconds
     /// after its last keepalive.
     #[arg(long, env = "TOOLFAN_CALLER_GRACE_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..=86_400_000))]
@@ -52,6 +60,8 @@ pub(crate) async fn run(args: SubmitArgs) -> anyhow::Result<()> {
     let job = read_job(args.file.as_ref())?;
     let mut options = ClientOptions::new(&args.nats_url).caller(&args.caller)?;
     options.caller_grace = Some(std::time::Duration::from_millis(args.caller_grace_ms));
+    options.auth = args.auth.to_auth();
+    options.create_streams = !args.no_create_streams;
     let client = Client::connect(options).await?;
     let handle = client.submit(job).await?;
     // Ctrl-C cancels the job rather than leaving it to run for nobody.

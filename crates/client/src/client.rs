@@ -7,7 +7,7 @@ use toolfan_protocol::{
     encode, CallerId, JobId, JobLimits, JobSpec, Subjects, TaskResult, TaskSpec, TraceParent,
     TRACEPARENT_HEADER,
 };
-use toolfan_transport::{Topology, TopologyOptions};
+use toolfan_transport::{NatsAuth, Topology, TopologyOptions};
 
 use tokio_util::task::AbortOnDropHandle;
 
@@ -17,8 +17,16 @@ use crate::{ClientError, JobHandle};
 /// Where and as whom a client connects.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
-    /// NATS server URL.
+    /// NATS server URL; several, comma-separated, for a cluster.
     pub nats_url: String,
+    /// NATS credentials and TLS. The connection's reply inboxes are
+    /// `_INBOX_<caller>` unless set here, so permissions can keep each
+    /// caller to its own.
+    pub auth: NatsAuth,
+    /// Create the streams at connect if they do not exist. A caller whose
+    /// NATS permissions stop at its own subjects sets this to false (the
+    /// coordinators create them).
+    pub create_streams: bool,
     /// The caller's identity: jobs go to `toolfan.job.<caller>`, replies come
     /// on `toolfan.reply.<caller>.<job>`.
     pub caller: CallerId,
@@ -38,6 +46,8 @@ impl ClientOptions {
     pub fn new(nats_url: impl Into<String>) -> Self {
         Self {
             nats_url: nats_url.into(),
+            auth: NatsAuth::default(),
+            create_streams: true,
             caller: CallerId::new("default").expect("a valid caller id"),
             subjects: Subjects::default(),
             answer_grace: Duration::from_secs(5),
@@ -61,20 +71,24 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects and makes sure the streams exist, so jobs submitted before
-    /// any coordinator starts wait for one instead of being refused.
+    /// Connects and (unless `create_streams` is off) makes sure the streams
+    /// exist, so jobs submitted before any coordinator starts wait for one
+    /// instead of being refused.
     pub async fn connect(options: ClientOptions) -> Result<Self, ClientError> {
-        let nats = toolfan_transport::connect(
-            &options.nats_url,
-            &format!("toolfan-client {}", options.caller),
-        )
-        .await?;
+        let mut auth = options.auth.clone();
+        auth.inbox_prefix
+            .get_or_insert_with(|| format!("_INBOX_{}", options.caller));
+        let name = format!("toolfan-client {}", options.caller);
+        let nats =
+            toolfan_transport::connect_observed(&options.nats_url, &name, &auth, None).await?;
         let topology = Topology::new(
             nats.clone(),
             options.subjects.clone(),
             TopologyOptions::default(),
         );
-        topology.ensure_streams().await?;
+        if options.create_streams {
+            topology.ensure_streams().await?;
+        }
         Ok(Self {
             nats,
             topology,

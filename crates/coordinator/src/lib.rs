@@ -36,7 +36,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use toolfan_protocol::{JobLimits, Subjects};
-use toolfan_transport::{pull_with_slots, Topology, TopologyOptions, TransportError};
+use toolfan_transport::{pull_with_slots, NatsAuth, Topology, TopologyOptions, TransportError};
 
 pub use metrics::CoordinatorMetrics;
 pub use registry::Registry;
@@ -46,6 +46,8 @@ pub use registry::Registry;
 pub struct CoordinatorOptions {
     /// NATS server URL.
     pub nats_url: String,
+    /// NATS credentials and TLS.
+    pub nats_auth: NatsAuth,
     /// Subject prefix (default `toolfan`).
     pub subjects: Subjects,
     /// Stream and consumer settings.
@@ -73,6 +75,7 @@ impl Default for CoordinatorOptions {
     fn default() -> Self {
         Self {
             nats_url: "nats://127.0.0.1:4222".into(),
+            nats_auth: NatsAuth::default(),
             subjects: Subjects::default(),
             topology: TopologyOptions::default(),
             limits: JobLimits::default(),
@@ -132,6 +135,7 @@ pub async fn run(
     let client = toolfan_transport::connect_observed(
         &options.nats_url,
         "toolfan-coordinator",
+        &options.nats_auth,
         Some(Arc::new(move || reconnects.inc())),
     )
     .await?;

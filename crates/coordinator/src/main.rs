@@ -42,6 +42,7 @@ async fn main() -> anyhow::Result<()> {
     toolfan_telemetry::logging::init(args.service.log_format);
     let mut options = CoordinatorOptions {
         nats_url: args.service.nats_url.clone(),
+        nats_auth: args.service.auth.to_auth(),
         subjects: Subjects::new(&args.service.prefix)?,
         limits: JobLimits {
             max_tasks: args.max_tasks as usize,

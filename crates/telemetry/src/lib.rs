@@ -9,13 +9,16 @@
 //! - [`http`] — the metrics and health endpoint.
 //! - [`signal`] — cancelling a token on SIGINT or SIGTERM.
 //! - [`service`] — the flags every service shares.
+//! - [`nats_auth`] — NATS credential flags.
 
 pub mod http;
 pub mod logging;
+pub mod nats_auth;
 pub mod service;
 pub mod signal;
 
 pub use http::{serve, MetricsAddr, Readiness};
 pub use logging::LogFormat;
+pub use nats_auth::NatsAuthArgs;
 pub use service::ServiceArgs;
 pub use signal::shutdown_on_signal;

@@ -1,6 +1,6 @@
 //! The flags every toolfan service takes.
 
-use crate::LogFormat;
+use crate::{LogFormat, NatsAuthArgs};
 
 /// Where a service connects and how it shares the JetStream topology.
 #[derive(clap::Args, Debug, Clone)]
@@ -27,4 +27,7 @@ pub struct ServiceArgs {
     /// Log format.
     #[arg(long, env = "TOOLFAN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,
+    /// NATS credentials and TLS.
+    #[command(flatten)]
+    pub auth: NatsAuthArgs,
 }

@@ -113,11 +113,22 @@ pub struct NatsServer {
     port: u16,
     store: TempDir,
     binary: PathBuf,
+    config: Option<PathBuf>,
 }
 
 impl NatsServer {
     /// Starts a JetStream-enabled server on a free loopback port.
     pub fn start() -> Result<Self, TestkitError> {
+        Self::start_inner(None)
+    }
+
+    /// Starts one with `config` (nats-server configuration text, e.g. an
+    /// `authorization` block) added; port, address and store stay the kit's.
+    pub fn start_with_config(config: &str) -> Result<Self, TestkitError> {
+        Self::start_inner(Some(config))
+    }
+
+    fn start_inner(config: Option<&str>) -> Result<Self, TestkitError> {
         let binary = find_server("nats-server").ok_or(TestkitError::MissingBinary {
             binary: "nats-server",
             package: "nats-server",
@@ -126,14 +137,24 @@ impl NatsServer {
             .prefix("toolfan-nats-")
             .tempdir()
             .map_err(|e| TestkitError::io("making the JetStream store directory", e))?;
+        let config = match config {
+            Some(text) => {
+                let path = store.path().join("nats-server.conf");
+                std::fs::write(&path, text)
+                    .map_err(|e| TestkitError::io("writing the nats-server configuration", e))?;
+                Some(path)
+            }
+            None => None,
+        };
         let (process, port) = start_on_free_port("nats-server", |port| {
-            nats_command(&binary, port, store.path())
+            nats_command(&binary, port, store.path(), config.as_deref())
         })?;
         Ok(Self {
             process: Some(process),
             port,
             store,
             binary,
+            config,
         })
     }
 
@@ -157,7 +178,12 @@ impl NatsServer {
         self.kill();
         let mut process = Process::spawn(
             "nats-server",
-            nats_command(&self.binary, self.port, self.store.path()),
+            nats_command(
+                &self.binary,
+                self.port,
+                self.store.path(),
+                self.config.as_deref(),
+            ),
         )?;
         wait_ready("nats-server", self.port, &mut process)?;
         self.process = Some(process);
@@ -165,8 +191,11 @@ impl NatsServer {
     }
 }
 
-fn nats_command(binary: &Path, port: u16, store: &Path) -> Command {
+fn nats_command(binary: &Path, port: u16, store: &Path, config: Option<&Path>) -> Command {
     let mut cmd = Command::new(binary);
+    if let Some(config) = config {
+        cmd.arg("-c").arg(config);
+    }
     cmd.arg("-js")
         .args(["-a", "127.0.0.1", "-p", &port.to_string()])
         .arg("-sd")

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::TransportError;
+use crate::{NatsAuth, TransportError};
 
 /// Called on each reconnect after a lost connection.
 pub type OnReconnect = Arc<dyn Fn() + Send + Sync>;
@@ -13,14 +13,16 @@ pub type OnReconnect = Arc<dyn Fn() + Send + Sync>;
 /// server's connection list). The client reconnects on its own after a
 /// disconnect, to any server of the cluster.
 pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, TransportError> {
-    connect_observed(url, name, None).await
+    connect_observed(url, name, &NatsAuth::default(), None).await
 }
 
-/// [`connect`], calling `on_reconnect` after every reconnect and logging
-/// disconnects and slow consumers.
+/// [`connect`] with credentials, calling `on_reconnect` after every
+/// reconnect and logging disconnects, slow consumers and server errors
+/// (permission violations among them).
 pub async fn connect_observed(
     url: &str,
     name: &str,
+    auth: &NatsAuth,
     on_reconnect: Option<OnReconnect>,
 ) -> Result<async_nats::Client, TransportError> {
     let servers: Vec<&str> = url
@@ -29,7 +31,8 @@ pub async fn connect_observed(
         .filter(|s| !s.is_empty())
         .collect();
     let seen_first = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    async_nats::ConnectOptions::new()
+    let options = auth.apply(async_nats::ConnectOptions::new()).await?;
+    options
         .name(name)
         .connection_timeout(Duration::from_secs(5))
         // Task messages are small but results can be large; keep the default
@@ -53,6 +56,9 @@ pub async fn connect_observed(
                     }
                     async_nats::Event::SlowConsumer(sid) => {
                         tracing::warn!(sid, "a subscription fell behind and dropped messages")
+                    }
+                    async_nats::Event::ServerError(e) => {
+                        tracing::warn!(error = %e, "NATS server error")
                     }
                     other => tracing::debug!(event = %other, "NATS connection event"),
                 }

@@ -3,15 +3,18 @@
 //! consumers.
 //!
 //! # Layout
+//! - [`auth`] — credentials and TLS for NATS, never printed.
 //! - [`mod@connect`] — connecting to NATS with a clear error.
 //! - [`topology`] — the three streams (jobs, tasks, results) and the durable
 //!   consumers on them, created idempotently by whichever process starts first.
 //! - [`pull`] — pulling from a shared consumer no faster than there are free slots.
 
+pub mod auth;
 pub mod connect;
 pub mod pull;
 pub mod topology;
 
+pub use auth::NatsAuth;
 pub use connect::{connect, connect_observed, OnReconnect};
 pub use pull::{pull_with_slots, Slots};
 pub use topology::{ConsumerStats, Topology, TopologyOptions};

@@ -20,6 +20,8 @@ use crate::{TaskContext, Tool, ToolError, Worker, WorkerError};
 pub struct WorkerOptions {
     /// NATS server URL.
     pub nats_url: String,
+    /// NATS credentials and TLS.
+    pub nats_auth: toolfan_transport::NatsAuth,
     /// This worker's id in the fleet (default `w-` and 8 random hex digits).
     pub id: String,
     /// How many tasks run at once, across all tools.
@@ -62,6 +64,7 @@ impl Default for WorkerOptions {
     fn default() -> Self {
         Self {
             nats_url: "nats://127.0.0.1:4222".into(),
+            nats_auth: Default::default(),
             id: format!("w-{:08x}", rand::random::<u32>()),
             concurrency: 64,
             subjects: Subjects::default(),

@@ -72,6 +72,7 @@ async fn main() -> anyhow::Result<()> {
     toolfan_telemetry::logging::init(args.service.log_format);
     let mut options = WorkerOptions {
         nats_url: args.service.nats_url.clone(),
+        nats_auth: args.service.auth.to_auth(),
         concurrency: args.concurrency,
         subjects: Subjects::new(&args.service.prefix)?,
         drain_timeout: Duration::from_secs(args.drain_timeout),

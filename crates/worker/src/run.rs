@@ -102,6 +102,12 @@ impl Worker {
         Self { options, tools }
     }
 
+    /// Connects with these NATS credentials.
+    pub fn with_nats_auth(mut self, auth: toolfan_transport::NatsAuth) -> Self {
+        self.options.nats_auth = auth;
+        self
+    }
+
     /// The worker's id in the fleet.
     pub fn id(&self) -> &str {
         &self.options.id
@@ -117,6 +123,7 @@ impl Worker {
         let client = toolfan_transport::connect_observed(
             &options.nats_url,
             &format!("toolfan-worker {}", options.id),
+            &options.nats_auth,
             Some(Arc::new(move || reconnects.inc())),
         )
         .await?;

@@ -1,0 +1,248 @@
+//! NATS authentication and per-caller isolation with the shipped
+//! deploy/nats-auth.conf on a real nats-server.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+use toolfan::{Client, ClientOptions, Task};
+use toolfan_coordinator::CoordinatorOptions;
+use toolfan_testkit::NatsServer;
+use toolfan_transport::NatsAuth;
+use toolfan_worker::{builtin, Worker};
+
+const CONFIG: &str = include_str!("../deploy/nats-auth.conf");
+
+fn login(user: &str) -> NatsAuth {
+    NatsAuth {
+        user: Some(user.into()),
+        password: Some(format!("change-me-{user}")),
+        ..NatsAuth::default()
+    }
+}
+
+/// A server with the shipped permissions, a coordinator and a worker with theirs.
+async fn secured() -> anyhow::Result<(NatsServer, CancellationToken)> {
+    let nats = NatsServer::start_with_config(CONFIG)?;
+    let stop = CancellationToken::new();
+    let coordinator = CoordinatorOptions {
+        nats_url: nats.url(),
+        nats_auth: login("coordinator"),
+        ..CoordinatorOptions::default()
+    };
+    tokio::spawn(toolfan_coordinator::run(coordinator, stop.clone()));
+    // The coordinator creates the streams; give it a moment before the worker looks.
+    let admin = {
+        let mut options = ClientOptions::new(nats.url());
+        options.auth = NatsAuth {
+            inbox_prefix: Some("_INBOX".into()),
+            ..login("coordinator")
+        };
+        Client::connect(options).await?
+    };
+    let builder = builtin::add_builtin(
+        Worker::builder().nats_url(nats.url()).id("secure-w"),
+        "echo",
+    )
+    .map_err(anyhow::Error::msg)?;
+    let mut worker = builder.build()?;
+    worker = worker.with_nats_auth(login("worker"));
+    tokio::spawn(worker.run(stop.clone()));
+    let started = std::time::Instant::now();
+    while !admin
+        .workers(Duration::from_millis(200))
+        .await?
+        .iter()
+        .any(|w| w.id == "secure-w")
+    {
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(10),
+            "the worker never announced itself"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    Ok((nats, stop))
+}
+
+async fn caller(nats: &NatsServer, user: &str) -> anyhow::Result<Client> {
+    let mut options = ClientOptions::new(nats.url()).caller(user)?;
+    options.auth = login(user);
+    options.create_streams = false;
+    Ok(Client::connect(options).await?)
+}
+
+/// A raw connection as `user` that reports the server's errors.
+async fn raw(
+    nats: &NatsServer,
+    user: &str,
+) -> anyhow::Result<(
+    async_nats::Client,
+    tokio::sync::mpsc::UnboundedReceiver<String>,
+)> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let client = async_nats::ConnectOptions::with_user_and_password(
+        user.into(),
+        format!("change-me-{user}"),
+    )
+    .custom_inbox_prefix(format!("_INBOX_{user}"))
+    .event_callback(move |event| {
+        let tx = tx.clone();
+        async move {
+            if let async_nats::Event::ServerError(e) = event {
+                let _ = tx.send(e.to_string());
+            }
+        }
+    })
+    .connect(nats.url())
+    .await?;
+    Ok((client, rx))
+}
+
+async fn next_error(rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> String {
+    tokio::time::timeout(Duration::from_secs(3), rx.recv())
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn the_permitted_flow_works_end_to_end() -> anyhow::Result<()> {
+    let (nats, _stop) = secured().await?;
+    let alice = caller(&nats, "alice").await?;
+    let results = alice
+        .fanout(vec![Task::new("echo", json!({"from": "alice"}))])
+        .await?;
+    assert_eq!(results[0].value(), Some(&json!({"from": "alice"})));
+    Ok(())
+}
+
+#[tokio::test]
+async fn strangers_and_wrong_passwords_are_refused() -> anyhow::Result<()> {
+    let nats = NatsServer::start_with_config(CONFIG)?;
+    let anonymous = async_nats::connect(nats.url()).await;
+    assert!(
+        anonymous.is_err(),
+        "a client without credentials was let in"
+    );
+    let wrong = async_nats::ConnectOptions::with_user_and_password("alice".into(), "guess".into())
+        .connect(nats.url())
+        .await;
+    let error = wrong.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(error.to_lowercase().contains("authorization"), "{error}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_caller_cannot_read_or_submit_as_another() -> anyhow::Result<()> {
+    let (nats, _stop) = secured().await?;
+    let (alice, mut errors) = raw(&nats, "alice").await?;
+
+    let mut bobs = alice.subscribe("toolfan.reply.bob.>").await?;
+    let error = next_error(&mut errors).await;
+    assert!(
+        error.contains("Permissions Violation for Subscription to \"toolfan.reply.bob.>\""),
+        "{error:?}"
+    );
+
+    // Bob's job runs; alice's attempted eavesdrop hears nothing.
+    let bob = caller(&nats, "bob").await?;
+    bob.fanout(vec![Task::new("echo", json!({"secret": "bob's"}))])
+        .await?;
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), bobs.next())
+            .await
+            .is_err(),
+        "alice read bob's reply"
+    );
+
+    alice
+        .publish("toolfan.job.bob", "{\"tasks\": []}".into())
+        .await?;
+    let error = next_error(&mut errors).await;
+    assert!(
+        error.contains("Permissions Violation for Publish to \"toolfan.job.bob\""),
+        "{error:?}"
+    );
+
+    alice
+        .publish("toolfan.cancel.bob.any-job", "".into())
+        .await?;
+    let error = next_error(&mut errors).await;
+    assert!(
+        error.contains("Permissions Violation for Publish"),
+        "{error:?}"
+    );
+    Ok(())
+}
+
+/// Runs `binary` with `args` and `env` at RUST_LOG=trace against the secured
+/// server for a while, and returns everything it logged.
+async fn logs_of(binary: &str, args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<String> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("log");
+    let mut cmd = std::process::Command::new(toolfan_testkit::binary(binary)?);
+    cmd.args(args)
+        .env("RUST_LOG", "trace")
+        .env("TOOLFAN_METRICS_ADDR", "off")
+        .stdout(std::fs::File::create(&path)?)
+        .stderr(std::fs::File::create(dir.path().join("err"))?);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut process = toolfan_testkit::Process::spawn(binary, cmd)?;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    process.kill();
+    let mut text = std::fs::read_to_string(&path)?;
+    text += &std::fs::read_to_string(dir.path().join("err"))?;
+    Ok(text)
+}
+
+#[tokio::test]
+async fn secrets_given_by_flag_or_environment_never_reach_the_logs() -> anyhow::Result<()> {
+    let (nats, _stop) = secured().await?;
+    let url = nats.url();
+    let worker = logs_of(
+        "toolfan-worker",
+        &[
+            "--nats-url",
+            &url,
+            "--nats-user",
+            "worker",
+            "--nats-password",
+            "change-me-worker",
+            "--id",
+            "logged",
+        ],
+        &[],
+    )
+    .await?;
+    assert!(
+        worker.contains("worker started"),
+        "the worker did not run: {worker}"
+    );
+    assert!(
+        !worker.contains("change-me-worker"),
+        "the password was logged"
+    );
+
+    let coordinator = logs_of(
+        "toolfan-coordinator",
+        &["--nats-url", &url],
+        &[
+            ("TOOLFAN_NATS_USER", "coordinator"),
+            ("TOOLFAN_NATS_PASSWORD", "change-me-coordinator"),
+        ],
+    )
+    .await?;
+    assert!(
+        coordinator.contains("coordinator started"),
+        "the coordinator did not run: {coordinator}"
+    );
+    assert!(
+        !coordinator.contains("change-me-coordinator"),
+        "the password was logged"
+    );
+    Ok(())
+}
