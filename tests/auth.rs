@@ -246,3 +246,189 @@ async fn secrets_given_by_flag_or_environment_never_reach_the_logs() -> anyhow::
     );
     Ok(())
 }
+
+/// Connects a caller with `auth` and runs one echo job through a cluster
+/// whose services use `service_auth`.
+async fn echo_through(
+    config: &str,
+    service_auth: NatsAuth,
+    caller_auth: NatsAuth,
+) -> anyhow::Result<()> {
+    let nats = NatsServer::start_with_config(config)?;
+    let stop = CancellationToken::new();
+    let coordinator = CoordinatorOptions {
+        nats_url: nats.url(),
+        nats_auth: service_auth.clone(),
+        ..CoordinatorOptions::default()
+    };
+    tokio::spawn(toolfan_coordinator::run(coordinator, stop.clone()));
+    let worker = builtin::add_builtin(Worker::builder().nats_url(nats.url()).id("keyed-w"), "echo")
+        .map_err(anyhow::Error::msg)?
+        .build()?
+        .with_nats_auth(service_auth);
+    tokio::spawn(worker.run(stop.clone()));
+    let mut options = ClientOptions::new(nats.url());
+    options.auth = NatsAuth {
+        inbox_prefix: Some("_INBOX".into()),
+        ..caller_auth
+    };
+    let client = Client::connect(options).await?;
+    let started = std::time::Instant::now();
+    while !client
+        .workers(Duration::from_millis(200))
+        .await?
+        .iter()
+        .any(|w| w.id == "keyed-w")
+    {
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(10),
+            "the worker never announced itself"
+        );
+    }
+    let results = client
+        .fanout(vec![Task::new("echo", json!({"ok": true}))])
+        .await?;
+    assert_eq!(results[0].value(), Some(&json!({"ok": true})));
+    stop.cancel();
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_token_admits_its_holders_only() -> anyhow::Result<()> {
+    let config = r#"authorization { token: "t0ken-for-tests" }"#;
+    let token = NatsAuth {
+        token: Some("t0ken-for-tests".into()),
+        ..NatsAuth::default()
+    };
+    echo_through(config, token.clone(), token).await?;
+    let nats = NatsServer::start_with_config(config)?;
+    assert!(
+        async_nats::connect(nats.url()).await.is_err(),
+        "no token, no entry"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_nkey_seed_signs_in() -> anyhow::Result<()> {
+    let user = nkeys::KeyPair::new_user();
+    let config = format!(
+        r#"authorization {{ users = [ {{ nkey: "{}" }} ] }}"#,
+        user.public_key()
+    );
+    let seed = NatsAuth {
+        nkey_seed: Some(user.seed()?),
+        ..NatsAuth::default()
+    };
+    echo_through(&config, seed.clone(), seed).await?;
+    let stranger = NatsAuth {
+        nkey_seed: Some(nkeys::KeyPair::new_user().seed()?),
+        ..NatsAuth::default()
+    };
+    let nats = NatsServer::start_with_config(&config)?;
+    let refused =
+        toolfan_transport::connect_observed(&nats.url(), "stranger", &stranger, None).await;
+    assert!(refused.is_err(), "an unknown key was let in");
+    Ok(())
+}
+
+/// Makes a CA and a server certificate for 127.0.0.1 with openssl in `dir`.
+fn certificates(dir: &std::path::Path) -> anyhow::Result<()> {
+    let run = |args: &[&str]| -> anyhow::Result<()> {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(())
+    };
+    std::fs::write(dir.join("san.ext"), "subjectAltName = IP:127.0.0.1\n")?;
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=toolfan test CA",
+    ])?;
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ])?;
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "1",
+        "-extfile",
+        "san.ext",
+    ])?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn tls_with_a_trusted_ca_connects_and_is_required() -> anyhow::Result<()> {
+    if std::process::Command::new("openssl")
+        .arg("version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: openssl is not installed to make test certificates");
+        return Ok(());
+    }
+    let dir = tempfile::tempdir()?;
+    certificates(dir.path())?;
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    let config = format!(
+        "tls {{ cert_file: \"{}\", key_file: \"{}\" }}",
+        path("server.pem"),
+        path("server.key")
+    );
+    let tls = NatsAuth {
+        tls_ca: Some(dir.path().join("ca.pem")),
+        tls_required: true,
+        ..NatsAuth::default()
+    };
+    echo_through(&config, tls.clone(), tls).await?;
+    // Without the CA the server's certificate is not trusted.
+    let nats = NatsServer::start_with_config(&config)?;
+    let untrusted = NatsAuth {
+        tls_required: true,
+        ..NatsAuth::default()
+    };
+    let refused =
+        toolfan_transport::connect_observed(&nats.url(), "untrusted", &untrusted, None).await;
+    assert!(
+        refused.is_err(),
+        "a server certificate from an unknown CA was trusted"
+    );
+    Ok(())
+}
