@@ -50,32 +50,40 @@ fn value(series: &BTreeMap<String, f64>, key: &str) -> f64 {
     series.get(&normalize(key)).copied().unwrap_or(0.0)
 }
 
+/// A coordinator and a worker (id `worker`) with their metrics endpoints
+/// on free ports, running against `cluster` until the processes drop.
+struct Metered {
+    coordinator_port: u16,
+    worker_port: u16,
+    _processes: [Process; 2],
+}
+
+async fn metered(cluster: &Cluster, worker: &str) -> anyhow::Result<Metered> {
+    let url = cluster.nats.url();
+    let (cport, wport) = (free_port()?, free_port()?);
+    let caddr = format!("127.0.0.1:{cport}");
+    let waddr = format!("127.0.0.1:{wport}");
+    let coordinator = spawn(
+        "toolfan-coordinator",
+        &["--nats-url", &url, "--metrics-addr", &caddr],
+    )?;
+    let worker_process = spawn(
+        "toolfan-worker",
+        &["--nats-url", &url, "--id", worker, "--metrics-addr", &waddr],
+    )?;
+    cluster.wait_for_workers(&[worker.to_owned()]).await?;
+    Ok(Metered {
+        coordinator_port: cport,
+        worker_port: wport,
+        _processes: [coordinator, worker_process],
+    })
+}
+
 #[tokio::test]
 async fn metrics_count_a_job_of_known_shape_exactly() -> anyhow::Result<()> {
     let cluster = Cluster::without_coordinator()?;
-    let url = cluster.nats.url();
-    let (cport, wport) = (free_port()?, free_port()?);
-    let _coordinator = spawn(
-        "toolfan-coordinator",
-        &[
-            "--nats-url",
-            &url,
-            "--metrics-addr",
-            &format!("127.0.0.1:{cport}"),
-        ],
-    )?;
-    let _worker = spawn(
-        "toolfan-worker",
-        &[
-            "--nats-url",
-            &url,
-            "--id",
-            "metered",
-            "--metrics-addr",
-            &format!("127.0.0.1:{wport}"),
-        ],
-    )?;
-    cluster.wait_for_workers(&["metered".to_owned()]).await?;
+    let services = metered(&cluster, "metered").await?;
+    let (cport, wport) = (services.coordinator_port, services.worker_port);
 
     let mut tasks = vec![Task::new("echo", json!({})); 10];
     tasks.extend(vec![Task::new("fail", json!({})); 2]);
@@ -181,29 +189,8 @@ async fn wait_for_status(url: &str, want: u16, within: Duration) -> anyhow::Resu
 #[tokio::test]
 async fn readyz_follows_the_nats_connection() -> anyhow::Result<()> {
     let mut cluster = Cluster::without_coordinator()?;
-    let url = cluster.nats.url();
-    let (cport, wport) = (free_port()?, free_port()?);
-    let _coordinator = spawn(
-        "toolfan-coordinator",
-        &[
-            "--nats-url",
-            &url,
-            "--metrics-addr",
-            &format!("127.0.0.1:{cport}"),
-        ],
-    )?;
-    let _worker = spawn(
-        "toolfan-worker",
-        &[
-            "--nats-url",
-            &url,
-            "--id",
-            "ready",
-            "--metrics-addr",
-            &format!("127.0.0.1:{wport}"),
-        ],
-    )?;
-    cluster.wait_for_workers(&["ready".to_owned()]).await?;
+    let services = metered(&cluster, "ready").await?;
+    let (cport, wport) = (services.coordinator_port, services.worker_port);
     for port in [cport, wport] {
         let base = format!("http://127.0.0.1:{port}");
         wait_for_status(&format!("{base}/readyz"), 200, Duration::from_secs(5)).await?;
