@@ -28,12 +28,14 @@
 //! - [`client`] — [`Client`], [`ClientOptions`], submitting a job.
 //! - [`handle`] — [`JobHandle`], gathering one job's events into ordered results.
 //! - [`fleet`] — [`Client::workers`], the live workers.
+//! - [`llm`] — OpenAI and Anthropic tool calls in, tool messages out.
 //! - [`error`] — [`ClientError`].
 
 pub mod client;
 pub mod error;
 pub mod fleet;
 pub mod handle;
+pub mod llm;
 
 pub use client::{Client, ClientOptions};
 pub use error::ClientError;
