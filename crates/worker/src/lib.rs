@@ -36,6 +36,8 @@
 //! - [`execute`] — running one task message to its published result.
 //! - [`announce`] — heartbeats and answers to pings.
 //! - [`builtin`] — the tools of the `toolfan-worker` binary.
+//! - [`command`] — tools that run a program per call.
+//! - [`config`] — the worker binary's tools file.
 //! - [`limits`] — fleet-wide rate limits and concurrency caps in Redis.
 //! - [`metrics`] — what the worker counts (docs/metrics.md).
 
@@ -44,6 +46,8 @@ mod admission;
 pub mod announce;
 pub mod builder;
 pub mod builtin;
+pub mod command;
+pub mod config;
 pub mod execute;
 pub mod limits;
 pub mod metrics;

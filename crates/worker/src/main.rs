@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 use toolfan_protocol::Subjects;
 use toolfan_telemetry::{MetricsAddr, ServiceArgs};
 use toolfan_worker::builtin::{add_builtin, BUILTIN_TOOLS};
+use toolfan_worker::config::ToolsFile;
 use toolfan_worker::limits::{LimitSpec, LimiterOptions};
 use toolfan_worker::{Worker, WorkerOptions};
 
@@ -55,7 +56,11 @@ struct Args {
     /// How many tasks run at once.
     #[arg(long, env = "TOOLFAN_CONCURRENCY", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     concurrency: u32,
-    /// Comma-separated built-in tools to serve (default: all of them).
+    /// A tools file (TOML) of command tools to serve; see deploy/tools.toml.
+    #[arg(long, env = "TOOLFAN_WORKER_CONFIG")]
+    config: Option<std::path::PathBuf>,
+    /// Comma-separated built-in tools to serve (default: all of them, unless
+    /// --config gives tools).
     #[arg(long, env = "TOOLFAN_TOOLS", value_delimiter = ',')]
     tools: Vec<String>,
     /// This worker's id in the fleet (default: w- and random hex).
@@ -122,12 +127,14 @@ async fn main() -> anyhow::Result<()> {
             .with_context(|| format!("--tool-max-in-flight {flag:?}: {max:?} is not a number"))?;
         options.tool_max_in_flight.insert(tool.to_owned(), max);
     }
-    let names: Vec<String> = if args.tools.is_empty() {
-        BUILTIN_TOOLS.iter().map(|s| s.to_string()).collect()
-    } else {
-        args.tools
+    let names: Vec<String> = match (&args.config, args.tools.is_empty()) {
+        (None, true) => BUILTIN_TOOLS.iter().map(|s| s.to_string()).collect(),
+        _ => args.tools,
     };
     let mut builder = Worker::builder().options(options);
+    if let Some(path) = &args.config {
+        builder = ToolsFile::load(path)?.apply(builder);
+    }
     for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
         builder = add_builtin(builder, name).map_err(anyhow::Error::msg)?;
     }

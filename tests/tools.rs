@@ -1,0 +1,149 @@
+//! Command tools: args on stdin, stdout as the result, the child killed
+//! when its call ends early; and the worker binary's tools file.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use toolfan::{ErrorKind, Job, Policy, Task};
+use toolfan_e2e::{spawn, Cluster};
+use toolfan_worker::command::CommandTool;
+use toolfan_worker::Worker;
+
+fn command(argv: &[&str]) -> Arc<CommandTool> {
+    Arc::new(CommandTool::new(argv.iter().map(|s| s.to_string()).collect()).expect("a program"))
+}
+
+fn alive(pid: &str) -> bool {
+    std::process::Command::new("kill")
+        .args(["-0", pid])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[tokio::test]
+async fn a_command_tool_answers_fails_and_dies_with_its_call() -> anyhow::Result<()> {
+    let cluster = Cluster::start().await?;
+    let dir = tempfile::tempdir()?;
+    let pidfile = dir.path().join("pid");
+    let script = format!("echo $$ > {}; exec sleep 30", pidfile.display());
+    cluster
+        .worker(
+            Worker::builder()
+                .boxed_tool("cat", command(&["cat"]))
+                .boxed_tool(
+                    "broken",
+                    command(&["sh", "-c", "echo 'disk on fire' >&2; exit 3"]),
+                )
+                .boxed_tool("hang", command(&["sh", "-c", &script]))
+                .boxed_tool("missing", command(&["/nonexistent/program"]))
+                .boxed_tool("later", command(&["sh", "-c", "sleep 0.3; cat"])),
+        )
+        .await?;
+    let client = cluster.client().await?;
+
+    let results = client
+        .fanout(vec![
+            Task::new(
+                "cat",
+                json!({"city": "Paris", "$(rm -rf /)": "no shell here"}),
+            ),
+            Task::new("broken", json!({})),
+            Task::new("missing", json!({})),
+        ])
+        .await?;
+    assert_eq!(
+        results[0].value(),
+        Some(&json!({"city": "Paris", "$(rm -rf /)": "no shell here"}))
+    );
+    let error = results[1].error().expect("a failure");
+    assert_eq!(error.kind, ErrorKind::ToolError);
+    assert!(
+        error.message.contains("exit status: 3") && error.message.contains("disk on fire"),
+        "{}",
+        error.message
+    );
+    assert!(
+        results[2].error().unwrap().message.contains("cannot start"),
+        "{:?}",
+        results[2]
+    );
+
+    // first_ok: the call answering after 300 ms wins and the hanging one
+    // (started by then) is cancelled: its process must go.
+    let job = Job::new(vec![
+        Task::new("hang", json!({})),
+        Task::new("later", json!({"quick": true})),
+    ])
+    .policy(Policy::FirstOk);
+    let handle = client.submit(job);
+    let started = Instant::now();
+    let outcome = handle.await?.wait().await?;
+    assert_eq!(
+        outcome.results[0].error().map(|e| e.kind),
+        Some(ErrorKind::Cancelled)
+    );
+    let pid = loop {
+        if let Ok(pid) = std::fs::read_to_string(&pidfile) {
+            break pid.trim().to_owned();
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(5),
+            "the hanging command never started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let waited = Instant::now();
+    while alive(&pid) {
+        anyhow::ensure!(
+            waited.elapsed() < Duration::from_secs(3),
+            "the cancelled call's process {pid} is still running"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_worker_binary_serves_the_tools_of_its_tools_file() -> anyhow::Result<()> {
+    let cluster = Cluster::start().await?;
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("tools.toml");
+    std::fs::write(
+        &path,
+        "[[tools]]\nname = \"reverse\"\ncommand = [\"rev\"]\nmax_in_flight = 2\n",
+    )?;
+    let url = cluster.nats.url();
+    let _worker = spawn(
+        "toolfan-worker",
+        &[
+            "--nats-url",
+            &url,
+            "--id",
+            "configured",
+            "--config",
+            path.to_str().unwrap(),
+        ],
+    )?;
+    cluster.wait_for_workers(&["configured".to_owned()]).await?;
+    let results = cluster
+        .client()
+        .await?
+        .fanout(vec![Task::new("reverse", json!("abc"))])
+        .await?;
+    // `rev` reverses the JSON text it reads: "\"abc\"" → "\"cba\"".
+    assert_eq!(results[0].value(), Some(&json!("cba")));
+
+    std::fs::write(&path, "[[tools]]\nname = \"bad\"\ncmd = [\"ls\"]\n")?;
+    let out = std::process::Command::new(toolfan_testkit::binary("toolfan-worker")?)
+        .args(["--nats-url", &url, "--config", path.to_str().unwrap()])
+        .output()?;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("tools.toml") && stderr.contains("unknown field `cmd`"),
+        "{stderr}"
+    );
+    Ok(())
+}
