@@ -6,7 +6,7 @@ use serde_json::json;
 use toolfan::{Job, Task, TaskResult};
 use toolfan_e2e::{max_in_window, span_starts, spawn, timed, Cluster};
 use toolfan_testkit::{Process, RedisServer};
-use toolfan_worker::limits::{LimitSpec, LimitStore, Rate};
+use toolfan_worker::limits::{LimitSpec, LimitStore};
 
 const SECOND_US: u64 = 1_000_000;
 
@@ -64,22 +64,11 @@ impl Fleet {
 }
 
 fn rate(per_second: u64, burst: u64) -> LimitSpec {
-    LimitSpec {
-        rate: Some(Rate {
-            count: per_second,
-            period_ms: 1000,
-        }),
-        burst,
-        concurrency: None,
-    }
+    LimitSpec::per_second(per_second, burst)
 }
 
 fn cap(n: u32) -> LimitSpec {
-    LimitSpec {
-        rate: None,
-        burst: 1,
-        concurrency: Some(n),
-    }
+    LimitSpec::concurrency(n)
 }
 
 impl Fleet {

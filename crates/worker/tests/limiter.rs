@@ -4,25 +4,14 @@ use std::time::Duration;
 
 use redis::AsyncCommands;
 use toolfan_testkit::RedisServer;
-use toolfan_worker::limits::{Decision, LimitSpec, LimitStore, Limiter, LimiterOptions, Rate};
+use toolfan_worker::limits::{Decision, LimitSpec, LimitStore, Limiter, LimiterOptions};
 
 fn rate(per_second: u64, burst: u64) -> LimitSpec {
-    LimitSpec {
-        rate: Some(Rate {
-            count: per_second,
-            period_ms: 1000,
-        }),
-        burst,
-        concurrency: None,
-    }
+    LimitSpec::per_second(per_second, burst)
 }
 
 fn cap(n: u32) -> LimitSpec {
-    LimitSpec {
-        rate: None,
-        burst: 1,
-        concurrency: Some(n),
-    }
+    LimitSpec::concurrency(n)
 }
 
 async fn limiter(redis: &RedisServer, defaults: &[(&str, LimitSpec)]) -> Limiter {

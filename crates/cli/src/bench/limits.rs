@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use toolfan::{Job, Task, TaskResult};
 use toolfan_testkit::stats::max_in_window;
-use toolfan_worker::limits::{LimitSpec, LimitStore, Rate};
+use toolfan_worker::limits::{LimitSpec, LimitStore};
 
 use super::Figures;
 use crate::local::{LocalCluster, LocalOptions};
@@ -25,14 +25,7 @@ pub(crate) async fn run(
     };
     let cluster = LocalCluster::start(&options, |b| b.limit_keys("span", ["bench"])).await?;
     let store = LimitStore::connect(&cluster.redis_url, "toolfan").await?;
-    let spec = LimitSpec {
-        rate: Some(Rate {
-            count: rate,
-            period_ms: 1000,
-        }),
-        burst,
-        concurrency: None,
-    };
+    let spec = LimitSpec::per_second(rate, burst);
     store.set("bench", &spec).await?;
     tokio::time::sleep(Duration::from_millis(800)).await; // every worker has read it
 

@@ -106,6 +106,27 @@ fn one() -> u64 {
 }
 
 impl LimitSpec {
+    /// `per_second` calls a second with `burst` at once.
+    pub fn per_second(per_second: u64, burst: u64) -> Self {
+        Self {
+            rate: Some(Rate {
+                count: per_second,
+                period_ms: 1000,
+            }),
+            burst,
+            concurrency: None,
+        }
+    }
+
+    /// At most `n` calls in flight, no rate.
+    pub fn concurrency(n: u32) -> Self {
+        Self {
+            rate: None,
+            burst: 1,
+            concurrency: Some(n),
+        }
+    }
+
     /// Checks that the spec limits something and that its numbers make sense.
     pub fn validate(&self) -> Result<(), LimitError> {
         if self.rate.is_none() && self.concurrency.is_none() {
