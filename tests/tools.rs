@@ -147,3 +147,135 @@ async fn the_worker_binary_serves_the_tools_of_its_tools_file() -> anyhow::Resul
     );
     Ok(())
 }
+
+mod http {
+    use super::*;
+    use axum::extract::{Query, State};
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    use axum::routing::get;
+    use axum::{Json, Router};
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    use toolfan_worker::http::{HttpDef, HttpTool};
+
+    type Calls = Arc<Mutex<Vec<Instant>>>;
+
+    async fn weather(Query(q): Query<HashMap<String, String>>) -> Json<serde_json::Value> {
+        Json(json!({"city": q.get("city"), "temp": 21}))
+    }
+
+    async fn flaky(State(calls): State<Calls>) -> impl IntoResponse {
+        let mut calls = calls.lock().unwrap();
+        calls.push(Instant::now());
+        if calls.len() == 1 {
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [("retry-after", "1")],
+                "busy",
+            )
+                .into_response()
+        } else {
+            Json(json!({"ok": true})).into_response()
+        }
+    }
+
+    fn tool(base: &str, path: &str, timeout_ms: u64) -> Arc<HttpTool> {
+        Arc::new(
+            HttpTool::new(HttpDef {
+                method: "GET".into(),
+                url: format!("{base}{path}"),
+                headers: Default::default(),
+                allowed_hosts: vec!["127.0.0.1".into()],
+                timeout_ms,
+            })
+            .expect("a valid tool"),
+        )
+    }
+
+    #[tokio::test]
+    async fn an_http_tool_answers_fails_retries_and_times_out() -> anyhow::Result<()> {
+        let calls: Calls = Arc::default();
+        let app = Router::new()
+            .route("/weather", get(weather))
+            .route(
+                "/missing",
+                get(|| async { (StatusCode::NOT_FOUND, "no such thing") }),
+            )
+            .route("/flaky", get(flaky))
+            .route(
+                "/slow",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    "late"
+                }),
+            )
+            .with_state(calls.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        tokio::spawn(async move { axum::serve(listener, app).await });
+
+        let cluster = Cluster::start().await?;
+        cluster
+            .worker(
+                Worker::builder()
+                    .boxed_tool("weather", tool(&base, "/weather?city={city}", 2000))
+                    .boxed_tool("missing", tool(&base, "/missing", 2000))
+                    .boxed_tool("flaky", tool(&base, "/flaky", 2000))
+                    .boxed_tool("slow", tool(&base, "/slow", 300))
+                    .boxed_tool("anywhere", tool("http://{host}", "/x", 2000)),
+            )
+            .await?;
+        let results = cluster
+            .client()
+            .await?
+            .fanout(vec![
+                Task::new("weather", json!({"city": "São Paulo"})),
+                Task::new("missing", json!({})).retries(2),
+                Task::new("flaky", json!({})).retries(2),
+                Task::new("slow", json!({})),
+                Task::new("anywhere", json!({"host": "example.com"})),
+            ])
+            .await?;
+        assert_eq!(
+            results[0].value(),
+            Some(&json!({"city": "São Paulo", "temp": 21}))
+        );
+        let missing = results[1].error().expect("a 404 fails");
+        assert_eq!(
+            (missing.kind, results[1].attempts),
+            (ErrorKind::ToolError, 1),
+            "a 404 is not retried"
+        );
+        assert!(
+            missing.message.contains("404") && missing.message.contains("no such thing"),
+            "{}",
+            missing.message
+        );
+        assert_eq!(
+            results[2].value(),
+            Some(&json!({"ok": true})),
+            "{:?}",
+            results[2]
+        );
+        assert_eq!(results[2].attempts, 2, "the 503 was retried");
+        let calls = calls.lock().unwrap();
+        let gap = calls[1] - calls[0];
+        assert!(
+            gap >= Duration::from_millis(950),
+            "Retry-After: 1 was not honoured ({gap:?})"
+        );
+        let slow = results[3].error().expect("a timeout");
+        assert!(slow.message.contains("timed out"), "{}", slow.message);
+        let anywhere = results[4].error().expect("refused");
+        assert_eq!(anywhere.kind, ErrorKind::InvalidArgs);
+        assert!(
+            anywhere
+                .message
+                .contains("not among this tool's allowed hosts"),
+            "{}",
+            anywhere.message
+        );
+        Ok(())
+    }
+}

@@ -57,6 +57,10 @@ pub struct TaskError {
     /// Whether another attempt may succeed.
     #[serde(default)]
     pub retryable: bool,
+    /// How long the failed service asked to be left alone (an HTTP
+    /// `Retry-After`); a retry waits at least this long.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
 }
 
 impl TaskError {
@@ -66,6 +70,7 @@ impl TaskError {
             kind,
             message: message.into(),
             retryable: false,
+            retry_after_ms: None,
         }
     }
 }

@@ -28,7 +28,8 @@ fn result() -> impl Strategy<Value = TaskResult> {
             TaskError {
                 kind: KINDS[k],
                 message,
-                retryable
+                retryable,
+                retry_after_ms: None
             }
         )),
     ];

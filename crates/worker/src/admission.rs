@@ -46,6 +46,7 @@ fn rate_limited(message: String) -> TaskError {
         kind: ErrorKind::RateLimited,
         message,
         retryable: true,
+        retry_after_ms: None,
     }
 }
 

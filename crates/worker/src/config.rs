@@ -7,6 +7,11 @@
 //! command = ["wc", "-c"]        # args arrive as JSON on stdin
 //! limit_keys = ["cpu"]          # optional
 //! max_in_flight = 4             # optional, fleet-wide
+//!
+//! [[tools]]
+//! name = "weather"
+//! http = { url = "https://api.example.com/weather?city={city}", allowed_hosts = ["api.example.com"],
+//!          headers = { Authorization = "Bearer ${WEATHER_TOKEN}" }, timeout_ms = 5000 }
 //! ```
 
 use std::path::Path;
@@ -15,7 +20,8 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use crate::command::CommandTool;
-use crate::{WorkerBuilder, WorkerError};
+use crate::http::{HttpDef, HttpTool};
+use crate::{Tool, WorkerBuilder, WorkerError};
 
 /// A tools file.
 #[derive(Debug, Clone, Deserialize)]
@@ -33,7 +39,9 @@ pub struct ToolDef {
     /// The tool's name.
     pub name: String,
     /// Program and fixed arguments; each call's args go to its stdin as JSON.
-    pub command: Vec<String>,
+    pub command: Option<Vec<String>>,
+    /// An HTTP request per call.
+    pub http: Option<HttpDef>,
     /// Limit keys the tool's calls are under.
     #[serde(default)]
     pub limit_keys: Vec<String>,
@@ -53,21 +61,38 @@ impl ToolsFile {
     pub fn parse(text: &str) -> Result<Self, String> {
         let file: ToolsFile = toml::from_str(text).map_err(|e| e.to_string())?;
         for tool in &file.tools {
-            if tool.command.is_empty() {
-                return Err(format!(
-                    "tool {:?}: `command` needs at least the program",
-                    tool.name
-                ));
+            match (&tool.command, &tool.http) {
+                (Some(argv), None) if argv.is_empty() => {
+                    return Err(format!(
+                        "tool {:?}: `command` needs at least the program",
+                        tool.name
+                    ))
+                }
+                (Some(_), None) | (None, Some(_)) => {}
+                _ => {
+                    return Err(format!(
+                        "tool {:?}: give exactly one of `command` and `http`",
+                        tool.name
+                    ))
+                }
             }
         }
         Ok(file)
     }
 
-    /// Adds every tool to `builder`.
-    pub fn apply(self, mut builder: WorkerBuilder) -> WorkerBuilder {
+    /// Adds every tool to `builder`; an HTTP tool whose header variables
+    /// are not set, or whose method is unknown, is an error naming it.
+    pub fn apply(self, mut builder: WorkerBuilder) -> Result<WorkerBuilder, WorkerError> {
         for tool in self.tools {
-            let command = CommandTool::new(tool.command).expect("checked when parsed");
-            builder = builder.boxed_tool(tool.name.clone(), Arc::new(command));
+            let made: Arc<dyn Tool> = match (tool.command, tool.http) {
+                (Some(argv), _) => Arc::new(CommandTool::new(argv).expect("checked when parsed")),
+                (None, Some(http)) => Arc::new(
+                    HttpTool::new(http)
+                        .map_err(|e| WorkerError::Config(format!("tool {:?}: {e}", tool.name)))?,
+                ),
+                (None, None) => unreachable!("checked when parsed"),
+            };
+            builder = builder.boxed_tool(tool.name.clone(), made);
             if !tool.limit_keys.is_empty() {
                 builder = builder.limit_keys(tool.name.clone(), tool.limit_keys);
             }
@@ -75,7 +100,7 @@ impl ToolsFile {
                 builder = builder.tool_max_in_flight(tool.name, max);
             }
         }
-        builder
+        Ok(builder)
     }
 }
 
@@ -95,11 +120,16 @@ mod tests {
             "#,
         )
         .unwrap();
-        assert_eq!(file.tools[0].command, ["wc", "-c"]);
+        assert_eq!(
+            file.tools[0].command.as_deref(),
+            Some(&["wc".to_owned(), "-c".to_owned()][..])
+        );
         assert_eq!(file.tools[0].max_in_flight, Some(4));
         let err = ToolsFile::parse("[[tools]]\nname = \"x\"\ncommand = []\n").unwrap_err();
         assert!(err.contains("needs at least the program"), "{err}");
         let err = ToolsFile::parse("[[tools]]\nname = \"x\"\ncmd = [\"ls\"]\n").unwrap_err();
         assert!(err.contains("unknown field `cmd`"), "{err}");
+        let err = ToolsFile::parse("[[tools]]\nname = \"x\"\n").unwrap_err();
+        assert!(err.contains("exactly one of `command` and `http`"), "{err}");
     }
 }

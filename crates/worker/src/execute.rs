@@ -152,7 +152,9 @@ pub(crate) fn retry_delay(
         .retry_base
         .saturating_mul(1u32 << exponent)
         .min(options.retry_cap);
-    let delay = ceiling.mul_f64(rand::random::<f64>());
+    let backoff = ceiling.mul_f64(rand::random::<f64>());
+    let asked = Duration::from_millis(error.retry_after_ms.unwrap_or(0));
+    let delay = backoff.max(asked);
     let starts_at = now_unix_ms() + delay.as_millis() as u64 + RETRY_MARGIN_MS;
     (starts_at < task.deadline_unix_ms).then_some(delay)
 }
@@ -373,6 +375,7 @@ async fn run_with_timeout(
                     kind: ErrorKind::Timeout,
                     message: format!("the tool ran past its timeout of {} ms", budget.as_millis()),
                     retryable: true,
+                    retry_after_ms: None,
                 }
             })
         }

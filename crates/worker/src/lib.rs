@@ -37,6 +37,7 @@
 //! - [`announce`] — heartbeats and answers to pings.
 //! - [`builtin`] — the tools of the `toolfan-worker` binary.
 //! - [`command`] — tools that run a program per call.
+//! - [`http`] — tools that make an HTTP request per call.
 //! - [`config`] — the worker binary's tools file.
 //! - [`limits`] — fleet-wide rate limits and concurrency caps in Redis.
 //! - [`metrics`] — what the worker counts (docs/metrics.md).
@@ -49,6 +50,7 @@ pub mod builtin;
 pub mod command;
 pub mod config;
 pub mod execute;
+pub mod http;
 pub mod limits;
 pub mod metrics;
 pub mod run;

@@ -133,7 +133,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let mut builder = Worker::builder().options(options);
     if let Some(path) = &args.config {
-        builder = ToolsFile::load(path)?.apply(builder);
+        builder = ToolsFile::load(path)?.apply(builder)?;
     }
     for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
         builder = add_builtin(builder, name).map_err(anyhow::Error::msg)?;

@@ -117,6 +117,7 @@ pub struct ToolError {
     kind: ErrorKind,
     message: String,
     retryable: bool,
+    retry_after: Option<std::time::Duration>,
 }
 
 impl ToolError {
@@ -126,6 +127,7 @@ impl ToolError {
             kind: ErrorKind::ToolError,
             message: message.into(),
             retryable: false,
+            retry_after: None,
         }
     }
 
@@ -143,6 +145,12 @@ impl ToolError {
             kind: ErrorKind::InvalidArgs,
             ..Self::new(message)
         }
+    }
+
+    /// Asks any retry to wait at least `after` (e.g. an HTTP `Retry-After`).
+    pub fn with_retry_after(mut self, after: std::time::Duration) -> Self {
+        self.retry_after = Some(after);
+        self
     }
 
     /// Whether another attempt may succeed.
@@ -169,6 +177,7 @@ impl From<ToolError> for TaskError {
             kind: e.kind,
             message: e.message,
             retryable: e.retryable,
+            retry_after_ms: e.retry_after.map(|d| d.as_millis() as u64),
         }
     }
 }

@@ -1,0 +1,250 @@
+//! HTTP tools: a request per call, its URL filled from the call's args, its
+//! JSON (or text) response the result. Only the operator's allowed hosts can
+//! be reached; a 429 or 5xx is retryable and its `Retry-After` honoured; any
+//! other non-2xx status is a `tool_error`. Header values may name
+//! environment variables (`${TOKEN}`), read once when the tool is made and
+//! never printed.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::tool::ToolFuture;
+use crate::{TaskContext, Tool, ToolError};
+
+/// Longest response excerpt kept in an error message.
+const EXCERPT: usize = 512;
+
+/// An HTTP tool as written in a tools file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpDef {
+    /// GET, POST, PUT, PATCH or DELETE (default GET); POST, PUT and PATCH
+    /// send the args as a JSON body.
+    #[serde(default = "get")]
+    pub method: String,
+    /// The URL; `{name}` is replaced by the arg `name`, percent-encoded.
+    pub url: String,
+    /// Request headers; `${VAR}` in a value is replaced by the environment variable.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Hosts the filled URL may point at.
+    pub allowed_hosts: Vec<String>,
+    /// Longest wait for the response, in ms (default 30 s).
+    #[serde(default = "thirty_seconds")]
+    pub timeout_ms: u64,
+}
+
+fn get() -> String {
+    "GET".into()
+}
+
+fn thirty_seconds() -> u64 {
+    30_000
+}
+
+/// A ready HTTP tool.
+#[derive(Clone)]
+pub struct HttpTool {
+    client: reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    headers: Vec<(String, String)>,
+    allowed_hosts: Vec<String>,
+}
+
+impl fmt::Debug for HttpTool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Header values may hold secrets.
+        let names: Vec<&str> = self.headers.iter().map(|(n, _)| n.as_str()).collect();
+        f.debug_struct("HttpTool")
+            .field("method", &self.method)
+            .field("url", &self.url)
+            .field("headers", &names)
+            .field("allowed_hosts", &self.allowed_hosts)
+            .finish()
+    }
+}
+
+impl HttpTool {
+    /// Makes the tool, reading header variables from the environment;
+    /// the error names what is wrong (never a variable's value).
+    pub fn new(def: HttpDef) -> Result<Self, String> {
+        let method = reqwest::Method::from_bytes(def.method.to_ascii_uppercase().as_bytes())
+            .map_err(|_| format!("unknown HTTP method {:?}", def.method))?;
+        if def.allowed_hosts.is_empty() {
+            return Err("`allowed_hosts` must name the hosts the tool may call".into());
+        }
+        let mut headers = Vec::new();
+        for (name, value) in def.headers {
+            headers.push((name, expand_env(&value)?));
+        }
+        // TLS through rustls with the ring provider the NATS client uses too.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_millis(def.timeout_ms))
+            .build()
+            .map_err(|e| format!("cannot make the HTTP client: {e}"))?;
+        Ok(Self {
+            client,
+            method,
+            url: def.url,
+            headers,
+            allowed_hosts: def.allowed_hosts,
+        })
+    }
+
+    async fn call_once(&self, args: Value) -> Result<Value, ToolError> {
+        let url = fill(&self.url, &args)?;
+        let parsed = reqwest::Url::parse(&url)
+            .map_err(|e| ToolError::invalid_args(format!("the URL {url:?} is not valid: {e}")))?;
+        let host = parsed.host_str().unwrap_or_default();
+        if !self.allowed_hosts.iter().any(|h| h == host) {
+            return Err(ToolError::invalid_args(format!(
+                "host {host:?} is not among this tool's allowed hosts"
+            )));
+        }
+        let mut request = self.client.request(self.method.clone(), parsed);
+        for (name, value) in &self.headers {
+            request = request.header(name, value);
+        }
+        if matches!(
+            self.method,
+            reqwest::Method::POST | reqwest::Method::PUT | reqwest::Method::PATCH
+        ) {
+            request = request
+                .header("content-type", "application/json")
+                .body(serde_json::to_vec(&args).expect("JSON values serialize"));
+        }
+        let response = request.send().await.map_err(|e| {
+            if e.is_timeout() {
+                ToolError::retryable("the HTTP request timed out")
+            } else {
+                ToolError::retryable(format!("the HTTP request failed: {e}"))
+            }
+        })?;
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let body = response
+            .text()
+            .await
+            .map_err(|e| ToolError::retryable(format!("reading the HTTP response failed: {e}")))?;
+        if status.is_success() {
+            return Ok(serde_json::from_str(&body).unwrap_or(Value::String(body)));
+        }
+        let excerpt: String = body.chars().take(EXCERPT).collect();
+        let message = format!("HTTP {status}: {excerpt}");
+        if status.as_u16() == 429 || status.is_server_error() {
+            let error = ToolError::retryable(message);
+            Err(match retry_after {
+                Some(after) => error.with_retry_after(after),
+                None => error,
+            })
+        } else {
+            Err(ToolError::new(message))
+        }
+    }
+}
+
+impl Tool for HttpTool {
+    fn call(&self, _ctx: TaskContext, args: Value) -> ToolFuture {
+        let tool = self.clone();
+        Box::pin(async move { tool.call_once(args).await })
+    }
+}
+
+/// Replaces `${VAR}` with the environment variable's value.
+fn expand_env(value: &str) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = value;
+    while let Some(start) = rest.find("${") {
+        let end = rest[start..]
+            .find('}')
+            .ok_or_else(|| format!("unclosed ${{ in a header value: {value:?}"))?;
+        let name = &rest[start + 2..start + end];
+        let var = std::env::var(name)
+            .map_err(|_| format!("the environment variable {name} is not set"))?;
+        out.push_str(&rest[..start]);
+        out.push_str(&var);
+        rest = &rest[start + end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Fills `{name}` placeholders from `args`, percent-encoding each value.
+fn fill(template: &str, args: &Value) -> Result<String, ToolError> {
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        let end = rest[start..].find('}').ok_or_else(|| {
+            ToolError::new(format!("unclosed {{ in the URL template {template:?}"))
+        })?;
+        let name = &rest[start + 1..start + end];
+        let value = match &args[name] {
+            Value::String(s) => s.clone(),
+            Value::Null => {
+                return Err(ToolError::invalid_args(format!(
+                    "the URL needs the arg {name:?}"
+                )))
+            }
+            other => other.to_string(),
+        };
+        out.push_str(&rest[..start]);
+        out.extend(utf8_percent_encode(&value, NON_ALPHANUMERIC));
+        rest = &rest[start + end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn urls_are_filled_and_encoded() {
+        let url = fill(
+            "http://h/w?city={city}&n={n}",
+            &json!({"city": "São Paulo/../x", "n": 3}),
+        )
+        .unwrap();
+        assert_eq!(url, "http://h/w?city=S%C3%A3o%20Paulo%2F%2E%2E%2Fx&n=3");
+        let err = fill("http://h/{missing}", &json!({})).unwrap_err();
+        assert!(err.to_string().contains("needs the arg \"missing\""));
+    }
+
+    #[test]
+    fn header_variables_come_from_the_environment_and_stay_hidden() {
+        std::env::set_var("TOOLFAN_TEST_SECRET_HEADER", "s3cret-value");
+        let tool = HttpTool::new(HttpDef {
+            method: "get".into(),
+            url: "http://h/".into(),
+            headers: [(
+                "Authorization".to_owned(),
+                "Bearer ${TOOLFAN_TEST_SECRET_HEADER}".to_owned(),
+            )]
+            .into(),
+            allowed_hosts: vec!["h".into()],
+            timeout_ms: 1000,
+        })
+        .unwrap();
+        assert_eq!(tool.headers[0].1, "Bearer s3cret-value");
+        assert!(!format!("{tool:?}").contains("s3cret"));
+        let err = expand_env("${TOOLFAN_SURELY_UNSET_VAR}").unwrap_err();
+        assert_eq!(
+            err,
+            "the environment variable TOOLFAN_SURELY_UNSET_VAR is not set"
+        );
+    }
+}
