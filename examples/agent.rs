@@ -41,6 +41,8 @@ async fn main() -> anyhow::Result<()> {
         question.ok_or_else(usage)?,
     );
     let client = Client::connect(ClientOptions::new(nats_url).caller("agent")?).await?;
+    // reqwest uses rustls with the ring provider (as the NATS client does).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::new();
     let tools = json!([
         {"type": "function", "function": {"name": "echo", "description": "Returns its arguments.",

@@ -6,13 +6,15 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use toolfan::{Job, Task, TraceParent};
-use toolfan_e2e::{spawn, Cluster};
+use toolfan_e2e::{http_client, spawn, Cluster};
 use toolfan_testkit::server::free_port;
 use toolfan_testkit::{binary, Process};
 
 /// One scrape: series (`name{a="1",b="2"}` with labels sorted) → value.
 async fn scrape(port: u16) -> anyhow::Result<BTreeMap<String, f64>> {
-    let body = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+    let body = http_client()
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
         .await?
         .error_for_status()?
         .text()
@@ -166,7 +168,7 @@ async fn metrics_count_a_job_of_known_shape_exactly() -> anyhow::Result<()> {
 }
 
 async fn status(url: &str) -> u16 {
-    match reqwest::get(url).await {
+    match http_client().get(url).send().await {
         Ok(response) => response.status().as_u16(),
         Err(_) => 0,
     }

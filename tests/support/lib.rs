@@ -220,3 +220,11 @@ pub fn refusal(events: &[ReplyEvent]) -> (JobStatus, ErrorKind, String) {
         other => panic!("expected a single done event, got {other:?}"),
     }
 }
+
+/// An HTTP client for tests. reqwest is built with rustls and no default
+/// crypto provider (the worker's HTTP tools choose ring, which NATS uses
+/// too), so the provider is installed first.
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
