@@ -49,18 +49,9 @@ async fn secured() -> anyhow::Result<(NatsServer, CancellationToken)> {
     let mut worker = builder.build()?;
     worker = worker.with_nats_auth(login("worker"));
     tokio::spawn(worker.run(stop.clone()));
-    let started = std::time::Instant::now();
-    while !admin
-        .workers(Duration::from_millis(200))
-        .await?
-        .iter()
-        .any(|w| w.id == "secure-w")
-    {
-        anyhow::ensure!(
-            started.elapsed() < Duration::from_secs(10),
-            "the worker never announced itself"
-        );
-    }
+    admin
+        .wait_for_workers(&["secure-w".to_owned()], Duration::from_secs(10))
+        .await?;
     tokio::time::sleep(Duration::from_millis(100)).await;
     Ok((nats, stop))
 }
@@ -273,18 +264,9 @@ async fn echo_through(
         ..caller_auth
     };
     let client = Client::connect(options).await?;
-    let started = std::time::Instant::now();
-    while !client
-        .workers(Duration::from_millis(200))
-        .await?
-        .iter()
-        .any(|w| w.id == "keyed-w")
-    {
-        anyhow::ensure!(
-            started.elapsed() < Duration::from_secs(10),
-            "the worker never announced itself"
-        );
-    }
+    client
+        .wait_for_workers(&["keyed-w".to_owned()], Duration::from_secs(10))
+        .await?;
     let results = client
         .fanout(vec![Task::new("echo", json!({"ok": true}))])
         .await?;

@@ -80,17 +80,11 @@ impl Cluster {
     /// then a little longer so the coordinator has surely heard it too.
     pub async fn wait_for_workers(&self, ids: &[String]) -> anyhow::Result<()> {
         let client = self.client().await?;
-        let started = Instant::now();
-        loop {
-            let live = client.workers(Duration::from_millis(200)).await?;
-            if ids.iter().all(|id| live.iter().any(|w| &w.id == id)) {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                return Ok(());
-            }
-            if started.elapsed() > Duration::from_secs(10) {
-                anyhow::bail!("workers {ids:?} did not announce themselves within 10 s");
-            }
-        }
+        client
+            .wait_for_workers(ids, Duration::from_secs(10))
+            .await?;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        Ok(())
     }
 }
 

@@ -2,7 +2,7 @@
 //! nats-server and redis-server (started here unless URLs are given), a
 //! coordinator and workers serving the built-in tools.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::task::JoinHandle;
@@ -97,21 +97,11 @@ impl LocalCluster {
             shutdown,
             tasks,
         };
-        cluster.wait_for_workers(&ids).await?;
+        cluster
+            .client
+            .wait_for_workers(&ids, Duration::from_secs(15))
+            .await?;
         Ok(cluster)
-    }
-
-    async fn wait_for_workers(&self, ids: &[String]) -> anyhow::Result<()> {
-        let started = Instant::now();
-        loop {
-            let live = self.client.workers(Duration::from_millis(200)).await?;
-            if ids.iter().all(|id| live.iter().any(|w| &w.id == id)) {
-                return Ok(());
-            }
-            if started.elapsed() > Duration::from_secs(15) {
-                anyhow::bail!("the workers did not announce themselves within 15 s");
-            }
-        }
     }
 
     /// Stops the coordinator and workers, waiting up to 5 s for them.

@@ -30,6 +30,14 @@ pub enum ClientError {
         /// How long the client waited.
         waited: Duration,
     },
+    /// Workers waited for did not announce themselves in time.
+    #[error("workers {missing:?} did not announce themselves within {waited:?}")]
+    WorkersMissing {
+        /// The ids not heard from.
+        missing: Vec<String>,
+        /// How long the client waited.
+        waited: Duration,
+    },
     /// The connection to NATS ended while waiting.
     #[error("the NATS connection closed while waiting for job {0}")]
     Disconnected(JobId),

@@ -43,4 +43,31 @@ impl Client {
         let _ = tokio::time::timeout(listen, collect).await;
         Ok(seen.into_values().collect())
     }
+
+    /// Waits until every worker in `ids` has announced itself, or fails
+    /// after `within` naming the ones still missing.
+    pub async fn wait_for_workers(
+        &self,
+        ids: &[String],
+        within: Duration,
+    ) -> Result<(), ClientError> {
+        let started = tokio::time::Instant::now();
+        loop {
+            let live = self.workers(Duration::from_millis(200)).await?;
+            let missing: Vec<String> = ids
+                .iter()
+                .filter(|id| !live.iter().any(|w| &w.id == *id))
+                .cloned()
+                .collect();
+            if missing.is_empty() {
+                return Ok(());
+            }
+            if started.elapsed() > within {
+                return Err(ClientError::WorkersMissing {
+                    missing,
+                    waited: within,
+                });
+            }
+        }
+    }
 }
