@@ -7,8 +7,9 @@
 //!     --nats-url nats://127.0.0.1:4222 "What is the weather in Paris?"
 //! ```
 //!
-//! The model is offered the tools `echo` and `sleep` of the built-in
-//! workers; an API key, if needed, comes from `OPENAI_API_KEY`.
+//! The model is offered the tools the fleet serves, as the workers describe
+//! them (`toolfan tools --format openai` prints the same list); an API
+//! key, if needed, comes from `OPENAI_API_KEY`.
 
 use anyhow::Context;
 use serde_json::{json, Value};
@@ -44,12 +45,9 @@ async fn main() -> anyhow::Result<()> {
     // reqwest uses rustls with the ring provider (as the NATS client does).
     let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::new();
-    let tools = json!([
-        {"type": "function", "function": {"name": "echo", "description": "Returns its arguments.",
-            "parameters": {"type": "object", "additionalProperties": true}}},
-        {"type": "function", "function": {"name": "sleep", "description": "Waits ms milliseconds.",
-            "parameters": {"type": "object", "properties": {"ms": {"type": "integer"}}, "required": ["ms"]}}}
-    ]);
+    let described = client.tools(std::time::Duration::from_millis(500)).await?;
+    anyhow::ensure!(!described.is_empty(), "no worker answered with its tools");
+    let tools = toolfan::llm::openai::tool_definitions(&described);
     let mut messages = vec![json!({"role": "user", "content": question})];
     for round in 1..=MAX_ROUNDS {
         let mut request = http

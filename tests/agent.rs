@@ -67,6 +67,18 @@ async fn the_agent_example_completes_a_two_round_conversation() -> anyhow::Resul
 
     let seen = seen.lock().unwrap();
     assert_eq!(seen.len(), 2, "two rounds");
+    // The model was offered the fleet's tools with their schemas.
+    let offered: Vec<&str> = seen[0]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["function"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(offered, ["echo", "fail", "flaky", "sleep", "span"]);
+    assert_eq!(
+        seen[0]["tools"][3]["function"]["parameters"]["required"],
+        json!(["ms"])
+    );
     let second: Vec<&Value> = seen[1]["messages"]
         .as_array()
         .unwrap()

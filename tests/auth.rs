@@ -106,6 +106,10 @@ async fn the_permitted_flow_works_end_to_end() -> anyhow::Result<()> {
         .fanout(vec![Task::new("echo", json!({"from": "alice"}))])
         .await?;
     assert_eq!(results[0].value(), Some(&json!({"from": "alice"})));
+    // A caller may ask the fleet which tools it serves.
+    let tools = alice.tools(Duration::from_millis(500)).await?;
+    let names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
+    assert!(names.contains(&"echo"), "{names:?}");
     Ok(())
 }
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use toolfan::{ErrorKind, Job, Policy, Task};
-use toolfan_e2e::{spawn, Cluster};
+use toolfan_e2e::Cluster;
 use toolfan_worker::command::CommandTool;
 use toolfan_worker::Worker;
 
@@ -108,25 +108,14 @@ async fn a_command_tool_answers_fails_and_dies_with_its_call() -> anyhow::Result
 #[tokio::test]
 async fn the_worker_binary_serves_the_tools_of_its_tools_file() -> anyhow::Result<()> {
     let cluster = Cluster::start().await?;
-    let dir = tempfile::tempdir()?;
-    let path = dir.path().join("tools.toml");
-    std::fs::write(
-        &path,
-        "[[tools]]\nname = \"reverse\"\ncommand = [\"rev\"]\nmax_in_flight = 2\n",
-    )?;
-    let url = cluster.nats.url();
-    let _worker = spawn(
-        "toolfan-worker",
-        &[
-            "--nats-url",
-            &url,
-            "--id",
+    let (_worker, dir) = cluster
+        .configured_worker(
             "configured",
-            "--config",
-            path.to_str().unwrap(),
-        ],
-    )?;
-    cluster.wait_for_workers(&["configured".to_owned()]).await?;
+            "[[tools]]\nname = \"reverse\"\ncommand = [\"rev\"]\nmax_in_flight = 2\n",
+        )
+        .await?;
+    let path = dir.path().join("tools.toml");
+    let url = cluster.nats.url();
     let results = cluster
         .client()
         .await?

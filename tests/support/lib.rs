@@ -76,6 +76,27 @@ impl Cluster {
         self.worker(builder).await
     }
 
+    /// Starts the `toolfan-worker` binary as `id` serving the tools file
+    /// `toml` and waits until it has announced itself; the worker and the
+    /// file's directory live as long as what is returned.
+    pub async fn configured_worker(
+        &self,
+        id: &str,
+        toml: &str,
+    ) -> anyhow::Result<(toolfan_testkit::Process, tempfile::TempDir)> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("tools.toml");
+        std::fs::write(&path, toml)?;
+        let url = self.nats.url();
+        let path = path.to_str().expect("a UTF-8 temporary path");
+        let worker = spawn(
+            "toolfan-worker",
+            &["--nats-url", &url, "--id", id, "--config", path],
+        )?;
+        self.wait_for_workers(&[id.to_owned()]).await?;
+        Ok((worker, dir))
+    }
+
     /// Waits until every worker in `ids` announces itself (10 s at most),
     /// then a little longer so the coordinator has surely heard it too.
     pub async fn wait_for_workers(&self, ids: &[String]) -> anyhow::Result<()> {

@@ -1,16 +1,29 @@
-//! `toolfan workers` and `toolfan stats`: what the fleet and its queues look like.
+//! `toolfan workers`, `toolfan tools` and `toolfan stats`: what the fleet,
+//! its tools and its queues look like.
 
 use std::time::Duration;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
+use toolfan::llm::{anthropic, openai};
 use toolfan::{Client, ClientOptions};
 use toolfan_protocol::Subjects;
 use toolfan_telemetry::NatsAuthArgs;
 use toolfan_transport::{Topology, TopologyOptions};
 
-/// Where the cluster is.
+/// `toolfan workers` and `toolfan stats`' arguments.
 #[derive(Args, Debug)]
 pub(crate) struct FleetArgs {
+    /// Where the cluster is.
+    #[command(flatten)]
+    cluster: ClusterArgs,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Where the cluster is.
+#[derive(Args, Debug)]
+pub(crate) struct ClusterArgs {
     /// NATS server URL; several, comma-separated, for a cluster.
     #[arg(
         long,
@@ -21,20 +34,79 @@ pub(crate) struct FleetArgs {
     /// Subject prefix.
     #[arg(long, env = "TOOLFAN_PREFIX", default_value = "toolfan")]
     prefix: String,
-    /// Print JSON instead of a table.
-    #[arg(long)]
-    json: bool,
     /// NATS credentials and TLS.
     #[command(flatten)]
     auth: NatsAuthArgs,
 }
 
-/// Lists live workers: id, host, tools, concurrency, in-flight.
-pub(crate) async fn workers(args: FleetArgs) -> anyhow::Result<()> {
+/// How `toolfan tools` prints the tools.
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub(crate) enum ToolsFormat {
+    /// Name, description and arguments, one tool per line.
+    Table,
+    /// toolfan's own descriptions (name, description, parameters).
+    Json,
+    /// The `tools` array of an OpenAI chat-completions request.
+    Openai,
+    /// The `tools` array of an Anthropic messages request.
+    Anthropic,
+}
+
+/// `toolfan tools`' arguments.
+#[derive(Args, Debug)]
+pub(crate) struct ToolsArgs {
+    /// Where the cluster is.
+    #[command(flatten)]
+    cluster: ClusterArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    format: ToolsFormat,
+    /// How long to collect workers' answers, in ms.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    listen_ms: u64,
+}
+
+async fn connect(args: &ClusterArgs) -> anyhow::Result<Client> {
     let mut options = ClientOptions::new(&args.nats_url);
     options.subjects = Subjects::new(&args.prefix)?;
     options.auth = args.auth.to_auth();
-    let client = Client::connect(options).await?;
+    Ok(Client::connect(options).await?)
+}
+
+/// Lists the tools the live workers serve, in the format an LLM API takes.
+pub(crate) async fn tools(args: ToolsArgs) -> anyhow::Result<()> {
+    let client = connect(&args.cluster).await?;
+    let tools = client.tools(Duration::from_millis(args.listen_ms)).await?;
+    let json = match args.format {
+        ToolsFormat::Json => serde_json::to_string_pretty(&tools)?,
+        ToolsFormat::Openai => serde_json::to_string_pretty(&openai::tool_definitions(&tools))?,
+        ToolsFormat::Anthropic => {
+            serde_json::to_string_pretty(&anthropic::tool_definitions(&tools))?
+        }
+        ToolsFormat::Table => {
+            println!("{:<20} {:<40}  args", "tool", "description");
+            for tool in &tools {
+                let args = tool.parameters["properties"]
+                    .as_object()
+                    .map(|p| p.keys().cloned().collect::<Vec<_>>().join(","))
+                    .unwrap_or_default();
+                println!("{:<20} {:<40}  {args}", tool.name, tool.description);
+            }
+            println!(
+                "{} tool(s) served by the workers that answered within {} ms",
+                tools.len(),
+                args.listen_ms
+            );
+            return Ok(());
+        }
+    };
+    println!("{json}");
+    Ok(())
+}
+
+/// Lists live workers: id, host, tools, concurrency, in-flight.
+pub(crate) async fn workers(args: FleetArgs) -> anyhow::Result<()> {
+    let client = connect(&args.cluster).await?;
     let workers = client.workers(Duration::from_millis(500)).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&workers)?);
@@ -66,15 +138,15 @@ pub(crate) async fn workers(args: FleetArgs) -> anyhow::Result<()> {
 /// Shows stream depths and, per consumer, queued / in-flight / redelivered.
 pub(crate) async fn stats(args: FleetArgs) -> anyhow::Result<()> {
     let nats = toolfan_transport::connect_observed(
-        &args.nats_url,
+        &args.cluster.nats_url,
         "toolfan-cli stats",
-        &args.auth.to_auth(),
+        &args.cluster.auth.to_auth(),
         None,
     )
     .await?;
     let topology = Topology::new(
         nats,
-        Subjects::new(&args.prefix)?,
+        Subjects::new(&args.cluster.prefix)?,
         TopologyOptions::default(),
     );
     let (streams, consumers) = topology.stats().await?;

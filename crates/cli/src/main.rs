@@ -30,6 +30,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// List the live workers: id, host, tools, slots, tasks in flight.
     Workers(fleet::FleetArgs),
+    /// List the tools the fleet serves, with their argument schemas, as a table or for an LLM API.
+    Tools(fleet::ToolsArgs),
     /// Show queue depths: jobs and tasks queued, in flight and redelivered per consumer.
     Stats(fleet::FleetArgs),
 }
@@ -49,6 +51,7 @@ async fn main() -> std::process::ExitCode {
         Command::Limits(args) => limits::run(args).await,
         Command::Bench(args) => bench::run(args).await,
         Command::Workers(args) => fleet::workers(args).await,
+        Command::Tools(args) => fleet::tools(args).await,
         Command::Stats(args) => fleet::stats(args).await,
     };
     match outcome {

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::StreamExt;
-use toolfan_protocol::{decode, WorkerInfo};
+use toolfan_protocol::{decode, ToolDescription, WorkerInfo, WorkerTools};
 
 use crate::{Client, ClientError};
 
@@ -42,6 +42,62 @@ impl Client {
         };
         let _ = tokio::time::timeout(listen, collect).await;
         Ok(seen.into_values().collect())
+    }
+
+    /// The tools the fleet serves, by name, with what each does and the
+    /// JSON Schema of its arguments: asks every worker and collects the
+    /// answers that arrive within `listen`. Hand them to an LLM with
+    /// [`crate::llm::openai::tool_definitions`] or
+    /// [`crate::llm::anthropic::tool_definitions`]. Workers that describe
+    /// the same tool differently (a rolling upgrade) are logged, and the
+    /// description of the lowest worker id is kept.
+    pub async fn tools(&self, listen: Duration) -> Result<Vec<ToolDescription>, ClientError> {
+        let failed = |e: &dyn std::fmt::Display| {
+            ClientError::Transport(toolfan_transport::TransportError::jetstream(
+                "asking workers for their tools",
+                e,
+            ))
+        };
+        let inbox = self.nats.new_inbox();
+        let mut answers = self
+            .nats
+            .subscribe(inbox.clone())
+            .await
+            .map_err(|e| failed(&e))?;
+        self.nats
+            .publish_with_reply(self.options.subjects.tools(), inbox, "".into())
+            .await
+            .map_err(|e| failed(&e))?;
+        let mut by_worker = BTreeMap::new();
+        let collect = async {
+            while let Some(answer) = answers.next().await {
+                match decode::<WorkerTools>("tool descriptions", &answer.payload) {
+                    Ok(tools) => {
+                        by_worker.insert(tools.worker.clone(), tools.tools);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "a worker's tool descriptions are unreadable")
+                    }
+                }
+            }
+        };
+        let _ = tokio::time::timeout(listen, collect).await;
+        let mut tools: BTreeMap<String, (String, ToolDescription)> = BTreeMap::new();
+        for (worker, described) in by_worker {
+            for tool in described {
+                match tools.get(tool.name.as_str()) {
+                    Some((first, kept)) if kept != &tool => tracing::warn!(
+                        tool = %tool.name, kept = %first, differs = %worker,
+                        "workers describe this tool differently"
+                    ),
+                    Some(_) => {}
+                    None => {
+                        tools.insert(tool.name.to_string(), (worker.clone(), tool));
+                    }
+                }
+            }
+        }
+        Ok(tools.into_values().map(|(_, tool)| tool).collect())
     }
 
     /// Waits until every worker in `ids` has announced itself, or fails

@@ -32,7 +32,7 @@ pub use ids::{CallerId, JobId, ToolName};
 pub use job::{JobLimits, JobSpec, Policy};
 pub use message::{
     decode, encode, encode_task, result_event_bytes, task_msg_id, EndedBy, JobStatus, JobSummary,
-    ReplyEvent, TaskMessage, WorkerInfo,
+    ReplyEvent, TaskMessage, ToolDescription, WorkerInfo, WorkerTools,
 };
 pub use result::{ErrorKind, ResultHead, TaskError, TaskResult};
 pub use subjects::Subjects;

@@ -3,6 +3,7 @@
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::{CallerId, JobId, Policy, TaskError, TaskResult, TaskSpec, ToolName, ValidationError};
 
@@ -213,6 +214,30 @@ pub struct WorkerInfo {
     /// True in the last heartbeat of a worker that is shutting down.
     #[serde(default)]
     pub leaving: bool,
+}
+
+/// What a tool does and the JSON Schema of its arguments, as a worker
+/// describes it to callers (who hand it to an LLM).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolDescription {
+    /// The tool's name.
+    pub name: ToolName,
+    /// What the tool does, for the model; may be empty.
+    #[serde(default)]
+    pub description: String,
+    /// JSON Schema of the tool's arguments (an object schema).
+    pub parameters: Value,
+}
+
+/// A worker's answer on `toolfan.worker.tools`: every tool it serves.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerTools {
+    /// Protocol version, 1.
+    pub v: u32,
+    /// The worker's id.
+    pub worker: String,
+    /// Its tools, by name.
+    pub tools: Vec<ToolDescription>,
 }
 
 #[cfg(test)]

@@ -121,6 +121,12 @@ impl Subjects {
         format!("{}.worker.ping", self.prefix)
     }
 
+    /// `toolfan.worker.tools`: a request here makes every worker answer
+    /// with its tools' descriptions ([`crate::WorkerTools`]).
+    pub fn tools(&self) -> String {
+        format!("{}.worker.tools", self.prefix)
+    }
+
     /// `TOOLFAN_JOBS`: the work-queue stream of submitted jobs.
     pub fn jobs_stream(&self) -> String {
         format!("{}_JOBS", self.stream_prefix)

@@ -1,12 +1,15 @@
-//! Telling coordinators this worker is alive: a heartbeat every interval,
-//! one at once in answer to a ping, and a last one marked `leaving`.
+//! Telling the fleet about this worker: a heartbeat every interval, one at
+//! once in answer to a ping, a last one marked `leaving`, and the tools'
+//! descriptions to whoever asks on `toolfan.worker.tools`.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
-use toolfan_protocol::{encode, ToolName, WorkerInfo, PROTOCOL_VERSION};
+use toolfan_protocol::{
+    encode, ToolDescription, ToolName, WorkerInfo, WorkerTools, PROTOCOL_VERSION,
+};
 
 use crate::run::Shared;
 
@@ -24,6 +27,7 @@ pub(crate) async fn run(
     client: async_nats::Client,
     shared: Arc<Shared>,
     tools: Vec<ToolName>,
+    descriptions: Vec<ToolDescription>,
     shutdown: CancellationToken,
 ) {
     let subjects = &shared.topology.subjects;
@@ -54,11 +58,30 @@ pub(crate) async fn run(
             None
         }
     };
+    let mut asks = match client.subscribe(subjects.tools()).await {
+        Ok(asks) => Some(asks),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot answer requests for tool descriptions");
+            None
+        }
+    };
+    let described = encode(&WorkerTools {
+        v: PROTOCOL_VERSION,
+        worker: shared.options.id.clone(),
+        tools: descriptions,
+    });
     let mut ticker = tokio::time::interval(shared.options.heartbeat_interval);
     loop {
         tokio::select! {
             _ = ticker.tick() => publish(false).await,
             Some(_) = async { match pings.as_mut() { Some(p) => p.next().await, None => None } } => publish(false).await,
+            Some(ask) = async { match asks.as_mut() { Some(a) => a.next().await, None => None } } => {
+                if let Some(reply) = ask.reply {
+                    if let Err(e) = client.publish(reply, described.clone().into()).await {
+                        tracing::warn!(error = %e, "tool descriptions not sent");
+                    }
+                }
+            }
             _ = shutdown.cancelled() => break,
         }
     }

@@ -5,12 +5,14 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
-use toolfan_protocol::{Subjects, ToolName};
+use toolfan_protocol::{Subjects, ToolDescription, ToolName};
 use toolfan_transport::TopologyOptions;
 
+use crate::describe::{any_object, check_parameters, schema_of};
 use crate::limits::{check_key, LimiterOptions};
 use crate::tool::Typed;
 use crate::{TaskContext, Tool, ToolError, Worker, WorkerError};
@@ -89,6 +91,8 @@ impl Default for WorkerOptions {
 pub struct WorkerBuilder {
     options: WorkerOptions,
     tools: BTreeMap<String, Arc<dyn Tool>>,
+    descriptions: BTreeMap<String, String>,
+    parameters: BTreeMap<String, Value>,
 }
 
 impl WorkerBuilder {
@@ -151,16 +155,37 @@ impl WorkerBuilder {
     }
 
     /// Serves a tool whose args deserialize into `A`; args that do not fit
-    /// fail with `invalid_args` without calling it.
+    /// fail with `invalid_args` without calling it. Callers see `A`'s JSON
+    /// Schema as the tool's parameters and `A`'s doc comment as its
+    /// description (unless [`describe`](Self::describe) says otherwise).
     pub fn typed_tool<F, Fut, A, R>(mut self, name: impl Into<String>, tool: F) -> Self
     where
         F: Fn(TaskContext, A) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<R, ToolError>> + Send + 'static,
-        A: DeserializeOwned + 'static,
+        A: DeserializeOwned + JsonSchema + 'static,
         R: Serialize + 'static,
     {
+        let name = name.into();
+        let (doc, schema) = schema_of::<A>();
+        self.parameters.insert(name.clone(), schema);
+        if !doc.is_empty() {
+            self.descriptions.entry(name.clone()).or_insert(doc);
+        }
         self.tools
-            .insert(name.into(), Arc::new(Typed::<F, A, R>::new(tool)));
+            .insert(name, Arc::new(Typed::<F, A, R>::new(tool)));
+        self
+    }
+
+    /// Tells callers (and through them the LLM) what `tool` does.
+    pub fn describe(mut self, tool: impl Into<String>, description: impl Into<String>) -> Self {
+        self.descriptions.insert(tool.into(), description.into());
+        self
+    }
+
+    /// Gives `tool`'s arguments as a JSON Schema (an object schema); tools
+    /// added with [`tool`](Self::tool) otherwise take any object.
+    pub fn parameters(mut self, tool: impl Into<String>, schema: Value) -> Self {
+        self.parameters.insert(tool.into(), schema);
         self
     }
 
@@ -171,7 +196,7 @@ impl WorkerBuilder {
     }
 
     /// Checks the configuration and returns the worker.
-    pub fn build(self) -> Result<Worker, WorkerError> {
+    pub fn build(mut self) -> Result<Worker, WorkerError> {
         if self.tools.is_empty() {
             return Err(WorkerError::Config(
                 "a worker needs at least one tool".into(),
@@ -212,11 +237,28 @@ impl WorkerBuilder {
                 "max_held_factor must be at least 1".into(),
             ));
         }
+        for tool in self.descriptions.keys().chain(self.parameters.keys()) {
+            if !self.tools.contains_key(tool) {
+                return Err(WorkerError::Config(format!(
+                    "a description or schema given for {tool:?}, which this worker does not serve"
+                )));
+            }
+        }
         let mut tools = BTreeMap::new();
+        let mut described = Vec::new();
         for (name, tool) in self.tools {
+            let parameters = self.parameters.remove(&name).unwrap_or_else(any_object);
+            check_parameters(&parameters)
+                .map_err(|e| WorkerError::Config(format!("tool {name:?}: {e}")))?;
+            let description = self.descriptions.remove(&name).unwrap_or_default();
             let name = ToolName::new(name).map_err(|e| WorkerError::Config(e.to_string()))?;
+            described.push(ToolDescription {
+                name: name.clone(),
+                description,
+                parameters,
+            });
             tools.insert(name, tool);
         }
-        Ok(Worker::new(self.options, tools))
+        Ok(Worker::new(self.options, tools, described))
     }
 }

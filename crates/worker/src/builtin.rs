@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -19,17 +20,22 @@ fn now_unix_us() -> u64 {
         .unwrap_or(0)
 }
 
-#[derive(Deserialize)]
+/// Waits, then says how long it waited.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct SleepArgs {
+    /// How long to wait, in milliseconds.
     ms: u64,
 }
 
-#[derive(Deserialize)]
+/// Always fails; for trying out error handling and retries.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct FailArgs {
+    /// The error message.
     #[serde(default = "default_fail_message")]
     message: String,
+    /// Whether the error is marked retryable.
     #[serde(default)]
     retryable: bool,
 }
@@ -38,9 +44,11 @@ fn default_fail_message() -> String {
     "failed as asked".into()
 }
 
-#[derive(Deserialize)]
+/// Fails retryably on its first attempts, then succeeds.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct FlakyArgs {
+    /// How many attempts fail before one succeeds.
     fail_attempts: u32,
 }
 
@@ -56,7 +64,8 @@ pub fn add_builtin(builder: WorkerBuilder, name: &str) -> Result<WorkerBuilder, 
         "echo" => builder.tool(
             "echo",
             |_ctx: TaskContext, args: Value| async move { Ok(args) },
-        ),
+        )
+        .describe("echo", "Returns its arguments unchanged."),
         // `fail {message, retryable}`: always fails with `tool_error`.
         "fail" => builder.typed_tool("fail", |_ctx: TaskContext, a: FailArgs| async move {
             Err::<Value, _>(if a.retryable {
@@ -79,7 +88,8 @@ pub fn add_builtin(builder: WorkerBuilder, name: &str) -> Result<WorkerBuilder, 
         }),
         // `span {ms}`: like sleep, but returns when it ran, in µs since the
         // Unix epoch, so tests and benchmarks can see rates and overlaps.
-        "span" => builder.typed_tool("span", |ctx: TaskContext, a: SleepArgs| async move {
+        "span" => builder
+            .typed_tool("span", |ctx: TaskContext, a: SleepArgs| async move {
             let started = now_unix_us();
             tokio::time::sleep(Duration::from_millis(a.ms)).await;
             Ok::<_, ToolError>(json!({
@@ -87,7 +97,8 @@ pub fn add_builtin(builder: WorkerBuilder, name: &str) -> Result<WorkerBuilder, 
                 "ended_us": now_unix_us(),
                 "worker": ctx.worker(),
             }))
-        }),
+            })
+            .describe("span", "Waits, then says when it started and ended (µs since the Unix epoch) and on which worker."),
         other => {
             return Err(format!(
                 "unknown built-in tool {other:?}; the built-in tools are {}",

@@ -7,6 +7,8 @@
 //! command = ["wc", "-c"]        # args arrive as JSON on stdin
 //! limit_keys = ["cpu"]          # optional
 //! max_in_flight = 4             # optional, fleet-wide
+//! description = "Counts the bytes of its arguments' JSON."   # optional, for LLMs
+//! parameters = { type = "object", properties = { text = { type = "string" } } }  # optional JSON Schema
 //!
 //! [[tools]]
 //! name = "weather"
@@ -20,6 +22,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use crate::command::CommandTool;
+use crate::describe::{any_object, check_parameters};
 use crate::http::{HttpDef, HttpTool};
 use crate::{Tool, WorkerBuilder, WorkerError};
 
@@ -47,6 +50,12 @@ pub struct ToolDef {
     pub limit_keys: Vec<String>,
     /// Fleet-wide cap on the tool's calls in flight.
     pub max_in_flight: Option<i64>,
+    /// What the tool does, for callers and their LLM.
+    pub description: Option<String>,
+    /// JSON Schema of the tool's arguments (an object schema). Without it a
+    /// command tool takes any object and an HTTP tool requires its URL
+    /// template's placeholders as strings.
+    pub parameters: Option<toml::Table>,
 }
 
 impl ToolsFile {
@@ -61,6 +70,10 @@ impl ToolsFile {
     pub fn parse(text: &str) -> Result<Self, String> {
         let file: ToolsFile = toml::from_str(text).map_err(|e| e.to_string())?;
         for tool in &file.tools {
+            if let Some(parameters) = &tool.parameters {
+                let schema = serde_json::to_value(parameters).map_err(|e| e.to_string())?;
+                check_parameters(&schema).map_err(|e| format!("tool {:?}: {e}", tool.name))?;
+            }
             match (&tool.command, &tool.http) {
                 (Some(argv), None) if argv.is_empty() => {
                     return Err(format!(
@@ -84,6 +97,16 @@ impl ToolsFile {
     /// are not set, or whose method is unknown, is an error naming it.
     pub fn apply(self, mut builder: WorkerBuilder) -> Result<WorkerBuilder, WorkerError> {
         for tool in self.tools {
+            let parameters = match (&tool.parameters, &tool.http) {
+                (Some(table), _) => serde_json::to_value(table)
+                    .map_err(|e| WorkerError::Config(format!("tool {:?}: {e}", tool.name)))?,
+                (None, Some(http)) => http.placeholder_schema(),
+                (None, None) => any_object(),
+            };
+            builder = builder.parameters(tool.name.clone(), parameters);
+            if let Some(description) = tool.description {
+                builder = builder.describe(tool.name.clone(), description);
+            }
             let made: Arc<dyn Tool> = match (tool.command, tool.http) {
                 (Some(argv), _) => Arc::new(CommandTool::new(argv).expect("checked when parsed")),
                 (None, Some(http)) => Arc::new(
@@ -131,5 +154,26 @@ mod tests {
         assert!(err.contains("unknown field `cmd`"), "{err}");
         let err = ToolsFile::parse("[[tools]]\nname = \"x\"\n").unwrap_err();
         assert!(err.contains("exactly one of `command` and `http`"), "{err}");
+        let err = ToolsFile::parse(
+            "[[tools]]\nname = \"x\"\ncommand = [\"ls\"]\nparameters = { type = \"array\" }\n",
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("tool \"x\"") && err.contains("\"type\": \"object\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_shipped_example_parses() {
+        let file = ToolsFile::parse(include_str!("../../../deploy/tools.toml")).unwrap();
+        let wordcount = &file.tools[0];
+        assert_eq!(
+            wordcount.description.as_deref(),
+            Some("Counts the words of a text.")
+        );
+        let schema = serde_json::to_value(wordcount.parameters.as_ref().unwrap()).unwrap();
+        assert_eq!(schema["required"], serde_json::json!(["text"]));
+        assert!(file.tools.iter().any(|t| t.http.is_some()));
     }
 }

@@ -39,6 +39,31 @@ pub struct HttpDef {
     pub timeout_ms: u64,
 }
 
+impl HttpDef {
+    /// The argument schema the URL template implies: each `{name}` a
+    /// required string (other args are allowed; POST, PUT and PATCH send
+    /// them in the body).
+    pub fn placeholder_schema(&self) -> Value {
+        let mut names = Vec::new();
+        let mut rest = self.url.as_str();
+        while let Some(start) = rest.find('{') {
+            let Some(end) = rest[start..].find('}') else {
+                break;
+            };
+            let name = &rest[start + 1..start + end];
+            if !names.iter().any(|n| n == name) {
+                names.push(name.to_owned());
+            }
+            rest = &rest[start + end + 1..];
+        }
+        let properties: serde_json::Map<String, Value> = names
+            .iter()
+            .map(|n| (n.clone(), serde_json::json!({ "type": "string" })))
+            .collect();
+        serde_json::json!({ "type": "object", "properties": properties, "required": names })
+    }
+}
+
 fn get() -> String {
     "GET".into()
 }
@@ -211,6 +236,19 @@ fn fill(template: &str, args: &Value) -> Result<String, ToolError> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn url_placeholders_become_required_string_args() {
+        let def: HttpDef = toml::from_str(
+            "url = \"http://h/{city}/x?d={days}&c={city}\"\nallowed_hosts = [\"h\"]",
+        )
+        .unwrap();
+        assert_eq!(
+            def.placeholder_schema(),
+            json!({"type": "object", "required": ["city", "days"],
+                   "properties": {"city": {"type": "string"}, "days": {"type": "string"}}})
+        );
+    }
 
     #[test]
     fn urls_are_filled_and_encoded() {

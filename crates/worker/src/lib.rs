@@ -12,7 +12,8 @@
 //! use tokio_util::sync::CancellationToken;
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! #[derive(serde::Deserialize)]
+//! /// Adds two integers.
+//! #[derive(serde::Deserialize, schemars::JsonSchema)]
 //! struct Add { a: i64, b: i64 }
 //!
 //! let worker = Worker::builder()
@@ -22,6 +23,8 @@
 //!         let text = args["text"].as_str().ok_or_else(|| ToolError::invalid_args("text must be a string"))?;
 //!         Ok(json!(text.to_uppercase()))
 //!     })
+//!     .describe("upper", "Upper-cases a text.")
+//!     .parameters("upper", json!({"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}))
 //!     .typed_tool("add", |_ctx: TaskContext, args: Add| async move { Ok::<_, ToolError>(args.a + args.b) })
 //!     .build()?;
 //! worker.run(CancellationToken::new()).await?;
@@ -39,6 +42,7 @@
 //! - [`command`] — tools that run a program per call.
 //! - [`http`] — tools that make an HTTP request per call.
 //! - [`config`] — the worker binary's tools file.
+//! - [`describe`] — tool descriptions and argument schemas for callers.
 //! - [`limits`] — fleet-wide rate limits and concurrency caps in Redis.
 //! - [`metrics`] — what the worker counts (docs/metrics.md).
 
@@ -49,6 +53,7 @@ pub mod builder;
 pub mod builtin;
 pub mod command;
 pub mod config;
+pub mod describe;
 pub mod execute;
 pub mod http;
 pub mod limits;

@@ -56,7 +56,7 @@ struct Args {
     /// How many tasks run at once.
     #[arg(long, env = "TOOLFAN_CONCURRENCY", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     concurrency: u32,
-    /// A tools file (TOML) of command tools to serve; see deploy/tools.toml.
+    /// A tools file (TOML) of command and HTTP tools to serve; see deploy/tools.toml.
     #[arg(long, env = "TOOLFAN_WORKER_CONFIG")]
     config: Option<std::path::PathBuf>,
     /// Comma-separated built-in tools to serve (default: all of them, unless

@@ -10,7 +10,7 @@ use async_nats::jetstream::consumer;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use toolfan_protocol::ToolName;
+use toolfan_protocol::{ToolDescription, ToolName};
 use toolfan_transport::{pull_with_slots, Slots, Topology};
 
 use crate::abort::{self, Aborts};
@@ -23,6 +23,7 @@ use crate::{announce, execute, Tool, WorkerBuilder, WorkerError, WorkerOptions};
 pub struct Worker {
     options: WorkerOptions,
     tools: BTreeMap<ToolName, Arc<dyn Tool>>,
+    descriptions: Vec<ToolDescription>,
 }
 
 /// What every task of a worker shares.
@@ -98,8 +99,21 @@ impl Worker {
         WorkerBuilder::default()
     }
 
-    pub(crate) fn new(options: WorkerOptions, tools: BTreeMap<ToolName, Arc<dyn Tool>>) -> Self {
-        Self { options, tools }
+    pub(crate) fn new(
+        options: WorkerOptions,
+        tools: BTreeMap<ToolName, Arc<dyn Tool>>,
+        descriptions: Vec<ToolDescription>,
+    ) -> Self {
+        Self {
+            options,
+            tools,
+            descriptions,
+        }
+    }
+
+    /// What each tool does and the JSON Schema of its arguments, as callers see them.
+    pub fn descriptions(&self) -> &[ToolDescription] {
+        &self.descriptions
     }
 
     /// Connects with these NATS credentials.
@@ -212,6 +226,7 @@ impl Worker {
             client,
             shared.clone(),
             tool_names,
+            self.descriptions,
             shutdown.clone(),
         ));
 

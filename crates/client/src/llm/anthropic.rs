@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use toolfan_protocol::ToolDescription;
+
 use super::PreparedCalls;
 use crate::{Client, ClientError};
 
@@ -32,6 +34,30 @@ pub struct ToolResult {
     pub content: String,
     /// Whether the call failed.
     pub is_error: bool,
+}
+
+/// A tool offered to the model in a request's `tools`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolDefinition {
+    /// The tool's name.
+    pub name: String,
+    /// What it does.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    /// JSON Schema of its input.
+    pub input_schema: Value,
+}
+
+/// The fleet's tools ([`Client::tools`]) as Anthropic tool definitions.
+pub fn tool_definitions(tools: &[ToolDescription]) -> Vec<ToolDefinition> {
+    tools
+        .iter()
+        .map(|t| ToolDefinition {
+            name: t.name.to_string(),
+            description: t.description.clone(),
+            input_schema: t.parameters.clone(),
+        })
+        .collect()
 }
 
 /// Turns `tool_use` blocks into a job (other content blocks are ignored by

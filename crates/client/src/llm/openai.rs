@@ -12,6 +12,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use toolfan_protocol::ToolDescription;
+
 use super::PreparedCalls;
 use crate::{Client, ClientError};
 
@@ -49,6 +51,43 @@ pub struct ToolMessage {
     pub tool_call_id: String,
     /// The result (a string as is, other JSON as text) or the error.
     pub content: String,
+}
+
+/// A tool offered to the model in a request's `tools`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolDefinition {
+    /// Always `function`.
+    #[serde(rename = "type", default = "function")]
+    pub kind: String,
+    /// The function.
+    pub function: FunctionDefinition,
+}
+
+/// A function the model may call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FunctionDefinition {
+    /// The tool's name.
+    pub name: String,
+    /// What it does.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    /// JSON Schema of its arguments.
+    pub parameters: serde_json::Value,
+}
+
+/// The fleet's tools ([`Client::tools`]) as OpenAI tool definitions.
+pub fn tool_definitions(tools: &[ToolDescription]) -> Vec<ToolDefinition> {
+    tools
+        .iter()
+        .map(|t| ToolDefinition {
+            kind: function(),
+            function: FunctionDefinition {
+                name: t.name.to_string(),
+                description: t.description.clone(),
+                parameters: t.parameters.clone(),
+            },
+        })
+        .collect()
 }
 
 /// Turns tool calls into a job; calls with arguments that are not a JSON
