@@ -12,6 +12,7 @@ use toolfan_transport::{NatsAuth, Topology, TopologyOptions};
 use tokio_util::task::AbortOnDropHandle;
 
 use crate::handle::{Control, Submitted};
+use crate::prefetch::Prefetched;
 use crate::{ClientError, JobHandle};
 
 /// Where and as whom a client connects.
@@ -68,6 +69,7 @@ pub struct Client {
     pub(crate) nats: async_nats::Client,
     topology: Topology,
     pub(crate) options: ClientOptions,
+    pub(crate) prefetched: std::sync::Arc<Prefetched>,
 }
 
 impl Client {
@@ -93,6 +95,7 @@ impl Client {
             nats,
             topology,
             options,
+            prefetched: Default::default(),
         })
     }
 
@@ -115,14 +118,9 @@ impl Client {
         mut job: JobSpec,
         parent: TraceParent,
     ) -> Result<JobHandle, ClientError> {
-        // Structural checks only; the cluster's own size limits are the coordinator's to apply.
-        let structural = JobLimits {
-            max_tasks: usize::MAX,
-            max_job_bytes: usize::MAX,
-            ..JobLimits::default()
-        };
-        job.validate(&structural)
-            .map_err(|e| ClientError::Invalid(e.to_string()))?;
+        // Calls this client prefetched share their results.
+        self.prefetched.claim(&mut job.tasks);
+        check(&job)?;
         let id = job.id.get_or_insert_with(JobId::generate).clone();
         if job.client_grace_ms.is_none() {
             job.client_grace_ms = self.options.caller_grace.map(|g| g.as_millis() as u64);
@@ -137,21 +135,7 @@ impl Client {
                 job: id.clone(),
                 reason: e.to_string(),
             })?;
-        let publish = jetstream::message::PublishMessage::build()
-            .payload(encode(&job).into())
-            .message_id(id.as_str())
-            .header(TRACEPARENT_HEADER, parent.to_string().as_str());
-        let submit_failed = |reason: String| ClientError::Submit {
-            job: id.clone(),
-            reason,
-        };
-        self.topology
-            .js
-            .send_publish(subjects.job(&self.options.caller), publish)
-            .await
-            .map_err(|e| submit_failed(e.to_string()))?
-            .await
-            .map_err(|e| submit_failed(e.to_string()))?;
+        self.publish_job(&job, &id, parent).await?;
         let wait = job.deadline_duration() + self.options.answer_grace;
         let keepalive = job.client_grace_ms.map(|grace_ms| {
             let every = Duration::from_millis(grace_ms / 3).max(Duration::from_millis(30));
@@ -176,6 +160,45 @@ impl Client {
             trace: parent,
         }))
     }
+}
+
+impl Client {
+    /// Publishes `job` and waits until JetStream has stored it.
+    pub(crate) async fn publish_job(
+        &self,
+        job: &JobSpec,
+        id: &JobId,
+        parent: TraceParent,
+    ) -> Result<(), ClientError> {
+        let publish = jetstream::message::PublishMessage::build()
+            .payload(encode(job).into())
+            .message_id(id.as_str())
+            .header(TRACEPARENT_HEADER, parent.to_string().as_str());
+        let submit_failed = |reason: String| ClientError::Submit {
+            job: id.clone(),
+            reason,
+        };
+        self.topology
+            .js
+            .send_publish(self.options.subjects.job(&self.options.caller), publish)
+            .await
+            .map_err(|e| submit_failed(e.to_string()))?
+            .await
+            .map_err(|e| submit_failed(e.to_string()))?;
+        Ok(())
+    }
+}
+
+/// The job's structural checks; the cluster's own size limits are the
+/// coordinator's to apply.
+pub(crate) fn check(job: &JobSpec) -> Result<(), ClientError> {
+    let structural = JobLimits {
+        max_tasks: usize::MAX,
+        max_job_bytes: usize::MAX,
+        ..JobLimits::default()
+    };
+    job.validate(&structural)
+        .map_err(|e| ClientError::Invalid(e.to_string()))
 }
 
 /// Tells the coordinator every `every` that the caller still wants the job.

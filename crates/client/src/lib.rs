@@ -29,6 +29,7 @@
 //! - [`handle`] — [`JobHandle`], gathering one job's events into ordered results.
 //! - [`fleet`] — [`Client::workers`], the live workers.
 //! - [`llm`] — OpenAI and Anthropic tool calls in, tool messages out.
+//! - [`prefetch`] — [`Client::prefetch`], speculative calls the confirmed ones take over.
 //! - [`error`] — [`ClientError`].
 
 pub mod client;
@@ -36,6 +37,7 @@ pub mod error;
 pub mod fleet;
 pub mod handle;
 pub mod llm;
+pub mod prefetch;
 
 pub use client::{Client, ClientOptions};
 pub use error::ClientError;

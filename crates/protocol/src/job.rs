@@ -237,8 +237,43 @@ fn validate_task(i: usize, task: &TaskSpec, limits: &JobLimits) -> Result<(), Va
             ));
         }
     }
+    if let Some(key) = &task.idempotency_key {
+        if key.is_empty() || key.len() > 256 {
+            return Err(ValidationError::field(
+                format!("tasks[{i}].idempotency_key"),
+                "must be 1 to 256 bytes",
+            ));
+        }
+    }
+    let cache_only = [
+        ("cache_ttl_ms", task.cache_ttl_ms.is_some()),
+        ("cache_failures", task.cache_failures),
+        ("prefetch_ttl_ms", task.prefetch_ttl_ms.is_some()),
+    ];
+    for (field, set) in cache_only {
+        if set && !task.is_cached() {
+            return Err(ValidationError::field(
+                format!("tasks[{i}].{field}"),
+                "applies to cached calls only: set `cache: true` or an `idempotency_key`",
+            ));
+        }
+    }
+    for (field, ms) in [
+        ("cache_ttl_ms", task.cache_ttl_ms),
+        ("prefetch_ttl_ms", task.prefetch_ttl_ms),
+    ] {
+        if ms.is_some_and(|ms| ms == 0 || ms > MAX_CACHE_TTL_MS) {
+            return Err(ValidationError::field(
+                format!("tasks[{i}].{field}"),
+                format!("must be between 1 and {MAX_CACHE_TTL_MS} (30 days)"),
+            ));
+        }
+    }
     Ok(())
 }
+
+/// Longest a result may be cached or a prefetch wait to be claimed.
+pub const MAX_CACHE_TTL_MS: u64 = 30 * 24 * 3600 * 1000;
 
 /// Bounds a coordinator holds every job to.
 #[derive(Debug, Clone, PartialEq, Eq)]

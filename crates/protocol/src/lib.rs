@@ -29,14 +29,14 @@ pub mod trace;
 
 pub use error::ValidationError;
 pub use ids::{CallerId, JobId, ToolName};
-pub use job::{JobLimits, JobSpec, Policy};
+pub use job::{JobLimits, JobSpec, Policy, DEFAULT_DEADLINE_MS, MAX_CACHE_TTL_MS};
 pub use message::{
     decode, encode, encode_task, result_event_bytes, task_msg_id, EndedBy, JobStatus, JobSummary,
     ReplyEvent, TaskMessage, ToolDescription, WorkerInfo, WorkerTools,
 };
 pub use result::{ErrorKind, ResultHead, TaskError, TaskResult};
 pub use subjects::Subjects;
-pub use task::TaskSpec;
+pub use task::{TaskSpec, DEFAULT_CACHE_TTL_MS};
 pub use trace::{TraceParent, TRACEPARENT_HEADER};
 
 /// The protocol version every message carries as `"v"`.

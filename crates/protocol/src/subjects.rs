@@ -127,6 +127,12 @@ impl Subjects {
         format!("{}.worker.tools", self.prefix)
     }
 
+    /// `toolfan.flight.<id>`: a cached call's flight `id` ended (its
+    /// waiters read the outcome from Redis).
+    pub fn flight(&self, id: &str) -> String {
+        format!("{}.flight.{id}", self.prefix)
+    }
+
     /// `TOOLFAN_JOBS`: the work-queue stream of submitted jobs.
     pub fn jobs_stream(&self) -> String {
         format!("{}_JOBS", self.stream_prefix)

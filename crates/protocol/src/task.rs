@@ -38,9 +38,60 @@ pub struct TaskSpec {
     /// How many units of its limits the call takes (e.g. estimated tokens).
     #[serde(default = "one")]
     pub cost: u32,
-    /// A key under which equal calls may share one execution.
+    /// A key under which equal calls of the tool share one execution and
+    /// its stored result (within `cache_ttl_ms`); implies caching.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
+    /// Cache the result under a hash of the tool and its canonical args.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cache: bool,
+    /// How long a cached result is served, in ms (default 10 minutes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_ttl_ms: Option<u64>,
+    /// Cache failures too (by default only successes are stored; a call
+    /// that joins a running one gets its outcome either way).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cache_failures: bool,
+    /// Set on speculative calls (`client.prefetch`): the call runs only with
+    /// a spare slot, and is cancelled if nobody has claimed its result this
+    /// many ms after it was dispatched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefetch_ttl_ms: Option<u64>,
+}
+
+/// How long a cached result is served unless the task says otherwise.
+pub const DEFAULT_CACHE_TTL_MS: u64 = 10 * 60 * 1000;
+
+/// Writes `value` as JSON with every object's keys sorted, so equal values
+/// give equal text whatever order their keys arrived in.
+fn canonical_json(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            out.push('{');
+            for (i, (key, value)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(key.clone()).to_string());
+                out.push(':');
+                canonical_json(value, out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical_json(item, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
 }
 
 fn empty_object() -> Value {
@@ -63,7 +114,71 @@ impl TaskSpec {
             rate_key: None,
             cost: 1,
             idempotency_key: None,
+            cache: false,
+            cache_ttl_ms: None,
+            cache_failures: false,
+            prefetch_ttl_ms: None,
         }
+    }
+
+    /// Shares one execution and its stored result among calls with `key`.
+    pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
+        self.idempotency_key = Some(key.into());
+        self
+    }
+
+    /// Caches the result under a hash of the tool and its canonical args:
+    /// an equal call within the TTL gets it without running the tool, one
+    /// that arrives while this one runs waits for it.
+    pub fn cached(mut self) -> Self {
+        self.cache = true;
+        self
+    }
+
+    /// Serves the cached result for `ttl` (default 10 minutes); implies [`cached`](Self::cached)
+    /// unless an idempotency key is set.
+    pub fn cache_ttl(mut self, ttl: Duration) -> Self {
+        self.cache = self.cache || self.idempotency_key.is_none();
+        self.cache_ttl_ms = Some(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
+        self
+    }
+
+    /// Stores failures in the cache too.
+    pub fn cache_failures(mut self) -> Self {
+        self.cache_failures = true;
+        self
+    }
+
+    /// Whether the call's result is shared through the cache.
+    pub fn is_cached(&self) -> bool {
+        self.cache || self.idempotency_key.is_some()
+    }
+
+    /// The id equal calls share in the cache: a SHA-256 of the idempotency
+    /// key, or of the canonical args (object keys sorted, no whitespace).
+    /// `None` if the call is not cached. Scope it by caller and tool.
+    pub fn cache_id(&self) -> Option<String> {
+        use sha2::{Digest, Sha256};
+        let mut hash = Sha256::new();
+        match (&self.idempotency_key, self.cache) {
+            (Some(key), _) => {
+                hash.update(b"key:");
+                hash.update(key.as_bytes());
+            }
+            (None, true) => {
+                hash.update(b"args:");
+                let mut text = String::new();
+                canonical_json(&self.args, &mut text);
+                hash.update(text.as_bytes());
+            }
+            (None, false) => return None,
+        }
+        Some(
+            hash.finalize()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+        )
     }
 
     /// Limits one attempt to `timeout`.
@@ -93,5 +208,31 @@ impl TaskSpec {
     /// The per-attempt timeout, if one was set.
     pub fn timeout_duration(&self) -> Option<Duration> {
         self.timeout_ms.map(Duration::from_millis)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn equal_args_share_a_cache_id_whatever_their_key_order() {
+        let a: Value = serde_json::from_str(r#"{"q": "rust", "opts": {"n": 3, "lang": "en"}}"#).unwrap();
+        let b: Value = serde_json::from_str(r#"{"opts": {"lang": "en", "n": 3}, "q": "rust"}"#).unwrap();
+        let id = TaskSpec::new("search", a).cached().cache_id().unwrap();
+        assert_eq!(id.len(), 64);
+        assert_eq!(Some(id.clone()), TaskSpec::new("search", b).cached().cache_id());
+        assert_ne!(
+            Some(id),
+            TaskSpec::new("search", json!({"q": "rusty"})).cached().cache_id()
+        );
+        assert_eq!(TaskSpec::new("search", json!({})).cache_id(), None);
+        let keyed = TaskSpec::new("search", json!({"q": 1})).idempotency_key("k1");
+        assert_eq!(
+            keyed.cache_id(),
+            TaskSpec::new("search", json!({"q": 2})).idempotency_key("k1").cache_id()
+        );
+        assert!(keyed.is_cached());
     }
 }

@@ -12,6 +12,8 @@ use serde_json::Value;
 use toolfan_protocol::{Subjects, ToolDescription, ToolName};
 use toolfan_transport::TopologyOptions;
 
+use crate::batch::{BatchOptions, BatchOutcome, Batched};
+use crate::cache::CacheOptions;
 use crate::describe::{any_object, check_parameters, schema_of};
 use crate::limits::{check_key, LimiterOptions};
 use crate::tool::Typed;
@@ -38,6 +40,12 @@ pub struct WorkerOptions {
     pub drain_timeout: Duration,
     /// Fleet-wide rate limits and concurrency caps; `None` runs every task unlimited.
     pub limits: Option<LimiterOptions>,
+    /// The fleet-wide result cache for cached calls; `None` runs them uncached.
+    pub cache: Option<CacheOptions>,
+    /// Most prefetched calls running at once, as a fraction of
+    /// `concurrency` (at least one): speculative work never takes the
+    /// slots confirmed calls need.
+    pub prefetch_share: f64,
     /// The limit keys each tool's calls are under (besides `global` and
     /// each task's own `rate_key`).
     pub tool_limit_keys: BTreeMap<String, Vec<String>>,
@@ -74,6 +82,8 @@ impl Default for WorkerOptions {
             heartbeat_interval: Duration::from_secs(1),
             drain_timeout: Duration::from_secs(30),
             limits: None,
+            cache: None,
+            prefetch_share: 0.25,
             tool_limit_keys: BTreeMap::new(),
             tool_max_in_flight: BTreeMap::new(),
             max_held_factor: 4,
@@ -93,6 +103,8 @@ pub struct WorkerBuilder {
     tools: BTreeMap<String, Arc<dyn Tool>>,
     descriptions: BTreeMap<String, String>,
     parameters: BTreeMap<String, Value>,
+    /// Mistakes found while building, reported by `build`.
+    problems: Vec<String>,
 }
 
 impl WorkerBuilder {
@@ -123,6 +135,12 @@ impl WorkerBuilder {
     /// Takes limits from Redis (and `options.defaults`).
     pub fn limits(mut self, options: LimiterOptions) -> Self {
         self.options.limits = Some(options);
+        self
+    }
+
+    /// Shares results of cached calls through Redis, fleet-wide.
+    pub fn cache(mut self, options: CacheOptions) -> Self {
+        self.options.cache = Some(options);
         self
     }
 
@@ -176,6 +194,59 @@ impl WorkerBuilder {
         self
     }
 
+    /// Serves a batch tool under `name`: the handler gets up to
+    /// `options.max_size` calls' args at once and returns one outcome per
+    /// input, in order; see [`crate::batch`].
+    pub fn batch_tool<F, Fut>(self, name: impl Into<String>, options: BatchOptions, handler: F) -> Self
+    where
+        F: Fn(Vec<Value>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = BatchOutcome<Value>> + Send + 'static,
+    {
+        self.add_batch::<F, Fut, Value, Value>(name.into(), options, handler)
+    }
+
+    /// A batch tool whose args deserialize into `A` (a call whose args do
+    /// not fit fails alone with `invalid_args`, outside any batch); callers
+    /// see `A`'s JSON Schema, as for [`typed_tool`](Self::typed_tool).
+    pub fn typed_batch_tool<F, Fut, A, R>(
+        mut self,
+        name: impl Into<String>,
+        options: BatchOptions,
+        handler: F,
+    ) -> Self
+    where
+        F: Fn(Vec<A>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = BatchOutcome<R>> + Send + 'static,
+        A: DeserializeOwned + JsonSchema + Send + 'static,
+        R: Serialize + Send + 'static,
+    {
+        let name = name.into();
+        let (doc, schema) = schema_of::<A>();
+        self.parameters.insert(name.clone(), schema);
+        if !doc.is_empty() {
+            self.descriptions.entry(name.clone()).or_insert(doc);
+        }
+        self.add_batch::<F, Fut, A, R>(name, options, handler)
+    }
+
+    fn add_batch<F, Fut, A, R>(mut self, name: String, options: BatchOptions, handler: F) -> Self
+    where
+        F: Fn(Vec<A>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = BatchOutcome<R>> + Send + 'static,
+        A: DeserializeOwned + Send + 'static,
+        R: Serialize + Send + 'static,
+    {
+        if options.max_size == 0 || options.max_wait > Duration::from_secs(60) {
+            self.problems.push(format!(
+                "batch tool {name:?}: max_size must be at least 1 and max_wait at most 60 s (got {} and {:?})",
+                options.max_size, options.max_wait
+            ));
+        }
+        self.tools
+            .insert(name, Arc::new(Batched::<F, A, R>::new(handler, options)));
+        self
+    }
+
     /// Tells callers (and through them the LLM) what `tool` does.
     pub fn describe(mut self, tool: impl Into<String>, description: impl Into<String>) -> Self {
         self.descriptions.insert(tool.into(), description.into());
@@ -197,6 +268,9 @@ impl WorkerBuilder {
 
     /// Checks the configuration and returns the worker.
     pub fn build(mut self) -> Result<Worker, WorkerError> {
+        if let Some(problem) = self.problems.first() {
+            return Err(WorkerError::Config(problem.clone()));
+        }
         if self.tools.is_empty() {
             return Err(WorkerError::Config(
                 "a worker needs at least one tool".into(),
@@ -231,6 +305,12 @@ impl WorkerBuilder {
             if !self.tools.contains_key(tool) || *max < 1 {
                 return Err(WorkerError::Config(format!("max in flight {max} for {tool:?}: the tool must be served here and the cap at least 1")));
             }
+        }
+        if !(self.options.prefetch_share > 0.0 && self.options.prefetch_share <= 1.0) {
+            return Err(WorkerError::Config(format!(
+                "prefetch_share must be in (0, 1], not {}",
+                self.options.prefetch_share
+            )));
         }
         if self.options.max_held_factor == 0 {
             return Err(WorkerError::Config(

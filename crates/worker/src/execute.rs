@@ -9,6 +9,7 @@ use serde_json::Value;
 use toolfan_protocol::{decode, encode, ErrorKind, TaskError, TaskMessage, TaskResult};
 
 use crate::admission::{self, Renewal};
+use crate::cache::{Claim, Flight, Waited};
 use crate::metrics::WorkerMetrics;
 use crate::run::{Shared, TaskPermits, ToolEntry};
 use crate::{TaskContext, Tool, WorkerOptions};
@@ -96,7 +97,8 @@ async fn handle_task(
         },
         &mut permits,
     );
-    let Some(result) = with_progress(&message, entry.ack_wait / 3, &shared.abandon, work).await
+    let Some((result, flight)) =
+        with_progress(&message, entry.ack_wait / 3, &shared.abandon, work).await
     else {
         // The worker is going away and the task did not finish in time.
         tracing::info!("handing an unfinished task back");
@@ -104,7 +106,20 @@ async fn handle_task(
         return;
     };
     let tool = entry.name.as_str();
-    if let Some(delay) = retry_delay(&shared.options, &task, &result) {
+    let retry = retry_delay(&shared.options, &task, &result);
+    if let (Some(flight), Some(cache)) = (flight, &shared.cache) {
+        // Calls that joined this one get its outcome, unless it is to be
+        // retried or was cut short by this job (they claim again).
+        let shared_outcome = match result.error() {
+            _ if retry.is_some() => None,
+            Some(e) if matches!(e.kind, ErrorKind::Cancelled | ErrorKind::DeadlineExceeded) => None,
+            _ => Some(&result.outcome),
+        };
+        if let Err(e) = cache.finish(flight, shared_outcome).await {
+            tracing::warn!(error = %e, "the call's outcome was not stored in the cache");
+        }
+    }
+    if let Some(delay) = retry {
         tracing::debug!(?delay, "retrying after a retryable failure");
         shared.metrics.retries.with_label_values(&[tool]).inc();
         if let Err(e) = message.ack_with(AckKind::Nak(Some(delay))).await {
@@ -200,7 +215,7 @@ async fn execute(
     entry: &ToolEntry,
     attempt: Attempt<'_>,
     permits: &mut TaskPermits,
-) -> TaskResult {
+) -> (TaskResult, Option<Flight>) {
     let Attempt {
         task,
         args,
@@ -216,12 +231,60 @@ async fn execute(
         ..TaskResult::decided(task.index, error)
     };
     if left_ms == 0 {
-        return decided(TaskError::new(
-            ErrorKind::DeadlineExceeded,
-            "the job deadline passed before the task started",
-        ));
+        return (
+            decided(TaskError::new(
+                ErrorKind::DeadlineExceeded,
+                "the job deadline passed before the task started",
+            )),
+            None,
+        );
     }
     let deadline = Instant::now() + Duration::from_millis(left_ms);
+    let answered = |outcome: Result<Value, TaskError>| TaskResult {
+        index: task.index,
+        outcome,
+        attempts: attempt,
+        duration_ms: 0,
+        worker: worker.clone(),
+    };
+
+    // Prefetched calls run in a share of the slots, and only while someone may still claim them.
+    let claim_by = task.task.prefetch_ttl_ms.map(|ttl| {
+        let since = queued_since
+            .map(|q| (time::OffsetDateTime::now_utc() - q).as_seconds_f64().max(0.0))
+            .unwrap_or(0.0);
+        Instant::now() + Duration::from_millis(ttl).saturating_sub(Duration::from_secs_f64(since))
+    });
+    let mut _prefetch_slot = None;
+    if let Some(claim_by) = claim_by {
+        let unclaimed = || cancelled("prefetched, and nobody claimed it in time");
+        if shared.cache.is_none() {
+            prefetch_metric(shared, entry, "skipped");
+            return (answered(Err(cancelled("prefetched, but this worker has no cache to keep the result in"))), None);
+        }
+        permits.run = None;
+        tokio::select! {
+            slot = shared.prefetch_slots.clone().acquire_owned() => _prefetch_slot = slot.ok(),
+            _ = tokio::time::sleep_until(claim_by.into()) => {
+                prefetch_metric(shared, entry, "unclaimed");
+                return (answered(Err(unclaimed())), None);
+            }
+            _ = cancel.cancelled() => return (answered(Err(cancelled("the job was ended while the task waited"))), None),
+        }
+        if permits.run.is_none() {
+            permits.run = shared.slots.clone().acquire_owned().await.ok();
+        }
+    }
+
+    // The result cache: a stored outcome, a running call's, or the lead.
+    let flight = match through_cache(shared, entry, task, permits, cancel, deadline, claim_by.is_some()).await {
+        CacheStep::Answer(outcome) => return (answered(outcome), None),
+        CacheStep::Run(flight) => flight,
+    };
+    let _renewal = match (&flight, &shared.cache) {
+        (Some(flight), Some(cache)) => Some(cache.renew(flight)),
+        _ => None,
+    };
 
     // Limits: every rate token and lease the task needs, or a wait.
     let mut lease = None;
@@ -243,7 +306,7 @@ async fn execute(
                     lease = Some((held.clone(), Renewal::start(limiter.clone(), held)))
                 }
                 Ok(None) => {}
-                Err(error) => return decided(error),
+                Err(error) => return (decided(error), flight),
             }
         }
     }
@@ -274,7 +337,39 @@ async fn execute(
             .observe(waited);
     }
     let started = Instant::now();
-    let outcome = run_with_timeout(entry.tool.as_ref(), ctx, args, budget, deadline_bound).await;
+    let run_cancel = ctx.cancel.clone();
+    let run = run_with_timeout(entry.tool.as_ref(), ctx, args, budget, deadline_bound);
+    let outcome = match (claim_by, &flight, &shared.cache) {
+        (Some(claim_by), Some(flight), Some(cache)) => {
+            // Cancel the speculative call at its TTL unless a call has joined it.
+            let watchdog = async {
+                tokio::time::sleep_until(claim_by.into()).await;
+                if !cache.joined(flight).await.unwrap_or(true) {
+                    run_cancel.cancel();
+                    return true;
+                }
+                std::future::pending().await
+            };
+            tokio::pin!(run, watchdog);
+            let mut unclaimed = false;
+            loop {
+                tokio::select! {
+                    outcome = &mut run => break match outcome {
+                        Err(e) if unclaimed && e.kind == ErrorKind::Cancelled => {
+                            prefetch_metric(shared, entry, "unclaimed");
+                            Err(cancelled("prefetched, and nobody claimed it in time"))
+                        }
+                        other => {
+                            prefetch_metric(shared, entry, "ran");
+                            other
+                        }
+                    },
+                    fired = &mut watchdog, if !unclaimed => unclaimed = fired,
+                }
+            }
+        }
+        _ => run.await,
+    };
     let duration_ms = started.elapsed().as_millis() as u64;
     metrics
         .run_seconds
@@ -284,12 +379,109 @@ async fn execute(
         drop(renewal);
         limiter.release(&held).await;
     }
-    TaskResult {
+    let result = TaskResult {
         index: task.index,
         outcome,
         attempts: attempt,
         duration_ms,
         worker,
+    };
+    (result, flight)
+}
+
+fn prefetch_metric(shared: &Shared, entry: &ToolEntry, outcome: &str) {
+    shared
+        .metrics
+        .prefetch
+        .with_label_values(&[entry.name.as_str(), outcome])
+        .inc();
+}
+
+/// What the cache says to do with a call.
+enum CacheStep {
+    /// Answer with this outcome without running the tool.
+    Answer(Result<Value, TaskError>),
+    /// Run the tool, leading this flight if there is one.
+    Run(Option<Flight>),
+}
+
+/// Claims a cached call: a stored outcome or a running call's is the
+/// answer; otherwise this call leads. A call waiting for another gives its
+/// run slot back meanwhile. Without a cache (or with Redis down) the call
+/// runs uncached: nothing is lost, only the sharing.
+async fn through_cache(
+    shared: &Shared,
+    entry: &ToolEntry,
+    task: &TaskMessage,
+    permits: &mut TaskPermits,
+    cancel: &CancellationToken,
+    deadline: Instant,
+    prefetched: bool,
+) -> CacheStep {
+    if !task.task.is_cached() {
+        return CacheStep::Run(None);
+    }
+    let tool = entry.name.as_str();
+    let count = |outcome: &str| shared.metrics.cache.with_label_values(&[tool, outcome]).inc();
+    let Some((cache, key)) = shared
+        .cache
+        .as_ref()
+        .and_then(|cache| Some((cache, cache.key(task)?)))
+    else {
+        count("unavailable");
+        return CacheStep::Run(None);
+    };
+    loop {
+        let running = match cache.claim(&key).await {
+            Ok(Claim::Hit(outcome)) => {
+                count("hit");
+                if prefetched {
+                    prefetch_metric(shared, entry, "skipped");
+                }
+                return CacheStep::Answer(outcome);
+            }
+            Ok(Claim::Leader(flight)) => {
+                count("miss");
+                return CacheStep::Run(Some(flight));
+            }
+            Ok(Claim::Running(id)) => id,
+            Err(e) => {
+                tracing::warn!(error = %e, "running a cached call uncached");
+                count("unavailable");
+                return CacheStep::Run(None);
+            }
+        };
+        if prefetched {
+            prefetch_metric(shared, entry, "skipped");
+            return CacheStep::Answer(Err(cancelled("prefetched, and already running elsewhere")));
+        }
+        permits.run = None;
+        let waited = tokio::select! {
+            waited = cache.wait(&key, &running) => waited,
+            _ = cancel.cancelled() => return CacheStep::Answer(Err(cancelled("the job was ended while the task waited for the same call"))),
+            _ = tokio::time::sleep_until(deadline.into()) => return CacheStep::Answer(Err(TaskError::new(
+                ErrorKind::DeadlineExceeded,
+                "the job deadline passed while the task waited for the same call",
+            ))),
+        };
+        match waited {
+            Ok(Waited::Outcome(outcome)) => {
+                count("joined");
+                return CacheStep::Answer(outcome);
+            }
+            Ok(Waited::Vacant) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "running a cached call uncached");
+                count("unavailable");
+                if permits.run.is_none() {
+                    permits.run = shared.slots.clone().acquire_owned().await.ok();
+                }
+                return CacheStep::Run(None);
+            }
+        }
+        if permits.run.is_none() {
+            permits.run = shared.slots.clone().acquire_owned().await.ok();
+        }
     }
 }
 

@@ -38,19 +38,23 @@
 //! - [`run`] — the pull loops, one per tool, sharing one concurrency budget.
 //! - [`execute`] — running one task message to its published result.
 //! - [`announce`] — heartbeats and answers to pings.
+//! - [`batch`] — batch tools: one handler call for many tasks.
 //! - [`builtin`] — the tools of the `toolfan-worker` binary.
 //! - [`command`] — tools that run a program per call.
 //! - [`http`] — tools that make an HTTP request per call.
 //! - [`config`] — the worker binary's tools file.
 //! - [`describe`] — tool descriptions and argument schemas for callers.
+//! - [`cache`] — the fleet-wide result cache and single flight in Redis.
 //! - [`limits`] — fleet-wide rate limits and concurrency caps in Redis.
 //! - [`metrics`] — what the worker counts (docs/metrics.md).
 
 mod abort;
 mod admission;
 pub mod announce;
+pub mod batch;
 pub mod builder;
 pub mod builtin;
+pub mod cache;
 pub mod command;
 pub mod config;
 pub mod describe;
@@ -63,7 +67,9 @@ pub mod tool;
 
 pub use builder::{WorkerBuilder, WorkerOptions};
 pub use run::Worker;
-pub use tool::{TaskContext, Tool, ToolError};
+pub use batch::{BatchOptions, BatchOutcome};
+pub use cache::CacheOptions;
+pub use tool::{TaskContext, Tool, ToolError, ToolRuntime};
 
 /// Why a worker could not start or stopped.
 #[derive(Debug, thiserror::Error)]

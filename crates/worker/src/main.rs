@@ -7,6 +7,7 @@ use clap::Parser;
 use tokio_util::sync::CancellationToken;
 use toolfan_protocol::Subjects;
 use toolfan_telemetry::{MetricsAddr, ServiceArgs};
+use toolfan_worker::cache::CacheOptions;
 use toolfan_worker::builtin::{add_builtin, BUILTIN_TOOLS};
 use toolfan_worker::config::ToolsFile;
 use toolfan_worker::limits::{LimitSpec, LimiterOptions};
@@ -18,8 +19,8 @@ use toolfan_worker::{Worker, WorkerOptions};
 struct Args {
     #[command(flatten)]
     service: ServiceArgs,
-    /// Redis URL for fleet-wide rate limits and concurrency caps; without
-    /// it tasks run unlimited.
+    /// Redis URL for fleet-wide rate limits, concurrency caps and the
+    /// result cache; without it tasks run unlimited and uncached.
     #[arg(long, env = "TOOLFAN_REDIS_URL")]
     redis_url: Option<String>,
     /// A default limit, used where Redis defines none for the key:
@@ -107,6 +108,9 @@ async fn main() -> anyhow::Result<()> {
                 .insert(key.to_owned(), LimitSpec::parse_flag(spec)?);
         }
         options.limits = Some(limits);
+        let mut cache = CacheOptions::new(url);
+        cache.prefix = args.service.prefix.clone();
+        options.cache = Some(cache);
     } else if !args.limits.is_empty() {
         anyhow::bail!("--limit needs --redis-url: limits are kept in Redis");
     }

@@ -34,6 +34,16 @@ pub struct WorkerMetrics {
     pub limits_unavailable: IntCounterVec,
     /// Reconnects to NATS.
     pub nats_reconnects: IntCounter,
+    /// Cached calls by what the cache did: `hit` (a stored outcome),
+    /// `miss` (this call ran the tool), `joined` (it waited for a running
+    /// call's outcome), `unavailable` (no cache or Redis down: it ran uncached).
+    pub cache: IntCounterVec,
+    /// Prefetched calls by what became of them: `ran`, `unclaimed`
+    /// (cancelled: nobody claimed it within its TTL), `skipped` (already
+    /// stored or running elsewhere).
+    pub prefetch: IntCounterVec,
+    /// Items per call of a batch tool's handler, by tool.
+    pub batch_size: HistogramVec,
 }
 
 const SECONDS: [f64; 14] = [
@@ -149,6 +159,33 @@ impl WorkerMetrics {
             nats_reconnects: add(
                 registry,
                 IntCounter::new("toolfan_nats_reconnects_total", "Reconnects to NATS.")?,
+            )?,
+            cache: add(
+                registry,
+                counters(
+                    "toolfan_cache_total",
+                    "Cached calls by what the cache did (hit, miss, joined, unavailable).",
+                    &["tool", "outcome"],
+                )?,
+            )?,
+            prefetch: add(
+                registry,
+                counters(
+                    "toolfan_prefetch_total",
+                    "Prefetched calls by what became of them (ran, unclaimed, skipped).",
+                    &["tool", "outcome"],
+                )?,
+            )?,
+            batch_size: add(
+                registry,
+                HistogramVec::new(
+                    HistogramOpts::new(
+                        "toolfan_batch_size",
+                        "Items per call of a batch tool's handler.",
+                    )
+                    .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
+                    &["tool"],
+                )?,
             )?,
         })
     }

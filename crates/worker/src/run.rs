@@ -15,9 +15,10 @@ use toolfan_transport::{pull_with_slots, Slots, Topology};
 
 use crate::abort::{self, Aborts};
 use crate::admission::Turns;
+use crate::cache::Cache;
 use crate::limits::Limiter;
 use crate::metrics::WorkerMetrics;
-use crate::{announce, execute, Tool, WorkerBuilder, WorkerError, WorkerOptions};
+use crate::{announce, execute, Tool, ToolRuntime, WorkerBuilder, WorkerError, WorkerOptions};
 
 /// A worker serving a set of tools; build one with [`Worker::builder`].
 pub struct Worker {
@@ -36,6 +37,10 @@ pub(crate) struct Shared {
     pub(crate) held: Arc<Semaphore>,
     pub(crate) in_flight: AtomicU32,
     pub(crate) limiter: Option<Arc<Limiter>>,
+    /// The result cache, if the worker has one.
+    pub(crate) cache: Option<Arc<Cache>>,
+    /// Slots prefetched calls may run in.
+    pub(crate) prefetch_slots: Arc<Semaphore>,
     pub(crate) turns: Turns,
     /// Cancelled when the drain timeout passes: running tasks are handed back.
     pub(crate) abandon: CancellationToken,
@@ -177,8 +182,19 @@ impl Worker {
             }
             None => None,
         };
+        let cache = match &options.cache {
+            Some(cache) => Some(Arc::new(
+                Cache::connect(cache.clone(), client.clone(), options.subjects.clone())
+                    .await
+                    .map_err(|e| WorkerError::Config(e.to_string()))?,
+            )),
+            None => None,
+        };
         let concurrency = options.concurrency as usize;
+        let prefetch_slots = ((concurrency as f64 * options.prefetch_share) as usize).max(1);
         let shared = Arc::new(Shared {
+            cache,
+            prefetch_slots: Arc::new(Semaphore::new(prefetch_slots)),
             slots: Arc::new(Semaphore::new(concurrency)),
             held: Arc::new(Semaphore::new(
                 concurrency * options.max_held_factor as usize,
@@ -200,6 +216,15 @@ impl Worker {
                 shutdown.clone(),
             )
             .await?;
+        }
+        for (name, tool) in &self.tools {
+            tool.start(ToolRuntime {
+                batch_sizes: shared
+                    .metrics
+                    .batch_size
+                    .with_label_values(&[name.as_str()]),
+                shutdown: shutdown.clone(),
+            });
         }
         let tool_names: Vec<ToolName> = self.tools.keys().cloned().collect();
         tracing::info!(worker = %shared.options.id, tools = ?tool_names, concurrency = shared.options.concurrency, "worker started");

@@ -17,6 +17,17 @@ pub type ToolFuture = Pin<Box<dyn Future<Output = Result<Value, ToolError>> + Se
 pub trait Tool: Send + Sync + 'static {
     /// Runs the tool once with `args`.
     fn call(&self, ctx: TaskContext, args: Value) -> ToolFuture;
+
+    /// Called once when the worker starts serving the tool, inside its
+    /// runtime: a tool with background work (a batch collector) starts it here.
+    fn start(&self, _runtime: ToolRuntime) {}
+}
+
+/// What a tool's background work gets from its worker.
+#[derive(Clone)]
+pub struct ToolRuntime {
+    pub(crate) batch_sizes: prometheus::Histogram,
+    pub(crate) shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl<F, Fut> Tool for F
