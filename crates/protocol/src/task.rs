@@ -173,12 +173,7 @@ impl TaskSpec {
             }
             (None, false) => return None,
         }
-        Some(
-            hash.finalize()
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect(),
-        )
+        Some(hash.finalize().iter().map(|b| format!("{b:02x}")).collect())
     }
 
     /// Limits one attempt to `timeout`.
@@ -218,20 +213,29 @@ mod tests {
 
     #[test]
     fn equal_args_share_a_cache_id_whatever_their_key_order() {
-        let a: Value = serde_json::from_str(r#"{"q": "rust", "opts": {"n": 3, "lang": "en"}}"#).unwrap();
-        let b: Value = serde_json::from_str(r#"{"opts": {"lang": "en", "n": 3}, "q": "rust"}"#).unwrap();
+        let a: Value =
+            serde_json::from_str(r#"{"q": "rust", "opts": {"n": 3, "lang": "en"}}"#).unwrap();
+        let b: Value =
+            serde_json::from_str(r#"{"opts": {"lang": "en", "n": 3}, "q": "rust"}"#).unwrap();
         let id = TaskSpec::new("search", a).cached().cache_id().unwrap();
         assert_eq!(id.len(), 64);
-        assert_eq!(Some(id.clone()), TaskSpec::new("search", b).cached().cache_id());
+        assert_eq!(
+            Some(id.clone()),
+            TaskSpec::new("search", b).cached().cache_id()
+        );
         assert_ne!(
             Some(id),
-            TaskSpec::new("search", json!({"q": "rusty"})).cached().cache_id()
+            TaskSpec::new("search", json!({"q": "rusty"}))
+                .cached()
+                .cache_id()
         );
         assert_eq!(TaskSpec::new("search", json!({})).cache_id(), None);
         let keyed = TaskSpec::new("search", json!({"q": 1})).idempotency_key("k1");
         assert_eq!(
             keyed.cache_id(),
-            TaskSpec::new("search", json!({"q": 2})).idempotency_key("k1").cache_id()
+            TaskSpec::new("search", json!({"q": 2}))
+                .idempotency_key("k1")
+                .cache_id()
         );
         assert!(keyed.is_cached());
     }

@@ -197,7 +197,12 @@ impl WorkerBuilder {
     /// Serves a batch tool under `name`: the handler gets up to
     /// `options.max_size` calls' args at once and returns one outcome per
     /// input, in order; see [`crate::batch`].
-    pub fn batch_tool<F, Fut>(self, name: impl Into<String>, options: BatchOptions, handler: F) -> Self
+    pub fn batch_tool<F, Fut>(
+        self,
+        name: impl Into<String>,
+        options: BatchOptions,
+        handler: F,
+    ) -> Self
     where
         F: Fn(Vec<Value>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = BatchOutcome<Value>> + Send + 'static,

@@ -9,7 +9,7 @@ use serde_json::Value;
 use toolfan_protocol::{decode, encode, ErrorKind, TaskError, TaskMessage, TaskResult};
 
 use crate::admission::{self, Renewal};
-use crate::cache::{Claim, Flight, Waited};
+use crate::cache::{CacheKey, Claim, Flight, Waited};
 use crate::metrics::WorkerMetrics;
 use crate::run::{Shared, TaskPermits, ToolEntry};
 use crate::{TaskContext, Tool, WorkerOptions};
@@ -83,7 +83,9 @@ async fn handle_task(
     };
     // Keep the task's ack deadline from lapsing while it waits or runs:
     // only a dead worker's tasks are delivered again.
-    // The args move into the tool; nothing after needs them.
+    // The cache key hashes the args, so it is taken before they move into
+    // the tool; nothing after needs them.
+    let cache_key = shared.cache.as_ref().and_then(|cache| cache.key(&task));
     let args = std::mem::take(&mut task.task.args);
     let work = execute(
         shared,
@@ -94,6 +96,7 @@ async fn handle_task(
             number: attempt,
             cancel: job_abort.token(),
             queued_since,
+            cache_key,
         },
         &mut permits,
     );
@@ -208,6 +211,8 @@ struct Attempt<'a> {
     number: u32,
     cancel: &'a CancellationToken,
     queued_since: Option<time::OffsetDateTime>,
+    /// The call's keys in the cache, if it is cached and there is one.
+    cache_key: Option<CacheKey>,
 }
 
 async fn execute(
@@ -222,6 +227,7 @@ async fn execute(
         number: attempt,
         cancel,
         queued_since,
+        cache_key,
     } = attempt;
     let worker = Some(shared.options.id.clone());
     let left_ms = task.deadline_unix_ms.saturating_sub(now_unix_ms());
@@ -251,7 +257,11 @@ async fn execute(
     // Prefetched calls run in a share of the slots, and only while someone may still claim them.
     let claim_by = task.task.prefetch_ttl_ms.map(|ttl| {
         let since = queued_since
-            .map(|q| (time::OffsetDateTime::now_utc() - q).as_seconds_f64().max(0.0))
+            .map(|q| {
+                (time::OffsetDateTime::now_utc() - q)
+                    .as_seconds_f64()
+                    .max(0.0)
+            })
             .unwrap_or(0.0);
         Instant::now() + Duration::from_millis(ttl).saturating_sub(Duration::from_secs_f64(since))
     });
@@ -260,7 +270,12 @@ async fn execute(
         let unclaimed = || cancelled("prefetched, and nobody claimed it in time");
         if shared.cache.is_none() {
             prefetch_metric(shared, entry, "skipped");
-            return (answered(Err(cancelled("prefetched, but this worker has no cache to keep the result in"))), None);
+            return (
+                answered(Err(cancelled(
+                    "prefetched, but this worker has no cache to keep the result in",
+                ))),
+                None,
+            );
         }
         permits.run = None;
         tokio::select! {
@@ -277,10 +292,11 @@ async fn execute(
     }
 
     // The result cache: a stored outcome, a running call's, or the lead.
-    let flight = match through_cache(shared, entry, task, permits, cancel, deadline, claim_by.is_some()).await {
-        CacheStep::Answer(outcome) => return (answered(outcome), None),
-        CacheStep::Run(flight) => flight,
-    };
+    let flight =
+        match through_cache(shared, entry, task, cache_key, permits, cancel, deadline).await {
+            CacheStep::Answer(outcome) => return (answered(outcome), None),
+            CacheStep::Run(flight) => flight,
+        };
     let _renewal = match (&flight, &shared.cache) {
         (Some(flight), Some(cache)) => Some(cache.renew(flight)),
         _ => None,
@@ -413,21 +429,24 @@ async fn through_cache(
     shared: &Shared,
     entry: &ToolEntry,
     task: &TaskMessage,
+    key: Option<CacheKey>,
     permits: &mut TaskPermits,
     cancel: &CancellationToken,
     deadline: Instant,
-    prefetched: bool,
 ) -> CacheStep {
+    let prefetched = task.task.prefetch_ttl_ms.is_some();
     if !task.task.is_cached() {
         return CacheStep::Run(None);
     }
     let tool = entry.name.as_str();
-    let count = |outcome: &str| shared.metrics.cache.with_label_values(&[tool, outcome]).inc();
-    let Some((cache, key)) = shared
-        .cache
-        .as_ref()
-        .and_then(|cache| Some((cache, cache.key(task)?)))
-    else {
+    let count = |outcome: &str| {
+        shared
+            .metrics
+            .cache
+            .with_label_values(&[tool, outcome])
+            .inc()
+    };
+    let (Some(cache), Some(key)) = (&shared.cache, key) else {
         count("unavailable");
         return CacheStep::Run(None);
     };

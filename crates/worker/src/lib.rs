@@ -65,10 +65,10 @@ pub mod metrics;
 pub mod run;
 pub mod tool;
 
-pub use builder::{WorkerBuilder, WorkerOptions};
-pub use run::Worker;
 pub use batch::{BatchOptions, BatchOutcome};
+pub use builder::{WorkerBuilder, WorkerOptions};
 pub use cache::CacheOptions;
+pub use run::Worker;
 pub use tool::{TaskContext, Tool, ToolError, ToolRuntime};
 
 /// Why a worker could not start or stopped.
