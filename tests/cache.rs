@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use toolfan::{ErrorKind, Job, Task};
+use toolfan::{CacheUse, ErrorKind, Job, Task};
 use toolfan_e2e::Cluster;
 use toolfan_testkit::RedisServer;
 use toolfan_worker::{BatchOptions, CacheOptions, TaskContext, ToolError, Worker, WorkerBuilder};
@@ -165,11 +165,13 @@ async fn one_idempotency_key_runs_once_then_again_after_its_ttl() -> anyhow::Res
     // Within the TTL: stored, answered without running.
     let third = client.fanout(vec![task(3)]).await?;
     assert_eq!(third[0].value(), first[0].value());
+    assert_eq!(third[0].cache, Some(CacheUse::Hit));
     assert_eq!(runs.lock().unwrap().len(), 1);
 
     tokio::time::sleep(Duration::from_millis(1600)).await;
     let fourth = client.fanout(vec![task(4)]).await?;
     assert_eq!(fourth[0].value().unwrap()["answer"], json!({"n": 4}));
+    assert_eq!(fourth[0].cache, None);
     assert_eq!(runs.lock().unwrap().len(), 2, "after the TTL it runs again");
     Ok(())
 }
@@ -234,6 +236,7 @@ async fn a_prefetched_call_is_taken_over_by_the_confirmed_one() -> anyhow::Resul
     eprintln!("prefetched 300 ms earlier, the fanout was answered in {took:?}");
     for (i, result) in results.iter().enumerate() {
         assert_eq!(result.value().unwrap()["answer"], json!({"i": i}));
+        assert_eq!(result.cache, Some(CacheUse::Joined), "task {i}");
     }
     assert!(
         took < Duration::from_millis(400),

@@ -43,6 +43,6 @@ pub use client::{Client, ClientOptions};
 pub use error::ClientError;
 pub use handle::{Canceller, JobEvent, JobHandle, JobOutcome, TaskEvent};
 pub use toolfan_protocol::{
-    EndedBy, ErrorKind, JobId, JobSpec as Job, JobStatus, JobSummary, Policy, TaskError,
+    CacheUse, EndedBy, ErrorKind, JobId, JobSpec as Job, JobStatus, JobSummary, Policy, TaskError,
     TaskResult, TaskSpec as Task, TraceParent, WorkerInfo,
 };

@@ -34,7 +34,7 @@ pub use message::{
     decode, encode, encode_task, result_event_bytes, task_msg_id, EndedBy, JobStatus, JobSummary,
     ReplyEvent, TaskMessage, ToolDescription, WorkerInfo, WorkerTools,
 };
-pub use result::{ErrorKind, ResultHead, TaskError, TaskResult};
+pub use result::{CacheUse, ErrorKind, ResultHead, TaskError, TaskResult};
 pub use subjects::Subjects;
 pub use task::{TaskSpec, DEFAULT_CACHE_TTL_MS};
 pub use trace::{TraceParent, TRACEPARENT_HEADER};

@@ -100,6 +100,19 @@ pub struct TaskResult {
     pub duration_ms: u64,
     /// The worker that produced the result; `None` when the coordinator decided it.
     pub worker: Option<String>,
+    /// Set when the outcome came from the result cache instead of a run of
+    /// this task: a stored outcome, or that of an equal call it joined.
+    pub cache: Option<CacheUse>,
+}
+
+/// How a cached call got its outcome without running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheUse {
+    /// A stored outcome.
+    Hit,
+    /// The outcome of an equal call that was running when this one came.
+    Joined,
 }
 
 impl TaskResult {
@@ -111,6 +124,7 @@ impl TaskResult {
             attempts: 0,
             duration_ms: 0,
             worker: None,
+            cache: None,
         }
     }
 
@@ -144,6 +158,8 @@ struct WireResult {
     duration_ms: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     worker: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cache: Option<CacheUse>,
 }
 
 impl TryFrom<WireResult> for TaskResult {
@@ -161,6 +177,7 @@ impl TryFrom<WireResult> for TaskResult {
             attempts: w.attempts,
             duration_ms: w.duration_ms,
             worker: w.worker,
+            cache: w.cache,
         })
     }
 }
@@ -179,6 +196,7 @@ impl From<TaskResult> for WireResult {
             attempts: r.attempts,
             duration_ms: r.duration_ms,
             worker: r.worker,
+            cache: r.cache,
         }
     }
 }
@@ -196,6 +214,7 @@ mod tests {
             attempts: 1,
             duration_ms: 104,
             worker: Some("w-7f3a".into()),
+            cache: None,
         };
         assert_eq!(
             serde_json::to_value(&ok).unwrap(),
@@ -208,6 +227,13 @@ mod tests {
             r#"{"index":2,"ok":false,"error":{"kind":"deadline_exceeded","message":"late","retryable":false},"attempts":0,"duration_ms":0}"#
         );
         assert_eq!(serde_json::from_str::<TaskResult>(&text).unwrap(), failed);
+        let joined = TaskResult {
+            cache: Some(CacheUse::Joined),
+            ..ok
+        };
+        let text = serde_json::to_string(&joined).unwrap();
+        assert!(text.ends_with(r#","cache":"joined"}"#), "{text}");
+        assert_eq!(serde_json::from_str::<TaskResult>(&text).unwrap(), joined);
     }
 
     #[test]
@@ -218,6 +244,7 @@ mod tests {
             attempts: 1,
             duration_ms: 3,
             worker: Some("w".into()),
+            cache: Some(CacheUse::Hit),
         })
         .unwrap();
         assert_eq!(

@@ -3,8 +3,8 @@
 
 use proptest::prelude::*;
 use toolfan_protocol::{
-    decode, encode, ErrorKind, JobLimits, JobSpec, ReplyEvent, ResultHead, TaskError, TaskMessage,
-    TaskResult, ToolName, WorkerInfo,
+    decode, encode, CacheUse, ErrorKind, JobLimits, JobSpec, ReplyEvent, ResultHead, TaskError,
+    TaskMessage, TaskResult, ToolName, WorkerInfo,
 };
 
 const KINDS: [ErrorKind; 10] = [
@@ -39,14 +39,16 @@ fn result() -> impl Strategy<Value = TaskResult> {
         any::<u32>(),
         any::<u64>(),
         proptest::option::of("[a-z0-9-]{1,12}"),
+        proptest::option::of(prop_oneof![Just(CacheUse::Hit), Just(CacheUse::Joined)]),
     )
         .prop_map(
-            |(index, outcome, attempts, duration_ms, worker)| TaskResult {
+            |(index, outcome, attempts, duration_ms, worker, cache)| TaskResult {
                 index,
                 outcome,
                 attempts,
                 duration_ms,
                 worker,
+                cache,
             },
         )
 }

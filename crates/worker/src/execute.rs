@@ -6,7 +6,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_nats::jetstream::{self, AckKind};
 use serde_json::Value;
-use toolfan_protocol::{decode, encode, ErrorKind, TaskError, TaskMessage, TaskResult};
+use toolfan_protocol::{decode, encode, CacheUse, ErrorKind, TaskError, TaskMessage, TaskResult};
 
 use crate::admission::{self, Renewal};
 use crate::cache::{CacheKey, Claim, Flight, Waited};
@@ -233,6 +233,7 @@ async fn execute(
     let left_ms = task.deadline_unix_ms.saturating_sub(now_unix_ms());
     let decided = |error: TaskError| TaskResult {
         worker: worker.clone(),
+        cache: None,
         attempts: attempt,
         ..TaskResult::decided(task.index, error)
     };
@@ -246,12 +247,13 @@ async fn execute(
         );
     }
     let deadline = Instant::now() + Duration::from_millis(left_ms);
-    let answered = |outcome: Result<Value, TaskError>| TaskResult {
+    let answered = |outcome: Result<Value, TaskError>, cache: Option<CacheUse>| TaskResult {
         index: task.index,
         outcome,
         attempts: attempt,
         duration_ms: 0,
         worker: worker.clone(),
+        cache,
     };
 
     // Prefetched calls run in a share of the slots, and only while someone may still claim them.
@@ -271,9 +273,12 @@ async fn execute(
         if shared.cache.is_none() {
             prefetch_metric(shared, entry, "skipped");
             return (
-                answered(Err(cancelled(
-                    "prefetched, but this worker has no cache to keep the result in",
-                ))),
+                answered(
+                    Err(cancelled(
+                        "prefetched, but this worker has no cache to keep the result in",
+                    )),
+                    None,
+                ),
                 None,
             );
         }
@@ -282,9 +287,9 @@ async fn execute(
             slot = shared.prefetch_slots.clone().acquire_owned() => _prefetch_slot = slot.ok(),
             _ = tokio::time::sleep_until(claim_by.into()) => {
                 prefetch_metric(shared, entry, "unclaimed");
-                return (answered(Err(unclaimed())), None);
+                return (answered(Err(unclaimed()), None), None);
             }
-            _ = cancel.cancelled() => return (answered(Err(cancelled("the job was ended while the task waited"))), None),
+            _ = cancel.cancelled() => return (answered(Err(cancelled("the job was ended while the task waited")), None), None),
         }
         if permits.run.is_none() {
             permits.run = shared.slots.clone().acquire_owned().await.ok();
@@ -294,7 +299,7 @@ async fn execute(
     // The result cache: a stored outcome, a running call's, or the lead.
     let flight =
         match through_cache(shared, entry, task, cache_key, permits, cancel, deadline).await {
-            CacheStep::Answer(outcome) => return (answered(outcome), None),
+            CacheStep::Answer(outcome, used) => return (answered(outcome, used), None),
             CacheStep::Run(flight) => flight,
         };
     let _renewal = match (&flight, &shared.cache) {
@@ -401,6 +406,7 @@ async fn execute(
         attempts: attempt,
         duration_ms,
         worker,
+        cache: None,
     };
     (result, flight)
 }
@@ -415,8 +421,8 @@ fn prefetch_metric(shared: &Shared, entry: &ToolEntry, outcome: &str) {
 
 /// What the cache says to do with a call.
 enum CacheStep {
-    /// Answer with this outcome without running the tool.
-    Answer(Result<Value, TaskError>),
+    /// Answer with this outcome without running the tool (from the cache, if said).
+    Answer(Result<Value, TaskError>, Option<CacheUse>),
     /// Run the tool, leading this flight if there is one.
     Run(Option<Flight>),
 }
@@ -457,7 +463,7 @@ async fn through_cache(
                 if prefetched {
                     prefetch_metric(shared, entry, "skipped");
                 }
-                return CacheStep::Answer(outcome);
+                return CacheStep::Answer(outcome, Some(CacheUse::Hit));
             }
             Ok(Claim::Leader(flight)) => {
                 count("miss");
@@ -472,21 +478,24 @@ async fn through_cache(
         };
         if prefetched {
             prefetch_metric(shared, entry, "skipped");
-            return CacheStep::Answer(Err(cancelled("prefetched, and already running elsewhere")));
+            return CacheStep::Answer(
+                Err(cancelled("prefetched, and already running elsewhere")),
+                None,
+            );
         }
         permits.run = None;
         let waited = tokio::select! {
             waited = cache.wait(&key, &running) => waited,
-            _ = cancel.cancelled() => return CacheStep::Answer(Err(cancelled("the job was ended while the task waited for the same call"))),
+            _ = cancel.cancelled() => return CacheStep::Answer(Err(cancelled("the job was ended while the task waited for the same call")), None),
             _ = tokio::time::sleep_until(deadline.into()) => return CacheStep::Answer(Err(TaskError::new(
                 ErrorKind::DeadlineExceeded,
                 "the job deadline passed while the task waited for the same call",
-            ))),
+            )), None),
         };
         match waited {
             Ok(Waited::Outcome(outcome)) => {
                 count("joined");
-                return CacheStep::Answer(outcome);
+                return CacheStep::Answer(outcome, Some(CacheUse::Joined));
             }
             Ok(Waited::Vacant) => {}
             Err(e) => {

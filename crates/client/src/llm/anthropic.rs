@@ -126,6 +126,7 @@ mod tests {
                 attempts: 1,
                 duration_ms: 1,
                 worker: None,
+                cache: None,
             }],
         );
         assert_eq!(

@@ -97,6 +97,7 @@ mod tests {
                 attempts: 1,
                 duration_ms: 1,
                 worker: None,
+                cache: None,
             },
             TaskResult::decided(1, TaskError::new(ErrorKind::Timeout, "slow")),
         ];
