@@ -12,7 +12,7 @@ use toolfan_coordinator::CoordinatorOptions;
 use toolfan_testkit::{NatsServer, RedisServer};
 use toolfan_worker::builtin::{add_builtin, BUILTIN_TOOLS};
 use toolfan_worker::limits::LimiterOptions;
-use toolfan_worker::{Worker, WorkerBuilder};
+use toolfan_worker::{CacheOptions, Worker, WorkerBuilder};
 
 /// A running local cluster; everything stops when it is dropped.
 pub(crate) struct LocalCluster {
@@ -74,7 +74,8 @@ impl LocalCluster {
                 .nats_url(&nats_url)
                 .id(format!("local-w{i}"))
                 .concurrency(options.concurrency)
-                .limits(LimiterOptions::new(&redis_url));
+                .limits(LimiterOptions::new(&redis_url))
+                .cache(CacheOptions::new(&redis_url));
             for name in BUILTIN_TOOLS {
                 builder = add_builtin(builder, name).map_err(anyhow::Error::msg)?;
             }

@@ -8,7 +8,10 @@
 //!   JetStream publish → pull → reply loop of the same size and concurrency.
 //! - `limits`   — observed fleet-wide rate against a configured limit.
 //! - `scale`    — 500 × sleep 50 ms with 1, 2 and 4 workers of 10 slots.
+//! - `cache`    — a batch tool against a plain one in front of a one-at-a-time
+//!   backend; a 500 ms call cold, from the cache, and prefetched.
 
+mod cache;
 mod latency;
 mod limits;
 mod throughput;
@@ -65,6 +68,8 @@ enum Scenario {
     },
     /// 500 × sleep 50 ms with 1, 2 and 4 workers of 10 slots: tasks/s per worker count.
     Scale,
+    /// Batching against a one-at-a-time backend; a slow call cold, cached and prefetched.
+    Cache,
 }
 
 pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -82,6 +87,7 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
             seconds,
         } => limits::run(workers, rate, burst, seconds).await?,
         Scenario::Scale => latency::scale().await?,
+        Scenario::Cache => cache::run().await?,
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&figures.json)?);
