@@ -9,11 +9,26 @@ use serde_json::{json, Value};
 use toolfan::{CacheUse, ErrorKind, Job, Task};
 use toolfan_e2e::Cluster;
 use toolfan_testkit::RedisServer;
-use toolfan_worker::{BatchOptions, CacheOptions, TaskContext, ToolError, Worker, WorkerBuilder};
+use toolfan_worker::{
+    BatchOptions, CacheOptions, TaskContext, ToolError, Worker, WorkerBuilder, WorkerOptions,
+};
 
 /// A tool that sleeps `ms` and counts its runs per args.
 fn counted(runs: Arc<Mutex<Vec<Value>>>, ms: u64) -> WorkerBuilder {
+    counted_in(runs, ms, prometheus::Registry::new())
+}
+
+/// [`counted`], its worker's metrics in `registry`.
+fn counted_in(
+    runs: Arc<Mutex<Vec<Value>>>,
+    ms: u64,
+    registry: prometheus::Registry,
+) -> WorkerBuilder {
     Worker::builder()
+        .options(WorkerOptions {
+            metrics: registry,
+            ..WorkerOptions::default()
+        })
         .concurrency(32)
         .tool("slow", move |_ctx: TaskContext, args: Value| {
             let runs = runs.clone();
@@ -25,6 +40,22 @@ fn counted(runs: Arc<Mutex<Vec<Value>>>, ms: u64) -> WorkerBuilder {
         })
 }
 
+/// The counter `name{outcome}` in `registry`, summed over its other labels.
+fn outcome_count(registry: &prometheus::Registry, name: &str, outcome: &str) -> f64 {
+    registry
+        .gather()
+        .iter()
+        .filter(|family| family.name() == name)
+        .flat_map(|family| family.get_metric())
+        .filter(|m| {
+            m.get_label()
+                .iter()
+                .any(|l| l.name() == "outcome" && l.value() == outcome)
+        })
+        .map(|m| m.get_counter().get_value())
+        .sum()
+}
+
 fn cached_by(redis: &RedisServer) -> CacheOptions {
     CacheOptions::new(redis.url())
 }
@@ -34,8 +65,13 @@ async fn fifty_one_task_jobs_share_a_few_batch_calls() -> anyhow::Result<()> {
     let cluster = Cluster::start().await?;
     let calls = Arc::new(Mutex::new(Vec::<usize>::new()));
     let seen = calls.clone();
+    let registry = prometheus::Registry::new();
+    let builder = Worker::builder().options(WorkerOptions {
+        metrics: registry.clone(),
+        ..WorkerOptions::default()
+    });
     cluster
-        .worker(Worker::builder().concurrency(64).batch_tool(
+        .worker(builder.concurrency(64).batch_tool(
             "classify",
             BatchOptions::new(16, Duration::from_millis(20)),
             move |inputs: Vec<Value>| {
@@ -96,6 +132,17 @@ async fn fifty_one_task_jobs_share_a_few_batch_calls() -> anyhow::Result<()> {
         calls.len()
     );
     assert!(calls.iter().all(|&n| n <= 16), "{calls:?}");
+    let sizes = registry
+        .gather()
+        .into_iter()
+        .find(|family| family.name() == "toolfan_batch_size")
+        .expect("the batch size histogram");
+    let histogram = sizes.get_metric()[0].get_histogram();
+    assert_eq!(
+        (histogram.get_sample_count(), histogram.get_sample_sum()),
+        (calls.len() as u64, 50.0),
+        "toolfan_batch_size counts every handler call and item"
+    );
     Ok(())
 }
 
@@ -131,12 +178,12 @@ async fn one_idempotency_key_runs_once_then_again_after_its_ttl() -> anyhow::Res
     let redis = RedisServer::start()?;
     let runs = Arc::new(Mutex::new(Vec::new()));
     // Two workers: the second call may land on either; it must not run.
-    cluster
-        .worker(counted(runs.clone(), 500).cache(cached_by(&redis)))
-        .await?;
-    cluster
-        .worker(counted(runs.clone(), 500).cache(cached_by(&redis)))
-        .await?;
+    let registries = [prometheus::Registry::new(), prometheus::Registry::new()];
+    for registry in &registries {
+        cluster
+            .worker(counted_in(runs.clone(), 500, registry.clone()).cache(cached_by(&redis)))
+            .await?;
+    }
     let client = cluster.client().await?;
     let task = |n: u32| {
         Task::new("slow", json!({"n": n}))
@@ -173,6 +220,22 @@ async fn one_idempotency_key_runs_once_then_again_after_its_ttl() -> anyhow::Res
     assert_eq!(fourth[0].value().unwrap()["answer"], json!({"n": 4}));
     assert_eq!(fourth[0].cache, None);
     assert_eq!(runs.lock().unwrap().len(), 2, "after the TTL it runs again");
+    // The workers counted it: two misses (runs), one joined call, one hit.
+    for (outcome, expected) in [
+        ("miss", 2.0),
+        ("joined", 1.0),
+        ("hit", 1.0),
+        ("unavailable", 0.0),
+    ] {
+        let counted: f64 = registries
+            .iter()
+            .map(|r| outcome_count(r, "toolfan_cache_total", outcome))
+            .sum();
+        assert_eq!(
+            counted, expected,
+            "toolfan_cache_total{{outcome={outcome:?}}}"
+        );
+    }
     Ok(())
 }
 
@@ -258,8 +321,13 @@ async fn an_unclaimed_prefetch_is_cancelled_after_its_ttl() -> anyhow::Result<()
     let finished = Arc::new(AtomicU32::new(0));
     let started = Arc::new(AtomicU32::new(0));
     let (f, s) = (finished.clone(), started.clone());
+    let registry = prometheus::Registry::new();
+    let builder = Worker::builder().options(WorkerOptions {
+        metrics: registry.clone(),
+        ..WorkerOptions::default()
+    });
     cluster
-        .worker(Worker::builder().cache(cached_by(&redis)).tool(
+        .worker(builder.cache(cached_by(&redis)).tool(
             "long",
             move |_ctx: TaskContext, _args: Value| {
                 let (f, s) = (f.clone(), s.clone());
@@ -285,6 +353,10 @@ async fn an_unclaimed_prefetch_is_cancelled_after_its_ttl() -> anyhow::Result<()
         finished.load(Ordering::SeqCst),
         0,
         "nobody claimed it: it was cancelled at its TTL"
+    );
+    assert_eq!(
+        outcome_count(&registry, "toolfan_prefetch_total", "unclaimed"),
+        1.0
     );
     // Nothing was stored: the confirmed call runs (and takes 1.5 s).
     let begun = Instant::now();
