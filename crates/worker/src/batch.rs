@@ -127,12 +127,10 @@ async fn collect<F, Fut, A, R>(
     A: Send + 'static,
     R: Serialize + Send + 'static,
 {
+    // Runs while the tool lives: a shutting-down worker still finishes
+    // its running tasks, batched ones too.
     loop {
-        let first = tokio::select! {
-            first = rx.recv() => first,
-            _ = runtime.shutdown.cancelled() => None,
-        };
-        let Some(first) = first else { return };
+        let Some(first) = rx.recv().await else { return };
         let mut batch = vec![first];
         let until = tokio::time::Instant::now() + options.max_wait;
         while batch.len() < options.max_size {

@@ -223,7 +223,6 @@ impl Worker {
                     .metrics
                     .batch_size
                     .with_label_values(&[name.as_str()]),
-                shutdown: shutdown.clone(),
             });
         }
         let tool_names: Vec<ToolName> = self.tools.keys().cloned().collect();

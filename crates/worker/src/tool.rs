@@ -27,7 +27,6 @@ pub trait Tool: Send + Sync + 'static {
 #[derive(Clone)]
 pub struct ToolRuntime {
     pub(crate) batch_sizes: prometheus::Histogram,
-    pub(crate) shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl<F, Fut> Tool for F
