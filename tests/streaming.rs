@@ -255,6 +255,35 @@ async fn the_job_deadline_ends_the_job_and_aborts_its_tasks() -> anyhow::Result<
 }
 
 #[tokio::test]
+async fn a_cancel_sent_before_any_coordinator_has_the_job_still_lands() -> anyhow::Result<()> {
+    let cluster = Cluster::without_coordinator()?;
+    cluster.builtin_worker(8).await?;
+    let client = cluster.client().await?;
+    let job = Job::new(vec![Task::new("sleep", json!({"ms": 3000})); 4]);
+    let handle = client.submit(job).await?;
+    // Nobody listens for the cancel yet: the job waits in the stream.
+    handle.cancel().await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    cluster.start_coordinator(|_| {});
+    let started = Instant::now();
+    let outcome = handle.wait().await?;
+    let took = started.elapsed();
+    assert_eq!(outcome.summary.status, JobStatus::Cancelled);
+    assert!(
+        outcome
+            .results
+            .iter()
+            .all(|r| r.error().map(|e| e.kind) == Some(ErrorKind::Cancelled)),
+        "{:?}",
+        outcome.results
+    );
+    // The naps take 3 s; the re-sent cancel ends the job long before.
+    assert!(took < Duration::from_millis(2000), "{took:?}");
+    eprintln!("a cancel sent before the coordinator started ended the job {took:?} after it did");
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_dropped_handle_lets_the_job_be_cancelled_after_the_grace() -> anyhow::Result<()> {
     let cluster = Cluster::start().await?;
     Naps::default().serve(&cluster).await?;

@@ -30,18 +30,23 @@ impl Cluster {
         configure: impl FnOnce(&mut CoordinatorOptions),
     ) -> anyhow::Result<Self> {
         let cluster = Self::without_coordinator()?;
+        cluster.start_coordinator(configure);
+        Ok(cluster)
+    }
+
+    /// Runs a coordinator, its options changed by `configure`, until the cluster drops.
+    pub fn start_coordinator(&self, configure: impl FnOnce(&mut CoordinatorOptions)) {
         let mut options = CoordinatorOptions {
-            nats_url: cluster.nats.url(),
+            nats_url: self.nats.url(),
             ..CoordinatorOptions::default()
         };
         configure(&mut options);
-        let shutdown = cluster.shutdown.clone();
+        let shutdown = self.shutdown.clone();
         tokio::spawn(async move {
             if let Err(e) = toolfan_coordinator::run(options, shutdown).await {
                 panic!("coordinator failed: {e}");
             }
         });
-        Ok(cluster)
     }
 
     /// A server alone.

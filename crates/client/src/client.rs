@@ -148,6 +148,7 @@ impl Client {
         let control = Control {
             nats: self.nats.clone(),
             cancel_subject: subjects.cancel(&self.options.caller, &id),
+            cancelled: Default::default(),
         };
         Ok(JobHandle::new(Submitted {
             total: job.tasks.len(),

@@ -1,6 +1,8 @@
 //! Following one submitted job: its events in completion order, and its
 //! results in input order.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::Subscriber;
@@ -52,7 +54,14 @@ pub struct JobOutcome {
 pub(crate) struct Control {
     pub(crate) nats: async_nats::Client,
     pub(crate) cancel_subject: String,
+    /// Set once the caller cancels: the handle sends the cancel again every
+    /// [`CANCEL_RESEND`] until the job ends, because a cancel is a core NATS
+    /// message and one sent before a coordinator took the job is lost.
+    pub(crate) cancelled: Arc<AtomicBool>,
 }
+
+/// How often a cancelled job's handle sends the cancel again while it waits.
+const CANCEL_RESEND: Duration = Duration::from_millis(250);
 
 /// What the client knows of a job it has just submitted.
 pub(crate) struct Submitted {
@@ -82,11 +91,17 @@ pub struct JobHandle {
     control: Control,
     _keepalive: Option<AbortOnDropHandle<()>>,
     trace: TraceParent,
+    /// Ticks while the handle waits; a cancelled job's cancel goes out again on each.
+    resend: tokio::time::Interval,
 }
 
 impl JobHandle {
     pub(crate) fn new(submitted: Submitted) -> Self {
+        let start = Instant::now() + CANCEL_RESEND;
+        let mut resend = tokio::time::interval_at(start, CANCEL_RESEND);
+        resend.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         Self {
+            resend,
             id: submitted.id,
             events: submitted.events,
             wait_until: Instant::now() + submitted.wait,
@@ -148,6 +163,12 @@ impl JobHandle {
                 message = self.events.next() => message,
                 _ = tokio::time::sleep_until(self.wait_until) => {
                     return Some(self.answer_from_stream().await);
+                }
+                _ = self.resend.tick() => {
+                    if self.control.cancelled.load(Ordering::Relaxed) {
+                        let _ = self.control.send_cancel().await;
+                    }
+                    continue;
                 }
             };
             let Some(message) = message else {
@@ -299,17 +320,27 @@ pub struct Canceller {
 }
 
 impl Canceller {
-    /// Cancels the job.
+    /// Cancels the job. While the job's handle waits for the end it sends
+    /// the cancel again every 250 ms, so a cancel sent before any
+    /// coordinator has taken the job still lands.
     pub async fn cancel(&self) -> Result<(), ClientError> {
-        let failed = |e: &dyn std::fmt::Display| ClientError::Submit {
-            job: self.job.clone(),
-            reason: format!("cancel not sent: {e}"),
-        };
+        self.control.cancelled.store(true, Ordering::Relaxed);
         self.control
-            .nats
-            .publish(self.control.cancel_subject.clone(), "".into())
+            .send_cancel()
             .await
-            .map_err(|e| failed(&e))?;
-        self.control.nats.flush().await.map_err(|e| failed(&e))
+            .map_err(|e| ClientError::Submit {
+                job: self.job.clone(),
+                reason: format!("cancel not sent: {e}"),
+            })
+    }
+}
+
+impl Control {
+    async fn send_cancel(&self) -> Result<(), String> {
+        self.nats
+            .publish(self.cancel_subject.clone(), "".into())
+            .await
+            .map_err(|e| e.to_string())?;
+        self.nats.flush().await.map_err(|e| e.to_string())
     }
 }
