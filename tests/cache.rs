@@ -424,3 +424,42 @@ async fn a_flight_whose_leader_is_killed_is_taken_over() -> anyhow::Result<()> {
     assert!(recovered < Duration::from_secs(9), "{recovered:?}");
     Ok(())
 }
+
+#[tokio::test]
+async fn cached_calls_run_uncached_while_redis_is_down() -> anyhow::Result<()> {
+    let cluster = Cluster::start().await?;
+    let mut redis = RedisServer::start()?;
+    let runs = Arc::new(Mutex::new(Vec::new()));
+    let registry = prometheus::Registry::new();
+    cluster
+        .worker(counted_in(runs.clone(), 50, registry.clone()).cache(cached_by(&redis)))
+        .await?;
+    let client = cluster.client().await?;
+    let call = || Task::new("slow", json!({"q": "same"})).cached();
+    client.fanout(vec![call()]).await?;
+    assert_eq!(runs.lock().unwrap().len(), 1);
+
+    redis.kill();
+    let started = Instant::now();
+    let results = client.fanout(vec![call(), call()]).await?;
+    let took = started.elapsed();
+    assert!(
+        results.iter().all(|r| r.is_ok() && r.cache.is_none()),
+        "{results:?}"
+    );
+    assert_eq!(runs.lock().unwrap().len(), 3, "both ran, uncached");
+    assert!(took < Duration::from_secs(8), "{took:?}");
+    assert_eq!(
+        outcome_count(&registry, "toolfan_cache_total", "unavailable"),
+        2.0
+    );
+    eprintln!("with Redis down, two cached calls ran uncached in {took:?}");
+
+    // Back (empty: nothing was persisted): sharing resumes.
+    redis.restart()?;
+    let results = client.fanout(vec![call()]).await?;
+    assert!(results[0].is_ok());
+    let again = client.fanout(vec![call()]).await?;
+    assert_eq!(again[0].cache, Some(CacheUse::Hit));
+    Ok(())
+}

@@ -19,6 +19,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use toolfan_protocol::{Subjects, TaskError, TaskMessage, DEFAULT_CACHE_TTL_MS};
 
+use crate::redis_conn::LazyRedis;
+
 static CLAIM: LazyLock<redis::Script> =
     LazyLock::new(|| redis::Script::new(include_str!("../lua/cache_claim.lua")));
 static FINISH: LazyLock<redis::Script> =
@@ -128,30 +130,35 @@ pub(crate) enum Waited {
 
 /// The cache, shared by a worker's tasks.
 pub(crate) struct Cache {
-    conn: redis::aio::ConnectionManager,
+    redis: LazyRedis,
     nats: async_nats::Client,
     subjects: Subjects,
     options: CacheOptions,
 }
 
 impl Cache {
-    /// Connects to Redis.
-    pub(crate) async fn connect(
+    /// A cache on `options.redis_url`, connected on first use (a worker
+    /// starts while Redis is down; its cached calls run uncached meanwhile).
+    pub(crate) fn new(
         options: CacheOptions,
         nats: async_nats::Client,
         subjects: Subjects,
     ) -> Result<Self, CacheError> {
-        let client = redis::Client::open(options.redis_url.as_str())
-            .map_err(|e| CacheError::redis("opening", e))?;
-        let conn = redis::aio::ConnectionManager::new(client)
-            .await
-            .map_err(|e| CacheError::redis("connecting", e))?;
+        let redis = LazyRedis::new(&options.redis_url)
+            .map_err(|e| CacheError::redis("invalid Redis URL", e))?;
         Ok(Self {
-            conn,
+            redis,
             nats,
             subjects,
             options,
         })
+    }
+
+    async fn conn(&self) -> Result<redis::aio::ConnectionManager, CacheError> {
+        self.redis
+            .get()
+            .await
+            .map_err(|e| CacheError::redis("connecting", e))
     }
 
     /// The keys of `task`, if it is cached.
@@ -176,7 +183,7 @@ impl Cache {
             .key(&key.flight)
             .arg(&id)
             .arg(self.options.flight_lease.as_millis() as u64)
-            .invoke_async(&mut self.conn.clone())
+            .invoke_async(&mut self.conn().await?)
             .await
             .map_err(|e| CacheError::redis("claiming", e))?;
         Ok(match what.as_str() {
@@ -190,26 +197,32 @@ impl Cache {
     }
 
     /// Keeps `flight`'s lease while the leader runs; stops when dropped.
-    pub(crate) fn renew(&self, flight: &Flight) -> tokio_util::task::AbortOnDropHandle<()> {
-        let mut conn = self.conn.clone();
+    /// (The flight was just claimed, so the connection exists.)
+    pub(crate) async fn renew(
+        &self,
+        flight: &Flight,
+    ) -> Result<tokio_util::task::AbortOnDropHandle<()>, CacheError> {
+        let conn = self.conn().await?;
         let (key, id) = (flight.key.flight.clone(), flight.id.clone());
         let lease = self.options.flight_lease;
-        tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(lease / 3);
-            ticker.tick().await;
-            loop {
+        Ok(tokio_util::task::AbortOnDropHandle::new(tokio::spawn(
+            async move {
+                let mut ticker = tokio::time::interval(lease / 3);
                 ticker.tick().await;
-                let renewed: Result<i64, _> = RENEW
-                    .key(&key)
-                    .arg(&id)
-                    .arg(lease.as_millis() as u64)
-                    .invoke_async(&mut conn)
-                    .await;
-                if let Err(e) = renewed {
-                    tracing::warn!(error = %e, "a flight's lease was not renewed");
+                loop {
+                    ticker.tick().await;
+                    let renewed: Result<i64, _> = RENEW
+                        .key(&key)
+                        .arg(&id)
+                        .arg(lease.as_millis() as u64)
+                        .invoke_async(&mut conn.clone())
+                        .await;
+                    if let Err(e) = renewed {
+                        tracing::warn!(error = %e, "a flight's lease was not renewed");
+                    }
                 }
-            }
-        }))
+            },
+        )))
     }
 
     /// Whether a call has joined `flight` (a prefetched call that nobody
@@ -217,7 +230,7 @@ impl Cache {
     pub(crate) async fn joined(&self, flight: &Flight) -> Result<bool, CacheError> {
         redis::cmd("EXISTS")
             .arg(self.claimed_key(&flight.id))
-            .query_async::<bool>(&mut self.conn.clone())
+            .query_async::<bool>(&mut self.conn().await?)
             .await
             .map_err(|e| CacheError::redis("checking a flight's waiters", e))
     }
@@ -246,7 +259,7 @@ impl Cache {
             .arg(if store { "1" } else { "0" })
             .arg(flight.key.ttl_ms)
             .arg(SHARED_OUTCOME_TTL_MS)
-            .invoke_async::<i64>(&mut self.conn.clone())
+            .invoke_async::<i64>(&mut self.conn().await?)
             .await
             .map_err(|e| CacheError::redis("ending a flight", e));
         // Waiters recheck Redis on this word (or on their own every `recheck`).
@@ -259,7 +272,7 @@ impl Cache {
 
     /// Waits for the flight `id` that another call leads.
     pub(crate) async fn wait(&self, key: &CacheKey, id: &str) -> Result<Waited, CacheError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn().await?;
         let mut ended = if id.is_empty() {
             None
         } else {

@@ -303,7 +303,7 @@ async fn execute(
             CacheStep::Run(flight) => flight,
         };
     let _renewal = match (&flight, &shared.cache) {
-        (Some(flight), Some(cache)) => Some(cache.renew(flight)),
+        (Some(flight), Some(cache)) => cache.renew(flight).await.ok(),
         _ => None,
     };
 

@@ -62,6 +62,7 @@ pub mod execute;
 pub mod http;
 pub mod limits;
 pub mod metrics;
+mod redis_conn;
 pub mod run;
 pub mod tool;
 

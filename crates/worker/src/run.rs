@@ -184,8 +184,7 @@ impl Worker {
         };
         let cache = match &options.cache {
             Some(cache) => Some(Arc::new(
-                Cache::connect(cache.clone(), client.clone(), options.subjects.clone())
-                    .await
+                Cache::new(cache.clone(), client.clone(), options.subjects.clone())
                     .map_err(|e| WorkerError::Config(e.to_string()))?,
             )),
             None => None,

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, LazyLock, RwLock};
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
+
+use crate::redis_conn::LazyRedis;
 use tokio_util::sync::CancellationToken;
 
 use super::{LimitError, LimitSpec, LimitStore};
@@ -76,10 +78,9 @@ pub struct Lease {
 
 /// A worker's view of the fleet's limits, and its way to take them.
 pub struct Limiter {
-    client: redis::Client,
+    redis: LazyRedis,
     /// Whether the last read of the definitions reached Redis.
     healthy: std::sync::atomic::AtomicBool,
-    conn: tokio::sync::RwLock<Option<ConnectionManager>>,
     options: LimiterOptions,
     definitions: RwLock<Arc<BTreeMap<String, LimitSpec>>>,
 }
@@ -101,12 +102,11 @@ impl Limiter {
             super::check_key(key)?;
             spec.validate()?;
         }
-        let client = redis::Client::open(options.redis_url.as_str())
+        let redis = LazyRedis::new(&options.redis_url)
             .map_err(|e| LimitError::Spec(format!("invalid Redis URL: {e}")))?;
         Ok(Self {
-            client,
+            redis,
             healthy: std::sync::atomic::AtomicBool::new(false),
-            conn: tokio::sync::RwLock::new(None),
             definitions: RwLock::new(Arc::new(options.defaults.clone())),
             options,
         })
@@ -118,21 +118,10 @@ impl Limiter {
     }
 
     async fn conn(&self) -> Result<ConnectionManager, LimitError> {
-        if let Some(conn) = self.conn.read().await.as_ref() {
-            return Ok(conn.clone());
-        }
-        let mut slot = self.conn.write().await;
-        if let Some(conn) = slot.as_ref() {
-            return Ok(conn.clone());
-        }
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(1)))
-            .set_number_of_retries(2);
-        let conn = ConnectionManager::new_with_config(self.client.clone(), config)
+        self.redis
+            .get()
             .await
-            .map_err(|e| LimitError::redis("connecting", e))?;
-        *slot = Some(conn.clone());
-        Ok(conn)
+            .map_err(|e| LimitError::redis("connecting", e))
     }
 
     /// Whether the last read of the definitions reached Redis.
