@@ -268,3 +268,48 @@ mod http {
         Ok(())
     }
 }
+
+#[tokio::test]
+async fn a_batched_command_tool_runs_once_per_batch() -> anyhow::Result<()> {
+    let cluster = Cluster::start().await?;
+    let dir = tempfile::tempdir()?;
+    let runs = dir.path().join("runs");
+    // Counts its runs, then answers each call of the batch (jq reads the array).
+    let script = format!(
+        "echo run >> {}; exec jq -c 'map(if .text == \"poison\" then {{error: \"poisoned\"}} else {{ok: (.text | ascii_upcase)}} end)'",
+        runs.display()
+    );
+    let toml = format!(
+        "[[tools]]\nname = \"shout\"\ncommand = [\"sh\", \"-c\", {script:?}]\nbatch = {{ max_size = 10, max_wait_ms = 50 }}\n"
+    );
+    let (_worker, _file) = cluster.configured_worker("batcher", &toml).await?;
+    let client = cluster.client().await?;
+    let jobs = (0..20).map(|i| {
+        let client = client.clone();
+        async move {
+            let text = if i == 7 {
+                "poison".to_owned()
+            } else {
+                format!("call {i}")
+            };
+            let results = client
+                .fanout(vec![Task::new("shout", json!({ "text": text }))])
+                .await?;
+            anyhow::Ok((text, results.into_iter().next().expect("a result")))
+        }
+    });
+    for (text, result) in futures::future::try_join_all(jobs).await? {
+        if text == "poison" {
+            assert_eq!(result.error().map(|e| e.message.as_str()), Some("poisoned"));
+        } else {
+            assert_eq!(result.value(), Some(&json!(text.to_uppercase())));
+        }
+    }
+    let runs = std::fs::read_to_string(&runs)?.lines().count();
+    eprintln!("20 one-task jobs → {runs} runs of the batch program");
+    assert!(
+        (2..=5).contains(&runs),
+        "{runs} runs for 20 calls in batches of 10"
+    );
+    Ok(())
+}

@@ -9,6 +9,7 @@
 //! max_in_flight = 4             # optional, fleet-wide
 //! description = "Counts the bytes of its arguments' JSON."   # optional, for LLMs
 //! parameters = { type = "object", properties = { text = { type = "string" } } }  # optional JSON Schema
+//! batch = { max_size = 16, max_wait_ms = 20 }   # optional: one run per batch of calls
 //!
 //! [[tools]]
 //! name = "weather"
@@ -21,6 +22,9 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
+use std::time::Duration;
+
+use crate::batch::BatchOptions;
 use crate::command::CommandTool;
 use crate::describe::{any_object, check_parameters};
 use crate::http::{HttpDef, HttpTool};
@@ -56,6 +60,18 @@ pub struct ToolDef {
     /// command tool takes any object and an HTTP tool requires its URL
     /// template's placeholders as strings.
     pub parameters: Option<toml::Table>,
+    /// Run a command tool once per batch of calls (see [`crate::command`]).
+    pub batch: Option<BatchDef>,
+}
+
+/// How a command tool batches its calls.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchDef {
+    /// Most calls per run of the program.
+    pub max_size: usize,
+    /// Longest a call waits for others, in ms.
+    pub max_wait_ms: u64,
 }
 
 impl ToolsFile {
@@ -73,6 +89,12 @@ impl ToolsFile {
             if let Some(parameters) = &tool.parameters {
                 let schema = serde_json::to_value(parameters).map_err(|e| e.to_string())?;
                 check_parameters(&schema).map_err(|e| format!("tool {:?}: {e}", tool.name))?;
+            }
+            if tool.batch.is_some() && tool.command.is_none() {
+                return Err(format!(
+                    "tool {:?}: `batch` applies to command tools only",
+                    tool.name
+                ));
             }
             match (&tool.command, &tool.http) {
                 (Some(argv), None) if argv.is_empty() => {
@@ -107,6 +129,18 @@ impl ToolsFile {
             if let Some(description) = tool.description {
                 builder = builder.describe(tool.name.clone(), description);
             }
+            if let (Some(argv), Some(batch)) = (&tool.command, tool.batch) {
+                let command =
+                    Arc::new(CommandTool::new(argv.clone()).expect("checked when parsed"));
+                let options =
+                    BatchOptions::new(batch.max_size, Duration::from_millis(batch.max_wait_ms));
+                builder = builder.batch_tool(tool.name.clone(), options, move |inputs| {
+                    let command = command.clone();
+                    async move { command.run_batch(inputs).await }
+                });
+                builder = limits_of(builder, tool.name, tool.limit_keys, tool.max_in_flight);
+                continue;
+            }
             let made: Arc<dyn Tool> = match (tool.command, tool.http) {
                 (Some(argv), _) => Arc::new(CommandTool::new(argv).expect("checked when parsed")),
                 (None, Some(http)) => Arc::new(
@@ -116,15 +150,26 @@ impl ToolsFile {
                 (None, None) => unreachable!("checked when parsed"),
             };
             builder = builder.boxed_tool(tool.name.clone(), made);
-            if !tool.limit_keys.is_empty() {
-                builder = builder.limit_keys(tool.name.clone(), tool.limit_keys);
-            }
-            if let Some(max) = tool.max_in_flight {
-                builder = builder.tool_max_in_flight(tool.name, max);
-            }
+            builder = limits_of(builder, tool.name, tool.limit_keys, tool.max_in_flight);
         }
         Ok(builder)
     }
+}
+
+/// Puts `tool` under its limit keys and fleet-wide cap.
+fn limits_of(
+    mut builder: WorkerBuilder,
+    tool: String,
+    keys: Vec<String>,
+    max_in_flight: Option<i64>,
+) -> WorkerBuilder {
+    if !keys.is_empty() {
+        builder = builder.limit_keys(tool.clone(), keys);
+    }
+    if let Some(max) = max_in_flight {
+        builder = builder.tool_max_in_flight(tool, max);
+    }
+    builder
 }
 
 #[cfg(test)]
@@ -175,5 +220,11 @@ mod tests {
         let schema = serde_json::to_value(wordcount.parameters.as_ref().unwrap()).unwrap();
         assert_eq!(schema["required"], serde_json::json!(["text"]));
         assert!(file.tools.iter().any(|t| t.http.is_some()));
+        assert!(file.tools.iter().any(|t| t.batch.is_some()));
+        let err = ToolsFile::parse(
+            "[[tools]]\nname = \"x\"\nhttp = { url = \"http://h/\", allowed_hosts = [\"h\"] }\nbatch = { max_size = 2, max_wait_ms = 5 }\n",
+        )
+        .unwrap_err();
+        assert!(err.contains("command tools only"), "{err}");
     }
 }
