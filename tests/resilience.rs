@@ -436,6 +436,30 @@ async fn sigterm_lets_a_worker_finish_its_tasks_and_exit_cleanly() -> anyhow::Re
 }
 
 #[tokio::test]
+async fn an_idle_worker_serving_many_tools_exits_promptly_on_sigterm() -> anyhow::Result<()> {
+    let cluster = Cluster::start().await?;
+    let url = cluster.nats.url();
+    // The built-in tools: five pull loops, each with a pull request open.
+    let worker = spawn("toolfan-worker", &["--nats-url", &url, "--id", "idle"])?;
+    cluster.wait_for_workers(&["idle".to_owned()]).await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    terminate(&worker)?;
+    let asked = Instant::now();
+    let mut worker = worker;
+    let status = tokio::task::spawn_blocking(move || worker.wait()).await??;
+    let exited_after = asked.elapsed();
+    assert!(status.success(), "exit status {status}");
+    // Each pull loop waits out its open pull request (1 s) and then stops;
+    // none may start another.
+    assert!(
+        exited_after < Duration::from_millis(1800),
+        "an idle worker took {exited_after:?} to exit"
+    );
+    eprintln!("an idle worker with 5 tools exited {exited_after:?} after SIGTERM");
+    Ok(())
+}
+
+#[tokio::test]
 async fn sigterm_makes_a_coordinator_hand_its_jobs_to_another() -> anyhow::Result<()> {
     let cluster = Cluster::without_coordinator()?;
     let url = cluster.nats.url();

@@ -114,5 +114,8 @@ impl LocalCluster {
             }
         };
         let _ = tokio::time::timeout(Duration::from_secs(5), stop).await;
+        // Close the demo client before the servers go, so it does not see
+        // them vanish and warn about a lost connection.
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.client.close()).await;
     }
 }

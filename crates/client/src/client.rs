@@ -99,6 +99,18 @@ impl Client {
         })
     }
 
+    /// Sends what is buffered and closes the connection (for every clone
+    /// of this client). Jobs already submitted run on; their handles stop
+    /// hearing about them.
+    pub async fn close(self) -> Result<(), ClientError> {
+        self.nats.drain().await.map_err(|e| {
+            ClientError::Transport(toolfan_transport::TransportError::jetstream(
+                "closing the connection",
+                e,
+            ))
+        })
+    }
+
     /// Runs `tasks` as one job with the default window and deadline and
     /// returns one result per task, in input order.
     pub async fn fanout(&self, tasks: Vec<TaskSpec>) -> Result<Vec<TaskResult>, ClientError> {

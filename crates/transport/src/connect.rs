@@ -31,6 +31,7 @@ pub async fn connect_observed(
         .filter(|s| !s.is_empty())
         .collect();
     let seen_first = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let connection: Arc<str> = Arc::from(name);
     let options = auth.apply(async_nats::ConnectOptions::new()).await?;
     options
         .name(name)
@@ -41,18 +42,19 @@ pub async fn connect_observed(
         .event_callback(move |event| {
             let on_reconnect = on_reconnect.clone();
             let seen_first = seen_first.clone();
+            let connection = connection.clone();
             async move {
                 match event {
                     async_nats::Event::Connected => {
                         if seen_first.swap(true, std::sync::atomic::Ordering::Relaxed) {
-                            tracing::info!("reconnected to NATS");
+                            tracing::info!(%connection, "reconnected to NATS");
                             if let Some(on_reconnect) = on_reconnect {
                                 on_reconnect();
                             }
                         }
                     }
                     async_nats::Event::Disconnected => {
-                        tracing::warn!("disconnected from NATS; reconnecting")
+                        tracing::warn!(%connection, "disconnected from NATS; reconnecting")
                     }
                     async_nats::Event::SlowConsumer(sid) => {
                         tracing::warn!(sid, "a subscription fell behind and dropped messages")

@@ -55,12 +55,15 @@ pub async fn pull_with_slots<S, H, Fut>(
 {
     let mut failures = 0u32;
     loop {
+        // Stop first: with both ready, an unbiased select would pull
+        // another batch (and wait out its expiry) half the time.
         tokio::select! {
+            biased;
+            _ = stop.cancelled() => return,
             permit = slots.acquire() => match permit {
                 Some(permit) => drop(permit),
                 None => return,
             },
-            _ = stop.cancelled() => return,
         }
         let want = slots.free().clamp(1, MAX_PULL);
         let batch = consumer

@@ -239,14 +239,14 @@ impl Worker {
                 stop_pulling.clone(),
             ));
         }
-        tokio::spawn(abort::follow(
+        let aborts = tokio::spawn(abort::follow(
             client.clone(),
             shared.topology.subjects.clone(),
             shared.aborts.clone(),
             shutdown.clone(),
         ));
         let announcer = tokio::spawn(announce::run(
-            client,
+            client.clone(),
             shared.clone(),
             tool_names,
             self.descriptions,
@@ -257,6 +257,10 @@ impl Worker {
         while loops.join_next().await.is_some() {}
         drain(&shared, &tasks).await;
         let _ = announcer.await;
+        let _ = aborts.await;
+        // Close the connection now (every clone of it), rather than
+        // whenever the last handle happens to drop.
+        let _ = tokio::time::timeout(Duration::from_secs(2), client.drain()).await;
         tracing::info!(worker = %shared.options.id, "worker stopped");
         Ok(())
     }
