@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use toolfan::{CacheUse, ErrorKind, Job, Task};
-use toolfan_e2e::Cluster;
+use toolfan::{CacheUse, ErrorKind, Job, Task, TaskResult};
+use toolfan_e2e::{one_task_jobs, Cluster};
 use toolfan_testkit::RedisServer;
 use toolfan_worker::{
     BatchOptions, CacheOptions, TaskContext, ToolError, Worker, WorkerBuilder, WorkerOptions,
@@ -91,21 +91,20 @@ async fn fifty_one_task_jobs_share_a_few_batch_calls() -> anyhow::Result<()> {
         ))
         .await?;
     let client = cluster.client().await?;
-    let jobs = (0..50).map(|i| {
-        let client = client.clone();
-        async move {
-            let text = if i == 17 {
+    let texts: Vec<String> = (0..50)
+        .map(|i| {
+            if i == 17 {
                 "poison".to_owned()
             } else {
                 format!("prompt number {i}")
-            };
-            let results = client
-                .fanout(vec![Task::new("classify", json!({ "text": text }))])
-                .await?;
-            anyhow::Ok((text, results.into_iter().next().expect("one result")))
-        }
-    });
-    let answers = futures::future::try_join_all(jobs).await?;
+            }
+        })
+        .collect();
+    let tasks = texts
+        .iter()
+        .map(|text| Task::new("classify", json!({ "text": text })));
+    let results = one_task_jobs(&client, tasks.collect()).await?;
+    let answers: Vec<(String, TaskResult)> = texts.into_iter().zip(results).collect();
     for (text, result) in &answers {
         if text == "poison" {
             let error = result.error().expect("the poisoned item fails");

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use toolfan::{ErrorKind, Job, Policy, Task};
-use toolfan_e2e::Cluster;
+use toolfan_e2e::{one_task_jobs, Cluster};
 use toolfan_worker::command::CommandTool;
 use toolfan_worker::Worker;
 
@@ -284,21 +284,20 @@ async fn a_batched_command_tool_runs_once_per_batch() -> anyhow::Result<()> {
     );
     let (_worker, _file) = cluster.configured_worker("batcher", &toml).await?;
     let client = cluster.client().await?;
-    let jobs = (0..20).map(|i| {
-        let client = client.clone();
-        async move {
-            let text = if i == 7 {
+    let texts: Vec<String> = (0..20)
+        .map(|i| {
+            if i == 7 {
                 "poison".to_owned()
             } else {
                 format!("call {i}")
-            };
-            let results = client
-                .fanout(vec![Task::new("shout", json!({ "text": text }))])
-                .await?;
-            anyhow::Ok((text, results.into_iter().next().expect("a result")))
-        }
-    });
-    for (text, result) in futures::future::try_join_all(jobs).await? {
+            }
+        })
+        .collect();
+    let tasks = texts
+        .iter()
+        .map(|text| Task::new("shout", json!({ "text": text })));
+    let results = one_task_jobs(&client, tasks.collect()).await?;
+    for (text, result) in texts.into_iter().zip(results) {
         if text == "poison" {
             assert_eq!(result.error().map(|e| e.message.as_str()), Some("poisoned"));
         } else {

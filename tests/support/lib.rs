@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
-use toolfan::{Client, ClientOptions, ErrorKind, Job, JobStatus, TaskResult};
+use toolfan::{Client, ClientOptions, ErrorKind, Job, JobStatus, Task, TaskResult};
 use toolfan_coordinator::CoordinatorOptions;
 use toolfan_protocol::ReplyEvent;
 pub use toolfan_testkit::stats::max_in_window;
@@ -118,6 +118,21 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         self.shutdown.cancel();
     }
+}
+
+/// Submits one one-task job per task, all at once (each its own caller
+/// job, as many callers would), and returns their results in task order.
+pub async fn one_task_jobs(client: &Client, tasks: Vec<Task>) -> anyhow::Result<Vec<TaskResult>> {
+    let jobs = tasks.into_iter().map(|task| async move {
+        let results = client.fanout(vec![task]).await?;
+        anyhow::Ok(
+            results
+                .into_iter()
+                .next()
+                .expect("one result per one-task job"),
+        )
+    });
+    futures::future::try_join_all(jobs).await
 }
 
 /// Submits `job`, waits for its results, and returns them with the time taken.

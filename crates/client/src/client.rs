@@ -103,12 +103,10 @@ impl Client {
     /// of this client). Jobs already submitted run on; their handles stop
     /// hearing about them.
     pub async fn close(self) -> Result<(), ClientError> {
-        self.nats.drain().await.map_err(|e| {
-            ClientError::Transport(toolfan_transport::TransportError::jetstream(
-                "closing the connection",
-                e,
-            ))
-        })
+        self.nats
+            .drain()
+            .await
+            .map_err(|e| ClientError::transport("closing the connection", e))
     }
 
     /// Runs `tasks` as one job with the default window and deadline and

@@ -42,3 +42,10 @@ pub enum ClientError {
     #[error("the NATS connection closed while waiting for job {0}")]
     Disconnected(JobId),
 }
+
+impl ClientError {
+    /// NATS failed while doing `what`.
+    pub(crate) fn transport(what: &str, reason: impl std::fmt::Display) -> Self {
+        Self::Transport(toolfan_transport::TransportError::jetstream(what, reason))
+    }
+}

@@ -14,10 +14,7 @@ impl Client {
     pub async fn workers(&self, listen: Duration) -> Result<Vec<WorkerInfo>, ClientError> {
         let subjects = &self.options.subjects;
         let failed = |e: &dyn std::fmt::Display| {
-            ClientError::Transport(toolfan_transport::TransportError::jetstream(
-                "listening for worker heartbeats",
-                e,
-            ))
+            ClientError::transport("listening for worker heartbeats", e)
         };
         let mut beats = self
             .nats
@@ -52,12 +49,8 @@ impl Client {
     /// the same tool differently (a rolling upgrade) are logged, and the
     /// description of the lowest worker id is kept.
     pub async fn tools(&self, listen: Duration) -> Result<Vec<ToolDescription>, ClientError> {
-        let failed = |e: &dyn std::fmt::Display| {
-            ClientError::Transport(toolfan_transport::TransportError::jetstream(
-                "asking workers for their tools",
-                e,
-            ))
-        };
+        let failed =
+            |e: &dyn std::fmt::Display| ClientError::transport("asking workers for their tools", e);
         let inbox = self.nats.new_inbox();
         let mut answers = self
             .nats

@@ -48,12 +48,9 @@ impl Prefetched {
         }
         let now = Instant::now();
         for task in tasks.iter_mut().filter(|t| !t.is_cached()) {
-            task.cache = true;
-            let live = task
-                .cache_id()
-                .and_then(|id| calls.get(&(task.tool.to_string(), id)))
+            task.cache = calls
+                .get(&(task.tool.to_string(), task.args_cache_id()))
                 .is_some_and(|until| *until > now);
-            task.cache = live;
         }
     }
 }

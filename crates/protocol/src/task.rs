@@ -62,6 +62,15 @@ pub struct TaskSpec {
 /// How long a cached result is served unless the task says otherwise.
 pub const DEFAULT_CACHE_TTL_MS: u64 = 10 * 60 * 1000;
 
+/// The SHA-256 of `prefix` and `bytes`, in hex.
+fn sha256_hex(prefix: &[u8], bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    hash.update(prefix);
+    hash.update(bytes);
+    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Writes `value` as JSON with every object's keys sorted, so equal values
 /// give equal text whatever order their keys arrived in.
 fn canonical_json(value: &Value, out: &mut String) {
@@ -158,22 +167,19 @@ impl TaskSpec {
     /// key, or of the canonical args (object keys sorted, no whitespace).
     /// `None` if the call is not cached. Scope it by caller and tool.
     pub fn cache_id(&self) -> Option<String> {
-        use sha2::{Digest, Sha256};
-        let mut hash = Sha256::new();
         match (&self.idempotency_key, self.cache) {
-            (Some(key), _) => {
-                hash.update(b"key:");
-                hash.update(key.as_bytes());
-            }
-            (None, true) => {
-                hash.update(b"args:");
-                let mut text = String::new();
-                canonical_json(&self.args, &mut text);
-                hash.update(text.as_bytes());
-            }
-            (None, false) => return None,
+            (Some(key), _) => Some(sha256_hex(b"key:", key.as_bytes())),
+            (None, true) => Some(self.args_cache_id()),
+            (None, false) => None,
         }
-        Some(hash.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    }
+
+    /// The id the call has when cached by its args (`cache: true`, no
+    /// idempotency key): a SHA-256 of its canonical args.
+    pub fn args_cache_id(&self) -> String {
+        let mut text = String::new();
+        canonical_json(&self.args, &mut text);
+        sha256_hex(b"args:", text.as_bytes())
     }
 
     /// Limits one attempt to `timeout`.

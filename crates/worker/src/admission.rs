@@ -75,7 +75,7 @@ pub(crate) async fn admit(
     deadline: Instant,
 ) -> Result<Option<Lease>, TaskError> {
     let turn = shared.turns.for_limits(limits);
-    permits.run = None;
+    permits.give_back_run_slot();
     let started = Instant::now();
     let _turn = tokio::time::timeout_at(deadline, turn.lock())
         .await
@@ -97,9 +97,7 @@ pub(crate) async fn admit(
         }
     };
     loop {
-        if permits.run.is_none() {
-            permits.run = shared.slots.clone().acquire_owned().await.ok();
-        }
+        permits.retake_run_slot(&shared.slots).await;
         let limits = limiter.applicable(ask.tool_keys, ask.rate_key);
         if limits.is_empty() {
             return Ok(None);
@@ -159,7 +157,7 @@ pub(crate) async fn admit(
                 REDIS_RETRY
             }
         };
-        permits.run = None;
+        permits.give_back_run_slot();
         tokio::time::sleep(wait).await;
     }
 }

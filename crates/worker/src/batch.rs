@@ -24,7 +24,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::tool::{ToolFuture, ToolRuntime};
+use crate::tool::{json_value, typed_args, ToolFuture, ToolRuntime};
 use crate::{TaskContext, Tool, ToolError};
 
 /// How a batch tool gathers calls.
@@ -89,9 +89,9 @@ where
 {
     fn call(&self, _ctx: TaskContext, args: Value) -> ToolFuture {
         // Args that do not fit fail alone, before they join a batch.
-        let args = match serde_json::from_value::<A>(args) {
+        let args = match typed_args::<A>(args) {
             Ok(args) => args,
-            Err(e) => return Box::pin(async move { Err(ToolError::invalid_args(e.to_string())) }),
+            Err(e) => return Box::pin(async move { Err(e) }),
         };
         let (reply, answer) = oneshot::channel();
         let sent = self.tx.send(Item { args, reply });
@@ -166,12 +166,7 @@ where
     let outcomes: Vec<Result<Value, ToolError>> = match ran {
         Ok(Ok(outcomes)) if outcomes.len() == count => outcomes
             .into_iter()
-            .map(|o| {
-                o.and_then(|value| {
-                    serde_json::to_value(value)
-                        .map_err(|e| ToolError::new(format!("the tool's value is not JSON: {e}")))
-                })
-            })
+            .map(|o| o.and_then(json_value))
             .collect(),
         Ok(Ok(outcomes)) => {
             let error = ToolError::new(format!(

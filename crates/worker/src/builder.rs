@@ -184,11 +184,7 @@ impl WorkerBuilder {
         R: Serialize + 'static,
     {
         let name = name.into();
-        let (doc, schema) = schema_of::<A>();
-        self.parameters.insert(name.clone(), schema);
-        if !doc.is_empty() {
-            self.descriptions.entry(name.clone()).or_insert(doc);
-        }
+        self.describe_args::<A>(&name);
         self.tools
             .insert(name, Arc::new(Typed::<F, A, R>::new(tool)));
         self
@@ -226,12 +222,18 @@ impl WorkerBuilder {
         R: Serialize + Send + 'static,
     {
         let name = name.into();
-        let (doc, schema) = schema_of::<A>();
-        self.parameters.insert(name.clone(), schema);
-        if !doc.is_empty() {
-            self.descriptions.entry(name.clone()).or_insert(doc);
-        }
+        self.describe_args::<A>(&name);
         self.add_batch::<F, Fut, A, R>(name, options, handler)
+    }
+
+    /// Takes `tool`'s parameters from `A`'s JSON Schema and, unless one was
+    /// given, its description from `A`'s doc comment.
+    fn describe_args<A: JsonSchema>(&mut self, tool: &str) {
+        let (doc, schema) = schema_of::<A>();
+        self.parameters.insert(tool.to_owned(), schema);
+        if !doc.is_empty() {
+            self.descriptions.entry(tool.to_owned()).or_insert(doc);
+        }
     }
 
     fn add_batch<F, Fut, A, R>(mut self, name: String, options: BatchOptions, handler: F) -> Self

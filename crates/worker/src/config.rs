@@ -59,7 +59,7 @@ pub struct ToolDef {
     /// JSON Schema of the tool's arguments (an object schema). Without it a
     /// command tool takes any object and an HTTP tool requires its URL
     /// template's placeholders as strings.
-    pub parameters: Option<toml::Table>,
+    pub parameters: Option<serde_json::Value>,
     /// Run a command tool once per batch of calls (see [`crate::command`]).
     pub batch: Option<BatchDef>,
 }
@@ -86,9 +86,8 @@ impl ToolsFile {
     pub fn parse(text: &str) -> Result<Self, String> {
         let file: ToolsFile = toml::from_str(text).map_err(|e| e.to_string())?;
         for tool in &file.tools {
-            if let Some(parameters) = &tool.parameters {
-                let schema = serde_json::to_value(parameters).map_err(|e| e.to_string())?;
-                check_parameters(&schema).map_err(|e| format!("tool {:?}: {e}", tool.name))?;
+            if let Some(schema) = &tool.parameters {
+                check_parameters(schema).map_err(|e| format!("tool {:?}: {e}", tool.name))?;
             }
             if tool.batch.is_some() && tool.command.is_none() {
                 return Err(format!(
@@ -119,9 +118,8 @@ impl ToolsFile {
     /// are not set, or whose method is unknown, is an error naming it.
     pub fn apply(self, mut builder: WorkerBuilder) -> Result<WorkerBuilder, WorkerError> {
         for tool in self.tools {
-            let parameters = match (&tool.parameters, &tool.http) {
-                (Some(table), _) => serde_json::to_value(table)
-                    .map_err(|e| WorkerError::Config(format!("tool {:?}: {e}", tool.name)))?,
+            let parameters = match (tool.parameters, &tool.http) {
+                (Some(schema), _) => schema,
                 (None, Some(http)) => http.placeholder_schema(),
                 (None, None) => any_object(),
             };
@@ -217,7 +215,7 @@ mod tests {
             wordcount.description.as_deref(),
             Some("Counts the words of a text.")
         );
-        let schema = serde_json::to_value(wordcount.parameters.as_ref().unwrap()).unwrap();
+        let schema = wordcount.parameters.as_ref().unwrap();
         assert_eq!(schema["required"], serde_json::json!(["text"]));
         assert!(file.tools.iter().any(|t| t.http.is_some()));
         assert!(file.tools.iter().any(|t| t.batch.is_some()));

@@ -258,18 +258,11 @@ async fn execute(
 
     // Prefetched calls run in a share of the slots, and only while someone may still claim them.
     let claim_by = task.task.prefetch_ttl_ms.map(|ttl| {
-        let since = queued_since
-            .map(|q| {
-                (time::OffsetDateTime::now_utc() - q)
-                    .as_seconds_f64()
-                    .max(0.0)
-            })
-            .unwrap_or(0.0);
+        let since = queued_since.map(seconds_since).unwrap_or(0.0);
         Instant::now() + Duration::from_millis(ttl).saturating_sub(Duration::from_secs_f64(since))
     });
     let mut _prefetch_slot = None;
     if let Some(claim_by) = claim_by {
-        let unclaimed = || cancelled("prefetched, and nobody claimed it in time");
         if shared.cache.is_none() {
             prefetch_metric(shared, entry, "skipped");
             return (
@@ -282,7 +275,7 @@ async fn execute(
                 None,
             );
         }
-        permits.run = None;
+        permits.give_back_run_slot();
         tokio::select! {
             slot = shared.prefetch_slots.clone().acquire_owned() => _prefetch_slot = slot.ok(),
             _ = tokio::time::sleep_until(claim_by.into()) => {
@@ -291,9 +284,7 @@ async fn execute(
             }
             _ = cancel.cancelled() => return (answered(Err(cancelled("the job was ended while the task waited")), None), None),
         }
-        if permits.run.is_none() {
-            permits.run = shared.slots.clone().acquire_owned().await.ok();
-        }
+        permits.retake_run_slot(&shared.slots).await;
     }
 
     // The result cache: a stored outcome, a running call's, or the lead.
@@ -349,13 +340,10 @@ async fn execute(
     let _running = Running::new(&shared.in_flight, metrics, tool);
     metrics.attempts.with_label_values(&[tool]).inc();
     if let Some(queued) = queued_since {
-        let waited = (time::OffsetDateTime::now_utc() - queued)
-            .as_seconds_f64()
-            .max(0.0);
         metrics
             .queue_wait_seconds
             .with_label_values(&[tool])
-            .observe(waited);
+            .observe(seconds_since(queued));
     }
     let started = Instant::now();
     let run_cancel = ctx.cancel.clone();
@@ -372,20 +360,20 @@ async fn execute(
                 std::future::pending().await
             };
             tokio::pin!(run, watchdog);
-            let mut unclaimed = false;
+            let mut fired = false;
             loop {
                 tokio::select! {
                     outcome = &mut run => break match outcome {
-                        Err(e) if unclaimed && e.kind == ErrorKind::Cancelled => {
+                        Err(e) if fired && e.kind == ErrorKind::Cancelled => {
                             prefetch_metric(shared, entry, "unclaimed");
-                            Err(cancelled("prefetched, and nobody claimed it in time"))
+                            Err(unclaimed())
                         }
                         other => {
                             prefetch_metric(shared, entry, "ran");
                             other
                         }
                     },
-                    fired = &mut watchdog, if !unclaimed => unclaimed = fired,
+                    cancelled_it = &mut watchdog, if !fired => fired = cancelled_it,
                 }
             }
         }
@@ -483,7 +471,7 @@ async fn through_cache(
                 None,
             );
         }
-        permits.run = None;
+        permits.give_back_run_slot();
         let waited = tokio::select! {
             waited = cache.wait(&key, &running) => waited,
             _ = cancel.cancelled() => return CacheStep::Answer(Err(cancelled("the job was ended while the task waited for the same call")), None),
@@ -492,23 +480,22 @@ async fn through_cache(
                 "the job deadline passed while the task waited for the same call",
             )), None),
         };
-        match waited {
+        let unavailable = match waited {
             Ok(Waited::Outcome(outcome)) => {
                 count("joined");
                 return CacheStep::Answer(outcome, Some(CacheUse::Joined));
             }
-            Ok(Waited::Vacant) => {}
+            // It ended without an outcome: claim again.
+            Ok(Waited::Vacant) => false,
             Err(e) => {
                 tracing::warn!(error = %e, "running a cached call uncached");
                 count("unavailable");
-                if permits.run.is_none() {
-                    permits.run = shared.slots.clone().acquire_owned().await.ok();
-                }
-                return CacheStep::Run(None);
+                true
             }
-        }
-        if permits.run.is_none() {
-            permits.run = shared.slots.clone().acquire_owned().await.ok();
+        };
+        permits.retake_run_slot(&shared.slots).await;
+        if unavailable {
+            return CacheStep::Run(None);
         }
     }
 }
@@ -546,6 +533,18 @@ impl Drop for Running<'_> {
 
 fn cancelled(message: &str) -> TaskError {
     TaskError::new(ErrorKind::Cancelled, message)
+}
+
+/// A prefetched call cancelled at its TTL, nobody having joined it.
+fn unclaimed() -> TaskError {
+    cancelled("prefetched, and nobody claimed it in time")
+}
+
+/// Seconds from `then` to now, never negative (clocks may disagree).
+fn seconds_since(then: time::OffsetDateTime) -> f64 {
+    (time::OffsetDateTime::now_utc() - then)
+        .as_seconds_f64()
+        .max(0.0)
 }
 
 /// How long a cancelled tool may take to clean up (through

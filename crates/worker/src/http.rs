@@ -44,17 +44,13 @@ impl HttpDef {
     /// required string (other args are allowed; POST, PUT and PATCH send
     /// them in the body).
     pub fn placeholder_schema(&self) -> Value {
-        let mut names = Vec::new();
-        let mut rest = self.url.as_str();
-        while let Some(start) = rest.find('{') {
-            let Some(end) = rest[start..].find('}') else {
-                break;
-            };
-            let name = &rest[start + 1..start + end];
-            if !names.iter().any(|n| n == name) {
-                names.push(name.to_owned());
+        let mut names: Vec<String> = Vec::new();
+        for piece in pieces(&self.url).map_while(Result::ok) {
+            if let Piece::Arg(name) = piece {
+                if !names.iter().any(|n| n == name) {
+                    names.push(name.to_owned());
+                }
             }
-            rest = &rest[start + end + 1..];
         }
         let properties: serde_json::Map<String, Value> = names
             .iter()
@@ -206,29 +202,54 @@ fn expand_env(value: &str) -> Result<String, String> {
     Ok(out)
 }
 
+/// A piece of a URL template: literal text or a `{name}` placeholder.
+enum Piece<'a> {
+    Text(&'a str),
+    Arg(&'a str),
+}
+
+/// The pieces of a URL template in order, ending with an `Err` at an
+/// unclosed `{`.
+fn pieces(template: &str) -> impl Iterator<Item = Result<Piece<'_>, String>> {
+    let mut rest = Some(template);
+    let mut arg_next = None;
+    std::iter::from_fn(move || {
+        if let Some(name) = arg_next.take() {
+            return Some(Ok(Piece::Arg(name)));
+        }
+        let text = rest.take()?;
+        let Some(start) = text.find('{') else {
+            return Some(Ok(Piece::Text(text)));
+        };
+        let Some(end) = text[start..].find('}') else {
+            return Some(Err(format!("unclosed {{ in the URL template {template:?}")));
+        };
+        arg_next = Some(&text[start + 1..start + end]);
+        rest = Some(&text[start + end + 1..]);
+        Some(Ok(Piece::Text(&text[..start])))
+    })
+}
+
 /// Fills `{name}` placeholders from `args`, percent-encoding each value.
 fn fill(template: &str, args: &Value) -> Result<String, ToolError> {
     let mut out = String::new();
-    let mut rest = template;
-    while let Some(start) = rest.find('{') {
-        let end = rest[start..].find('}').ok_or_else(|| {
-            ToolError::new(format!("unclosed {{ in the URL template {template:?}"))
-        })?;
-        let name = &rest[start + 1..start + end];
-        let value = match &args[name] {
-            Value::String(s) => s.clone(),
-            Value::Null => {
-                return Err(ToolError::invalid_args(format!(
-                    "the URL needs the arg {name:?}"
-                )))
+    for piece in pieces(template) {
+        match piece.map_err(ToolError::new)? {
+            Piece::Text(text) => out.push_str(text),
+            Piece::Arg(name) => {
+                let value = match &args[name] {
+                    Value::String(s) => s.clone(),
+                    Value::Null => {
+                        return Err(ToolError::invalid_args(format!(
+                            "the URL needs the arg {name:?}"
+                        )))
+                    }
+                    other => other.to_string(),
+                };
+                out.extend(utf8_percent_encode(&value, NON_ALPHANUMERIC));
             }
-            other => other.to_string(),
-        };
-        out.push_str(&rest[..start]);
-        out.extend(utf8_percent_encode(&value, NON_ALPHANUMERIC));
-        rest = &rest[start + end + 1..];
+        }
     }
-    out.push_str(rest);
     Ok(out)
 }
 
@@ -260,6 +281,11 @@ mod tests {
         assert_eq!(url, "http://h/w?city=S%C3%A3o%20Paulo%2F%2E%2E%2Fx&n=3");
         let err = fill("http://h/{missing}", &json!({})).unwrap_err();
         assert!(err.to_string().contains("needs the arg \"missing\""));
+        let err = fill("http://h/{a}/{b", &json!({"a": 1})).unwrap_err();
+        assert!(
+            err.to_string().contains("unclosed { in the URL template"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -69,10 +69,25 @@ fn readiness(client: &async_nats::Client, shared: &Shared) -> toolfan_telemetry:
 }
 
 /// A pulled task's hold on the worker: a held slot for as long as the task
-/// is here, and a run slot that it gives back while it waits for a limit.
+/// is here, and a run slot that it gives back while it waits (for a limit,
+/// a prefetch slot, or an equal call running elsewhere).
 pub(crate) struct TaskPermits {
     pub(crate) run: Option<OwnedSemaphorePermit>,
     pub(crate) _held: OwnedSemaphorePermit,
+}
+
+impl TaskPermits {
+    /// Gives the run slot back for the length of a wait.
+    pub(crate) fn give_back_run_slot(&mut self) {
+        self.run = None;
+    }
+
+    /// Takes a run slot again after a wait (at once if it kept its own).
+    pub(crate) async fn retake_run_slot(&mut self, slots: &Arc<Semaphore>) {
+        if self.run.is_none() {
+            self.run = slots.clone().acquire_owned().await.ok();
+        }
+    }
 }
 
 /// Pulls are sized by whichever budget is tighter.

@@ -63,17 +63,24 @@ where
     R: Serialize + 'static,
 {
     fn call(&self, ctx: TaskContext, args: Value) -> ToolFuture {
-        let args = match serde_json::from_value::<A>(args) {
+        let args = match typed_args::<A>(args) {
             Ok(args) => args,
-            Err(e) => return Box::pin(async move { Err(ToolError::invalid_args(e.to_string())) }),
+            Err(e) => return Box::pin(async move { Err(e) }),
         };
         let fut = (self.f)(ctx, args);
-        Box::pin(async move {
-            let value = fut.await?;
-            serde_json::to_value(value)
-                .map_err(|e| ToolError::new(format!("the tool's value is not JSON: {e}")))
-        })
+        Box::pin(async move { json_value(fut.await?) })
     }
+}
+
+/// A typed tool's args, or `invalid_args` saying what does not fit.
+pub(crate) fn typed_args<A: DeserializeOwned>(args: Value) -> Result<A, ToolError> {
+    serde_json::from_value(args).map_err(|e| ToolError::invalid_args(e.to_string()))
+}
+
+/// A typed tool's value as JSON.
+pub(crate) fn json_value<R: Serialize>(value: R) -> Result<Value, ToolError> {
+    serde_json::to_value(value)
+        .map_err(|e| ToolError::new(format!("the tool's value is not JSON: {e}")))
 }
 
 /// What a tool knows about the task it runs.
