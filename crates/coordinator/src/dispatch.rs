@@ -1,25 +1,28 @@
-//! Sending a job's work out: tasks to their tools' queues, the
-//! coordinator's own verdicts to the results stream, aborts to the workers.
+//! Sending a job's work out: tasks to their tools' queues and the
+//! coordinator's own verdicts to the results stream, both through the
+//! job's [`Lane`] of the shared publisher (so nothing here waits on a
+//! publish), and aborts to the workers.
 
-use async_nats::jetstream;
+use async_nats::jetstream::message::PublishMessage;
 use toolfan_protocol::{
     encode, encode_task, task_msg_id, ErrorKind, TaskError, TaskResult, TRACEPARENT_HEADER,
 };
 
 use crate::intake::AcceptedJob;
+use crate::publisher::Lane;
 use crate::window::Window;
 use crate::Shared;
 
-/// Sends every task the window has room for; tasks whose tool no live worker
-/// serves get an `unknown_tool` result instead. Publishes are pipelined.
+/// Queues every task the window has room for; tasks whose tool no live
+/// worker serves get an `unknown_tool` verdict instead.
 pub(crate) async fn dispatch(
     shared: &Shared,
     job: &AcceptedJob,
+    lane: &Lane,
     deadline_unix_ms: u64,
     window: &mut Window,
 ) {
     let subjects = &shared.topology.subjects;
-    let mut pending = Vec::new();
     let mut unknown = Vec::new();
     while let Some(index) = window.take() {
         let spec = &job.spec.tasks[index as usize];
@@ -28,33 +31,28 @@ pub(crate) async fn dispatch(
             continue;
         }
         let payload = encode_task(&job.id, index, &job.caller, spec, deadline_unix_ms);
-        let publish = jetstream::message::PublishMessage::build()
+        let publish = PublishMessage::build()
             .payload(payload.into())
             .message_id(task_msg_id(&job.id, index))
             .header(TRACEPARENT_HEADER, job.trace.child().to_string().as_str());
-        match shared
-            .topology
-            .js
-            .send_publish(subjects.task(&spec.tool), publish)
-            .await
-        {
-            Ok(ack) => pending.push((index, std::future::IntoFuture::into_future(ack))),
-            Err(e) => {
-                tracing::warn!(job = %job.id, index, error = %e, "dispatch failed; will retry");
-                window.retry(index);
-            }
-        }
+        lane.send_task(index, subjects.task(&spec.tool), publish);
     }
-    let (indices, acks): (Vec<u32>, Vec<_>) = pending.into_iter().unzip();
-    for (index, ack) in indices
-        .into_iter()
-        .zip(futures::future::join_all(acks).await)
-    {
-        if let Err(e) = ack {
-            tracing::warn!(job = %job.id, index, error = %e, "dispatch not acknowledged; will retry");
-            window.retry(index);
-        }
+    if !unknown.is_empty() {
+        answer_unknown(shared, job, lane, window, unknown).await;
     }
+}
+
+/// Tasks whose tool seemed unserved: the fleet is asked once per tool
+/// (the view can be stale right after a worker starts); a tool still
+/// unserved gets `unknown_tool`, the rest go out next round.
+async fn answer_unknown(
+    shared: &Shared,
+    job: &AcceptedJob,
+    lane: &Lane,
+    window: &mut Window,
+    unknown: Vec<u32>,
+) {
+    let subjects = &shared.topology.subjects;
     let mut confirmed = std::collections::HashMap::new();
     for index in unknown {
         let tool = &job.spec.tasks[index as usize].tool;
@@ -70,7 +68,6 @@ pub(crate) async fn dispatch(
             }
         };
         if served {
-            // The view was stale: a worker answered the ping. Send it next round.
             window.retry(index);
             continue;
         }
@@ -78,42 +75,27 @@ pub(crate) async fn dispatch(
             ErrorKind::UnknownTool,
             format!("no live worker serves the tool {:?}", tool.as_str()),
         );
-        decide(shared, job, &[index], "unknown", &error).await;
+        decide(shared, job, lane, &[index], "unknown", &error);
     }
 }
 
-/// Publishes the coordinator's own verdict for `indices` to the results
+/// Queues the coordinator's own verdict for `indices` to the results
 /// stream, where it competes with worker results: the first one wins.
-pub(crate) async fn decide(
+pub(crate) fn decide(
     shared: &Shared,
     job: &AcceptedJob,
+    lane: &Lane,
     indices: &[u32],
     tag: &str,
     error: &TaskError,
 ) {
     let subject = shared.topology.subjects.result(&job.id);
-    let mut acks = Vec::new();
     for &index in indices {
         let result = TaskResult::decided(index, error.clone());
-        let publish = jetstream::message::PublishMessage::build()
+        let publish = PublishMessage::build()
             .payload(encode(&result).into())
             .message_id(format!("{}.{index}.{tag}", job.id));
-        match shared
-            .topology
-            .js
-            .send_publish(subject.clone(), publish)
-            .await
-        {
-            Ok(ack) => acks.push(std::future::IntoFuture::into_future(ack)),
-            Err(e) => {
-                tracing::warn!(job = %job.id, index, error = %e, "could not publish a decided result")
-            }
-        }
-    }
-    for ack in futures::future::join_all(acks).await {
-        if let Err(e) = ack {
-            tracing::warn!(job = %job.id, error = %e, "a decided result was not acknowledged");
-        }
+        lane.send_verdict(subject.clone(), publish);
     }
 }
 

@@ -10,8 +10,14 @@
 //! # Layout
 //! - [`run`] — the pull loop over the jobs stream (this file).
 //! - `intake`: reading and validating a job message.
-//! - `job`: one job's life, from dispatch to summary.
+//! - `job`: one job message to its ack: refused, a redelivery of a live job, or run.
+//! - `live`: a live job's loop, from dispatch to summary.
 //! - `dispatch`: tasks out to the workers, verdicts to the results stream, aborts.
+//! - `publisher`: every JetStream publish of the coordinator, bounded and
+//!   shared fairly between jobs.
+//! - `routes`: results (one consumer for all jobs), cancels, keepalives and
+//!   redeliveries routed to their live job.
+//! - `purge`: an answered job's results leave the stream.
 //! - `window`: which task is dispatched next.
 //! - `gather`: which tasks have their result.
 //! - `policy`: when a join policy ends a job early.
@@ -23,10 +29,14 @@ mod dispatch;
 mod gather;
 mod intake;
 mod job;
+mod live;
 pub mod metrics;
 mod policy;
+mod publisher;
+mod purge;
 pub mod registry;
 mod reply;
+mod routes;
 mod window;
 
 use std::sync::Arc;
@@ -54,8 +64,15 @@ pub struct CoordinatorOptions {
     pub topology: TopologyOptions,
     /// Bounds every job is held to.
     pub limits: JobLimits,
-    /// Most jobs this coordinator runs at once.
+    /// Most jobs this coordinator runs at once; more wait in JetStream.
     pub max_live_jobs: usize,
+    /// Most JetStream publishes (task dispatches and verdicts, across all
+    /// jobs) awaiting their acks at once. Must stay below
+    /// `topology.max_publishes_in_flight`.
+    pub max_publishes_in_flight: usize,
+    /// How long an answered job's results stay in the stream after its
+    /// deadline (a client that missed events reads them from there).
+    pub results_keep: Duration,
     /// A worker silent this long is taken for dead.
     pub worker_ttl: Duration,
     /// How long to listen for workers before taking the first job.
@@ -80,6 +97,8 @@ impl Default for CoordinatorOptions {
             topology: TopologyOptions::default(),
             limits: JobLimits::default(),
             max_live_jobs: 1024,
+            max_publishes_in_flight: 1024,
+            results_keep: Duration::from_secs(30),
             worker_ttl: Duration::from_secs(3),
             registry_warmup: Duration::from_millis(300),
             deadline_grace: Duration::from_secs(2),
@@ -115,6 +134,9 @@ pub(crate) struct Shared {
     /// Cancelled when the drain timeout passes: live jobs are handed back.
     pub(crate) abandon: CancellationToken,
     pub(crate) metrics: CoordinatorMetrics,
+    pub(crate) publisher: publisher::Publisher,
+    pub(crate) routes: Arc<routes::Routes>,
+    pub(crate) purger: purge::Purger,
 }
 
 /// Runs a coordinator until `shutdown` is cancelled, then stops taking jobs
@@ -124,11 +146,7 @@ pub async fn run(
     options: CoordinatorOptions,
     shutdown: CancellationToken,
 ) -> Result<(), CoordinatorError> {
-    if options.max_live_jobs == 0 {
-        return Err(CoordinatorError::Config(
-            "max_live_jobs must be at least 1".into(),
-        ));
-    }
+    check(&options)?;
     let metrics = CoordinatorMetrics::register(&options.metrics)
         .map_err(|e| CoordinatorError::Config(format!("registering metrics: {e}")))?;
     let reconnects = metrics.nats_reconnects.clone();
@@ -165,6 +183,29 @@ pub async fn run(
     )
     .await
     .map_err(|e| TransportError::jetstream("subscribing to worker heartbeats", e))?;
+    // Results and callers' messages are followed before the first job is
+    // taken, so nothing of a job is missed.
+    let routes = Arc::new(routes::Routes::default());
+    let stop = CancellationToken::new();
+    let results = routes::follow_results(topology.clone(), routes.clone(), stop.clone()).await?;
+    let callers = routes::follow_callers(&client, &options.subjects, routes.clone(), stop.clone())
+        .await
+        .map_err(|e| TransportError::jetstream("subscribing to cancels and keepalives", e))?;
+    let gauges = publisher::PublishGauges {
+        waiting: metrics.publishes_waiting.clone(),
+        in_flight: metrics.publishes_in_flight.clone(),
+    };
+    let publisher = publisher::Publisher::start(
+        topology.js.clone(),
+        options.max_publishes_in_flight,
+        gauges,
+        stop.clone(),
+    );
+    let purger = purge::Purger::start(
+        topology.clone(),
+        metrics.purges_skipped.clone(),
+        stop.clone(),
+    );
     let slots = Arc::new(Semaphore::new(options.max_live_jobs));
     let shared = Arc::new(Shared {
         options,
@@ -174,6 +215,9 @@ pub async fn run(
         job_ack_wait,
         abandon: CancellationToken::new(),
         metrics,
+        publisher,
+        routes,
+        purger,
     });
     tracing::info!(
         workers = shared.registry.live().len(),
@@ -199,7 +243,23 @@ pub async fn run(
     {
         tracing::warn!("drain timeout passed with jobs still live; they will be redelivered");
     }
-    let _ = follower.await;
+    stop.cancel();
+    let _ = tokio::join!(follower, results, callers);
     tracing::info!("coordinator stopped");
+    Ok(())
+}
+
+fn check(options: &CoordinatorOptions) -> Result<(), CoordinatorError> {
+    let invalid = |why: String| Err(CoordinatorError::Config(why));
+    if options.max_live_jobs == 0 {
+        return invalid("max_live_jobs must be at least 1".into());
+    }
+    let context_bound = options.topology.max_publishes_in_flight;
+    if options.max_publishes_in_flight == 0 || options.max_publishes_in_flight > context_bound {
+        return invalid(format!(
+            "max_publishes_in_flight must be between 1 and the JetStream context's bound of {context_bound}, not {}",
+            options.max_publishes_in_flight
+        ));
+    }
     Ok(())
 }

@@ -30,6 +30,22 @@ pub struct CoordinatorMetrics {
     pub jobs_taken_over: IntCounter,
     /// Reconnects to NATS.
     pub nats_reconnects: IntCounter,
+    /// Answered jobs whose results were left to expire with the stream's
+    /// max age because the purge queue was full.
+    pub purges_skipped: IntCounter,
+    /// Redeliveries of a job this coordinator was running (its ack wait
+    /// lapsed); the job runs on.
+    pub jobs_redelivered_live: IntCounter,
+    /// Task dispatches and verdicts queued to be published.
+    pub publishes_waiting: IntGauge,
+    /// Publishes awaiting their JetStream acks.
+    pub publishes_in_flight: IntGauge,
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str) -> Result<IntGauge, prometheus::Error> {
+    let g = IntGauge::new(name, help)?;
+    registry.register(Box::new(g.clone()))?;
+    Ok(g)
 }
 
 fn counter(registry: &Registry, name: &str, help: &str) -> Result<IntCounter, prometheus::Error> {
@@ -115,6 +131,26 @@ impl CoordinatorMetrics {
                 registry,
                 "toolfan_nats_reconnects_total",
                 "Reconnects to NATS.",
+            )?,
+            purges_skipped: counter(
+                registry,
+                "toolfan_results_purges_skipped_total",
+                "Answered jobs whose results were left to the stream's max age (purge queue full).",
+            )?,
+            jobs_redelivered_live: counter(
+                registry,
+                "toolfan_jobs_redelivered_live_total",
+                "Redeliveries of a job this coordinator was still running.",
+            )?,
+            publishes_waiting: gauge(
+                registry,
+                "toolfan_publishes_waiting",
+                "Task dispatches and verdicts queued to be published.",
+            )?,
+            publishes_in_flight: gauge(
+                registry,
+                "toolfan_publishes_in_flight",
+                "JetStream publishes awaiting their acks.",
             )?,
         })
     }

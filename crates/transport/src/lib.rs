@@ -8,10 +8,13 @@
 //! - [`topology`] — the three streams (jobs, tasks, results) and the durable
 //!   consumers on them, created idempotently by whichever process starts first.
 //! - [`pull`] — pulling from a shared consumer no faster than there are free slots.
+//! - `results` — the results stream: every job's outcomes from one consumer,
+//!   one job's replayed, a finished job's purged (methods of [`Topology`]).
 
 pub mod auth;
 pub mod connect;
 pub mod pull;
+mod results;
 pub mod topology;
 
 pub use auth::NatsAuth;

@@ -21,8 +21,19 @@ use crate::TransportError;
 pub struct TopologyOptions {
     /// How long JetStream remembers a `Nats-Msg-Id` to drop a duplicate publish.
     pub duplicate_window: Duration,
-    /// How long task outcomes are kept in the results stream.
+    /// How long task outcomes are kept in the results stream at most
+    /// (coordinators purge a job's outcomes sooner, once its caller is answered).
     pub results_max_age: Duration,
+    /// Most bytes the results stream holds. At the bound new results are
+    /// refused (workers retry them) rather than old ones discarded, so a
+    /// live job's results are never dropped to make room.
+    pub results_max_bytes: i64,
+    /// Most bytes the jobs stream and the tasks stream each hold; at the
+    /// bound new jobs (or dispatches) are refused with an error and retried.
+    pub queue_max_bytes: i64,
+    /// Most JetStream publishes this process keeps awaiting their acks;
+    /// past it a publish waits for an ack (async-nats' own bound, made explicit).
+    pub max_publishes_in_flight: usize,
     /// How long a delivered task or job may go without an ack or progress
     /// signal before JetStream delivers it again (how soon a dead worker's
     /// or coordinator's work moves on). Used when a consumer is created.
@@ -43,6 +54,9 @@ impl Default for TopologyOptions {
         Self {
             duplicate_window: Duration::from_secs(120),
             results_max_age: Duration::from_secs(3600),
+            results_max_bytes: 2 << 30,
+            queue_max_bytes: 1 << 30,
+            max_publishes_in_flight: 4096,
             ack_wait: Duration::from_secs(10),
             enforce_ack_wait: false,
             tool_max_ack_pending: 10_000,
@@ -65,8 +79,12 @@ pub struct Topology {
 impl Topology {
     /// Wraps `client` with toolfan's names under `subjects`.
     pub fn new(client: async_nats::Client, subjects: Subjects, options: TopologyOptions) -> Self {
+        let js = jetstream::context::ContextBuilder::new()
+            .max_ack_inflight(options.max_publishes_in_flight.max(1))
+            .backpressure_on_inflight(true)
+            .build(client);
         Self {
-            js: jetstream::new(client),
+            js,
             subjects,
             options,
         }
@@ -80,6 +98,8 @@ impl Topology {
             subjects: vec![subject],
             retention: stream::RetentionPolicy::WorkQueue,
             storage: stream::StorageType::File,
+            max_bytes: self.options.queue_max_bytes,
+            discard: stream::DiscardPolicy::New,
             duplicate_window: self.options.duplicate_window,
             num_replicas: self.options.replicas,
             ..Default::default()
@@ -90,6 +110,8 @@ impl Topology {
             retention: stream::RetentionPolicy::Limits,
             storage: stream::StorageType::File,
             max_age: self.options.results_max_age,
+            max_bytes: self.options.results_max_bytes,
+            discard: stream::DiscardPolicy::New,
             duplicate_window: self.options.duplicate_window,
             num_replicas: self.options.replicas,
             ..Default::default()
@@ -107,17 +129,37 @@ impl Topology {
     /// Creates one stream unless it exists. Two processes creating the same
     /// stream at once can make the server refuse the loser with "subjects
     /// overlap"; the stream then exists, which is all that was wanted.
+    ///
+    /// A stream made by an older version without a byte bound gets this
+    /// process's bound (storage must stay bounded); any other setting an
+    /// operator chose is left as it is.
     async fn ensure_stream(&self, config: stream::Config) -> Result<(), TransportError> {
         let name = config.name.clone();
-        let created = self.js.get_or_create_stream(config).await;
-        match created {
-            Ok(_) => Ok(()),
-            Err(_) if self.js.get_stream(&name).await.is_ok() => Ok(()),
-            Err(e) => Err(TransportError::jetstream(
-                format!("creating stream {name}"),
-                e,
-            )),
+        let created = self.js.get_or_create_stream(config.clone()).await;
+        let stream = match created {
+            Ok(stream) => stream,
+            Err(e) => match self.js.get_stream(&name).await {
+                Ok(stream) => stream,
+                Err(_) => {
+                    return Err(TransportError::jetstream(
+                        format!("creating stream {name}"),
+                        e,
+                    ))
+                }
+            },
+        };
+        let current = stream.cached_info().config.clone();
+        if current.max_bytes < 0 && config.max_bytes > 0 {
+            let bounded = stream::Config {
+                max_bytes: config.max_bytes,
+                discard: config.discard,
+                ..current
+            };
+            if let Err(e) = self.js.update_stream(bounded).await {
+                tracing::warn!(stream = %name, error = %e, "could not bound the stream's size");
+            }
         }
+        Ok(())
     }
 
     /// The durable pull consumer all coordinators share on the jobs stream.
@@ -192,37 +234,6 @@ impl Topology {
                 .map_err(|e| TransportError::jetstream(format!("updating consumer {name}"), e))?;
         }
         Ok(consumer)
-    }
-
-    /// An ordered consumer replaying `toolfan.result.<job>` from the start,
-    /// then following it: the arbiter of which result of a task came first.
-    /// Also returns how many results were already stored when it started.
-    pub async fn job_results(
-        &self,
-        job: &toolfan_protocol::JobId,
-    ) -> Result<(consumer::push::Ordered, u64), TransportError> {
-        let what = || format!("following the results of job {job}");
-        let stream = self
-            .js
-            .get_stream_no_info(self.subjects.results_stream())
-            .await
-            .map_err(|e| TransportError::jetstream(what(), e))?;
-        let client = self.js.client();
-        let consumer = stream
-            .create_consumer(consumer::push::OrderedConfig {
-                deliver_subject: client.new_inbox(),
-                filter_subject: self.subjects.result(job),
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| TransportError::jetstream(what(), e))?;
-        // The create response counts what is already stored: no extra round trip.
-        let stored = consumer.cached_info().num_pending;
-        let messages = consumer
-            .messages()
-            .await
-            .map_err(|e| TransportError::jetstream(what(), e))?;
-        Ok((messages, stored))
     }
 }
 

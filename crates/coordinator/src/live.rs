@@ -1,0 +1,367 @@
+//! A live job: dispatch its tasks in a window, take its results (first per
+//! task wins), end it early when its policy, its deadline, its caller's
+//! cancel or its caller's silence says so, and sum it up.
+//!
+//! The loop never waits on a publish: dispatches and verdicts are queued
+//! in the job's lane of the shared publisher, and results, cancels,
+//! keepalives and redeliveries arrive in its inbox. Its timers (progress
+//! acks, deadline, caller check) therefore fire on time however busy the
+//! fleet, the publisher or other jobs are.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, AckKind};
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use toolfan_protocol::{
+    encode, EndedBy, ErrorKind, JobStatus, JobSummary, ResultHead, TaskError, TaskResult,
+};
+
+use crate::dispatch::{abort, decide, dispatch};
+use crate::gather::{Accepted, Gather};
+use crate::intake::AcceptedJob;
+use crate::job::{ack, now_unix_ms};
+use crate::policy::Judge;
+use crate::publisher::Lane;
+use crate::reply::ReplyTo;
+use crate::routes::Inbound;
+use crate::window::Window;
+use crate::Shared;
+
+/// How often a failed dispatch is tried again.
+const REDISPATCH_EVERY: Duration = Duration::from_millis(250);
+/// How long to wait for each stored result while replaying a taken-over job.
+const REPLAY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A job running on this coordinator.
+pub(crate) struct LiveJob<'a> {
+    shared: &'a Shared,
+    job: &'a AcceptedJob,
+    /// The latest delivery of the job message (acks go to it).
+    message: jetstream::Message,
+    inbox: mpsc::Receiver<Inbound>,
+    lane: Lane,
+    state: JobState<'a>,
+}
+
+impl<'a> LiveJob<'a> {
+    pub(crate) fn new(
+        shared: &'a Shared,
+        job: &'a AcceptedJob,
+        message: jetstream::Message,
+        inbox: mpsc::Receiver<Inbound>,
+    ) -> Self {
+        let total = job.spec.tasks.len();
+        let deadline_unix_ms = job.submitted_unix_ms.saturating_add(job.spec.deadline_ms);
+        let to_deadline = Duration::from_millis(deadline_unix_ms.saturating_sub(now_unix_ms()));
+        let subjects = &shared.topology.subjects;
+        let state = JobState {
+            shared,
+            job,
+            gather: Gather::new(total),
+            window: Window::new(total as u32, job.spec.max_concurrency),
+            judge: Judge::new(job.spec.policy),
+            judge_pending: None,
+            reply: ReplyTo::new(&shared.client, subjects, &job.caller, &job.id),
+            ending: None,
+            give_up: None,
+            deadline_unix_ms,
+            deadline: Instant::now() + to_deadline,
+            replayed_upto: 0,
+            last_alive: Instant::now(),
+        };
+        Self {
+            shared,
+            job,
+            message,
+            inbox,
+            lane: shared.publisher.lane(),
+            state,
+        }
+    }
+
+    /// The delivery of the job message to ack once the job ends.
+    pub(crate) fn into_message(self) -> jetstream::Message {
+        self.message
+    }
+
+    /// Drives the job until every task has its result.
+    pub(crate) async fn run(&mut self) -> Result<JobSummary, String> {
+        let Self {
+            shared,
+            job,
+            message,
+            inbox,
+            lane,
+            state,
+        } = self;
+        // A job delivered again (its first owner died or handed it back)
+        // replays what is already stored, so finished tasks are not sent
+        // again; tasks that were in flight are deduplicated by their
+        // `Nats-Msg-Id`.
+        let first_delivery = message.info().is_ok_and(|info| info.delivered == 1);
+        if !first_delivery {
+            state.replay(lane).await?;
+        }
+        state.dispatch(lane).await;
+        let grace = job.spec.client_grace_ms.map(Duration::from_millis);
+        let mut caller_check =
+            tokio::time::interval(grace.map_or(Duration::from_secs(3600), |g| g / 4));
+        let mut progress = tokio::time::interval(shared.job_ack_wait / 3);
+        let mut redispatch = tokio::time::interval(REDISPATCH_EVERY);
+        while !state.gather.complete() {
+            if let Some(reason) = state.judge_pending.take() {
+                state.end(lane, EndedBy::Policy, reason).await;
+            }
+            let ending = state.ending.is_some();
+            tokio::select! {
+                inbound = inbox.recv() => match inbound {
+                    Some(inbound) => state.on_inbound(lane, message, inbound).await,
+                    None => return Err("the job's route closed".into()),
+                },
+                _ = lane.failed() => {
+                    for index in lane.failures() {
+                        state.window.retry(index);
+                    }
+                }
+                _ = tokio::time::sleep_until(state.deadline), if !ending => {
+                    let reason = format!("the job deadline of {} ms passed", job.spec.deadline_ms);
+                    state.end(lane, EndedBy::Deadline, reason).await;
+                }
+                _ = caller_check.tick(), if !ending => {
+                    if let Some(grace) = grace {
+                        state.check_caller(lane, grace).await;
+                    }
+                }
+                _ = sleep_until_some(state.give_up) => state.answer_from_memory(lane).await,
+                _ = progress.tick() => ack(message, AckKind::Progress).await,
+                _ = redispatch.tick(), if !ending && state.window.waiting() => {
+                    state.dispatch(lane).await;
+                }
+            }
+        }
+        Ok(state.summary())
+    }
+}
+
+/// Sleeps until `at`, or forever when there is no such time.
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// What a live job knows.
+struct JobState<'a> {
+    shared: &'a Shared,
+    job: &'a AcceptedJob,
+    gather: Gather,
+    window: Window,
+    judge: Judge,
+    /// A policy decision waiting to be acted on.
+    judge_pending: Option<String>,
+    reply: ReplyTo<'a>,
+    /// Set once something other than the last task ends the job.
+    ending: Option<(EndedBy, String)>,
+    /// When to stop waiting for the job's own verdicts to come back through
+    /// the stream (NATS may be down) and answer from memory.
+    give_up: Option<Instant>,
+    deadline_unix_ms: u64,
+    deadline: Instant,
+    /// Results up to this stream sequence came from the replay; the live
+    /// route's copies of them are skipped.
+    replayed_upto: u64,
+    last_alive: Instant,
+}
+
+impl JobState<'_> {
+    async fn dispatch(&mut self, lane: &Lane) {
+        if self.ending.is_none() {
+            let (shared, job, deadline) = (self.shared, self.job, self.deadline_unix_ms);
+            dispatch(shared, job, lane, deadline, &mut self.window).await;
+        }
+    }
+
+    async fn on_inbound(
+        &mut self,
+        lane: &Lane,
+        message: &mut jetstream::Message,
+        inbound: Inbound,
+    ) {
+        match inbound {
+            Inbound::Result { sequence, payload } if sequence > self.replayed_upto => {
+                self.on_result(&payload).await;
+                self.dispatch(lane).await;
+            }
+            Inbound::Result { .. } => {}
+            Inbound::Cancel if self.ending.is_none() => {
+                let reason = "cancelled by the caller".to_owned();
+                self.end(lane, EndedBy::Cancel, reason).await;
+            }
+            Inbound::Cancel => {}
+            Inbound::Alive => self.last_alive = Instant::now(),
+            Inbound::Redelivered(again) => {
+                *message = *again;
+                ack(message, AckKind::Progress).await;
+            }
+        }
+    }
+
+    /// Reads what the results stream already holds for the job, in stream
+    /// order, before anything is dispatched.
+    async fn replay(&mut self, lane: &Lane) -> Result<(), String> {
+        let job = &self.job.id;
+        let (mut results, stored) = self
+            .shared
+            .topology
+            .job_results(job)
+            .await
+            .map_err(|e| e.to_string())?;
+        for _ in 0..stored {
+            match tokio::time::timeout(REPLAY_TIMEOUT, results.next()).await {
+                Ok(Some(Ok(msg))) => {
+                    let sequence = msg.info().map_or(0, |info| info.stream_sequence);
+                    self.replayed_upto = self.replayed_upto.max(sequence);
+                    self.on_result(&msg.payload).await;
+                }
+                _ => break,
+            }
+        }
+        let recovered = self.gather.filled();
+        tracing::info!(%job, recovered, total = self.job.spec.tasks.len(), "took over a job; recovered results already stored");
+        self.shared.metrics.jobs_taken_over.inc();
+        if let Some(reason) = self.judge_pending.take() {
+            self.end(lane, EndedBy::Policy, reason).await;
+        }
+        Ok(())
+    }
+
+    async fn check_caller(&mut self, lane: &Lane, grace: Duration) {
+        if self.last_alive.elapsed() > grace {
+            let reason = format!("no keepalive from the caller for {} ms", grace.as_millis());
+            self.end(lane, EndedBy::CallerGone, reason).await;
+        }
+    }
+
+    /// Takes one message off the results stream: the first result of a
+    /// task frees its window place, goes to the caller (as the bytes it
+    /// came as) and may decide the policy.
+    async fn on_result(&mut self, payload: &[u8]) {
+        let job = &self.job.id;
+        let head = match ResultHead::decode(payload) {
+            Ok(head) => head,
+            Err(e) => {
+                tracing::warn!(%job, error = %e, "dropping an undecodable result");
+                return;
+            }
+        };
+        let metrics = &self.shared.metrics;
+        match self.gather.accept(head.index, head.is_ok()) {
+            Accepted::First => {
+                count(metrics, &head);
+                self.window.finished(head.index);
+                if self.ending.is_none() {
+                    self.judge_pending = self.judge.decide(head.index, head.is_ok());
+                }
+                self.reply.result_bytes(payload).await;
+            }
+            Accepted::Duplicate => {
+                metrics.duplicate_results.inc();
+                tracing::debug!(%job, index = head.index, "dropping a duplicate result")
+            }
+            Accepted::OutOfRange => {
+                tracing::warn!(%job, index = head.index, "dropping a result for no task of the job")
+            }
+        }
+    }
+
+    /// Ends the job before its last task: nothing more is dispatched, every
+    /// task without a result gets the coordinator's verdict (first result
+    /// still wins), and workers abort the job's running tasks.
+    async fn end(&mut self, lane: &Lane, by: EndedBy, reason: String) {
+        if self.ending.is_some() {
+            return;
+        }
+        self.window.close();
+        lane.drop_tasks();
+        let missing: Vec<u32> = self.gather.missing().collect();
+        tracing::info!(job = %self.job.id, ?by, %reason, missing = missing.len(), "job ending");
+        let (kind, tag) = match by {
+            EndedBy::Deadline => (ErrorKind::DeadlineExceeded, "deadline"),
+            _ => (ErrorKind::Cancelled, "cancel"),
+        };
+        let verdict = TaskError::new(kind, format!("{reason} before the task finished"));
+        decide(self.shared, self.job, lane, &missing, tag, &verdict);
+        abort(self.shared, self.job).await;
+        self.give_up = Some(Instant::now() + self.shared.options.deadline_grace);
+        self.ending = Some((by, reason));
+    }
+
+    /// The job's own verdicts did not come back through the results stream
+    /// in time (NATS is unreachable, or it refuses them): answer the rest
+    /// from memory.
+    async fn answer_from_memory(&mut self, lane: &Lane) {
+        self.give_up = None;
+        lane.drop_tasks();
+        let missing: Vec<u32> = self.gather.missing().collect();
+        tracing::error!(job = %self.job.id, missing = missing.len(), "results stream unreachable; answering from memory");
+        let reason = self
+            .ending
+            .as_ref()
+            .map_or("the job ended", |(_, reason)| reason.as_str())
+            .to_owned();
+        for index in missing {
+            let error = TaskError::new(
+                ErrorKind::DeadlineExceeded,
+                format!("{reason} before the task finished"),
+            );
+            self.on_result(&encode(&TaskResult::decided(index, error)))
+                .await;
+        }
+    }
+
+    /// How the job ended. Workers bound by the same deadline may answer
+    /// `deadline_exceeded` for the last tasks a moment before the
+    /// coordinator's own timer fires: the deadline ended that job all the same.
+    fn summary(&mut self) -> JobSummary {
+        let spec = &self.job.spec;
+        let (ended_by, reason) = self.ending.take().unwrap_or_else(|| {
+            if Instant::now() >= self.deadline {
+                let reason = format!("the job deadline of {} ms passed", spec.deadline_ms);
+                (EndedBy::Deadline, reason)
+            } else {
+                (EndedBy::AllDone, String::new())
+            }
+        });
+        let status = match ended_by {
+            EndedBy::Cancel | EndedBy::CallerGone => JobStatus::Cancelled,
+            _ => JobStatus::Completed,
+        };
+        JobSummary {
+            job: self.job.id.clone(),
+            status,
+            policy: spec.policy,
+            total: spec.tasks.len() as u32,
+            succeeded: self.gather.succeeded(),
+            failed: self.gather.failed(),
+            duration_ms: now_unix_ms().saturating_sub(self.job.submitted_unix_ms),
+            ended_by,
+            reason: (!reason.is_empty()).then_some(reason),
+            error: None,
+        }
+    }
+}
+
+fn count(metrics: &crate::metrics::CoordinatorMetrics, head: &ResultHead) {
+    let outcome = head.error.map_or("ok", |kind| kind.as_str());
+    metrics.task_results.with_label_values(&[outcome]).inc();
+    if !head.from_worker {
+        match head.error {
+            Some(ErrorKind::DeadlineExceeded) => metrics.deadline_misses.inc(),
+            Some(ErrorKind::Cancelled) => metrics.tasks_cancelled.inc(),
+            _ => {}
+        }
+    }
+}

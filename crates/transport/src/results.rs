@@ -1,0 +1,84 @@
+//! The results stream, read three ways: every job's outcomes as they are
+//! stored (one consumer per coordinator, whatever the number of live jobs),
+//! one job's outcomes from the start (a takeover, a client's recovery), and
+//! a finished job's outcomes purged once its caller has been answered.
+
+use async_nats::jetstream::consumer::{self, DeliverPolicy};
+use toolfan_protocol::JobId;
+
+use crate::{Topology, TransportError};
+
+impl Topology {
+    /// An ordered consumer over the outcomes of every job, in stream order:
+    /// from sequence `from` on, or only those stored from now on when
+    /// `from` is `None`. One server-side consumer, however many jobs are
+    /// live; it recreates itself after a gap or a lost heartbeat, resuming
+    /// after the last message it delivered.
+    pub async fn follow_all_results(
+        &self,
+        from: Option<u64>,
+    ) -> Result<consumer::push::Ordered, TransportError> {
+        let deliver_policy = match from {
+            Some(start_sequence) => DeliverPolicy::ByStartSequence { start_sequence },
+            None => DeliverPolicy::New,
+        };
+        let what = || "following every job's results".to_owned();
+        self.ordered_results(self.subjects.results_wildcard(), deliver_policy)
+            .await
+            .map(|(messages, _)| messages)
+            .map_err(|e| TransportError::jetstream(what(), e))
+    }
+
+    /// An ordered consumer replaying `toolfan.result.<job>` from the start,
+    /// then following it: the arbiter of which result of a task came first.
+    /// Also returns how many results were already stored when it started.
+    pub async fn job_results(
+        &self,
+        job: &JobId,
+    ) -> Result<(consumer::push::Ordered, u64), TransportError> {
+        self.ordered_results(self.subjects.result(job), DeliverPolicy::All)
+            .await
+            .map_err(|e| {
+                TransportError::jetstream(format!("following the results of job {job}"), e)
+            })
+    }
+
+    async fn ordered_results(
+        &self,
+        filter_subject: String,
+        deliver_policy: DeliverPolicy,
+    ) -> Result<(consumer::push::Ordered, u64), async_nats::Error> {
+        let stream = self
+            .js
+            .get_stream_no_info(self.subjects.results_stream())
+            .await?;
+        let consumer = stream
+            .create_consumer(consumer::push::OrderedConfig {
+                deliver_subject: self.js.client().new_inbox(),
+                filter_subject,
+                deliver_policy,
+                ..Default::default()
+            })
+            .await?;
+        // The create response counts what is already stored: no extra round trip.
+        let stored = consumer.cached_info().num_pending;
+        Ok((consumer.messages().await?, stored))
+    }
+
+    /// Deletes every stored outcome of `job` (its caller has its answer);
+    /// returns how many were deleted.
+    pub async fn purge_results(&self, job: &JobId) -> Result<u64, TransportError> {
+        let what = || format!("purging the results of job {job}");
+        let stream = self
+            .js
+            .get_stream_no_info(self.subjects.results_stream())
+            .await
+            .map_err(|e| TransportError::jetstream(what(), e))?;
+        let purged = stream
+            .purge()
+            .filter(self.subjects.result(job))
+            .await
+            .map_err(|e| TransportError::jetstream(what(), e))?;
+        Ok(purged.purged)
+    }
+}
