@@ -1,56 +1,14 @@
 //! Metrics, health and trace propagation, on the real binaries.
 
-use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use toolfan::{Job, Task, TraceParent};
+use toolfan_e2e::metrics::{scrape, value};
 use toolfan_e2e::{http_client, spawn, Cluster};
 use toolfan_testkit::server::free_port;
 use toolfan_testkit::{binary, Process};
-
-/// One scrape: series (`name{a="1",b="2"}` with labels sorted) → value.
-async fn scrape(port: u16) -> anyhow::Result<BTreeMap<String, f64>> {
-    let body = http_client()
-        .get(format!("http://127.0.0.1:{port}/metrics"))
-        .send()
-        .await?
-        .error_for_status()?
-        .text()
-        .await?;
-    let mut series = BTreeMap::new();
-    for line in body
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-    {
-        let (key, value) = line
-            .rsplit_once(' ')
-            .ok_or_else(|| anyhow::anyhow!("bad line {line:?}"))?;
-        series.insert(normalize(key), value.parse()?);
-    }
-    Ok(series)
-}
-
-/// `name{b="2",a="1"}` → `name{a="1",b="2"}`.
-fn normalize(series: &str) -> String {
-    match series.split_once('{') {
-        None => series.to_owned(),
-        Some((name, labels)) => {
-            let mut pairs: Vec<&str> = labels
-                .trim_end_matches('}')
-                .split(',')
-                .filter(|p| !p.is_empty())
-                .collect();
-            pairs.sort_unstable();
-            format!("{name}{{{}}}", pairs.join(","))
-        }
-    }
-}
-
-fn value(series: &BTreeMap<String, f64>, key: &str) -> f64 {
-    series.get(&normalize(key)).copied().unwrap_or(0.0)
-}
 
 /// A coordinator and a worker (id `worker`) with their metrics endpoints
 /// on free ports, running against `cluster` until the processes drop.

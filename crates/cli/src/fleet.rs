@@ -153,7 +153,11 @@ pub(crate) async fn stats(args: FleetArgs) -> anyhow::Result<()> {
     if args.json {
         let streams: serde_json::Map<String, serde_json::Value> = streams
             .iter()
-            .map(|(n, m)| (n.clone(), (*m).into()))
+            .map(|s| {
+                let value = serde_json::json!({"messages": s.messages, "bytes": s.bytes,
+                    "max_bytes": s.max_bytes, "consumers": s.consumers});
+                (s.name.clone(), value)
+            })
             .collect();
         let consumers: Vec<serde_json::Value> = consumers
             .iter()
@@ -170,8 +174,20 @@ pub(crate) async fn stats(args: FleetArgs) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    for (name, messages) in &streams {
-        println!("{name:<20} {messages:>10} messages");
+    println!(
+        "{:<20} {:>10} {:>14} {:>14} {:>10}",
+        "stream", "messages", "bytes", "max bytes", "consumers"
+    );
+    for s in &streams {
+        let max = if s.max_bytes < 0 {
+            "unbounded".to_owned()
+        } else {
+            s.max_bytes.to_string()
+        };
+        println!(
+            "{:<20} {:>10} {:>14} {:>14} {:>10}",
+            s.name, s.messages, s.bytes, max, s.consumers
+        );
     }
     println!();
     println!(

@@ -28,6 +28,14 @@ struct Args {
     /// Most jobs run at once by this coordinator.
     #[arg(long, env = "TOOLFAN_MAX_LIVE_JOBS", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     max_live_jobs: u64,
+    /// Most JetStream publishes (dispatches and verdicts of all jobs)
+    /// awaiting their acks at once.
+    #[arg(long, env = "TOOLFAN_MAX_PUBLISHES_IN_FLIGHT", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    max_publishes_in_flight: u64,
+    /// Seconds an answered job's results stay in the stream after its
+    /// deadline, for a client that missed events to read them.
+    #[arg(long, env = "TOOLFAN_RESULTS_KEEP_S", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    results_keep_s: u64,
     /// Seconds a shutdown waits for live jobs before handing them back.
     #[arg(long, env = "TOOLFAN_DRAIN_TIMEOUT", default_value_t = 10)]
     drain_timeout: u64,
@@ -40,7 +48,7 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     toolfan_telemetry::logging::init(args.service.log_format);
-    let mut options = CoordinatorOptions {
+    let options = CoordinatorOptions {
         nats_url: args.service.nats_url.clone(),
         nats_auth: args.service.auth.to_auth(),
         subjects: Subjects::new(&args.service.prefix)?,
@@ -51,15 +59,13 @@ async fn main() -> anyhow::Result<()> {
             ..JobLimits::default()
         },
         max_live_jobs: args.max_live_jobs as usize,
+        max_publishes_in_flight: args.max_publishes_in_flight as usize,
+        results_keep: Duration::from_secs(args.results_keep_s),
         drain_timeout: Duration::from_secs(args.drain_timeout),
         metrics_addr: args.metrics_addr.0,
+        topology: args.service.topology(),
         ..CoordinatorOptions::default()
     };
-    options.topology.replicas = args.service.stream_replicas as usize;
-    if let Some(ms) = args.service.ack_wait_ms {
-        options.topology.ack_wait = Duration::from_millis(ms);
-        options.topology.enforce_ack_wait = true;
-    }
     let shutdown = CancellationToken::new();
     tokio::spawn(toolfan_telemetry::shutdown_on_signal(shutdown.clone()));
     toolfan_coordinator::run(options, shutdown)

@@ -24,10 +24,13 @@ const MAX_WAITING: usize = 200_000;
 /// Purge requests in flight at once.
 const CONCURRENCY: usize = 16;
 
+/// Answered jobs by when their results go, soonest first.
+type DueJobs = BinaryHeap<Reverse<(Instant, JobId)>>;
+
 /// Finished jobs whose results go at their time.
 #[derive(Clone)]
 pub(crate) struct Purger {
-    due: Arc<Mutex<BinaryHeap<Reverse<(Instant, JobId)>>>>,
+    due: Arc<Mutex<DueJobs>>,
     wake: Arc<Notify>,
     skipped: IntCounter,
 }
@@ -123,7 +126,7 @@ mod tests {
         let p = purger();
         let at = Instant::now();
         for i in 0..MAX_WAITING + 3 {
-            p.schedule(JobId::new(&format!("j{i}")).unwrap(), at);
+            p.schedule(JobId::new(format!("j{i}")).unwrap(), at);
         }
         assert_eq!(p.skipped.get(), 3);
     }

@@ -24,10 +24,42 @@ pub struct ServiceArgs {
     /// three-node NATS cluster).
     #[arg(long, env = "TOOLFAN_STREAM_REPLICAS", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=5))]
     pub stream_replicas: u64,
+    /// Most bytes the results stream holds when this process creates it
+    /// (or finds it unbounded); at the bound new results are refused and
+    /// retried, never old ones of live jobs discarded.
+    #[arg(long, env = "TOOLFAN_RESULTS_MAX_BYTES", default_value_t = 2 << 30, value_parser = clap::value_parser!(u64).range(1 << 20..=1 << 50))]
+    pub results_max_bytes: u64,
+    /// Seconds an outcome stays in the results stream at most (coordinators
+    /// purge an answered job's outcomes sooner).
+    #[arg(long, env = "TOOLFAN_RESULTS_MAX_AGE_S", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(10..=30 * 24 * 3600))]
+    pub results_max_age_s: u64,
+    /// Most bytes each of the jobs and tasks streams holds when this process
+    /// creates it (or finds it unbounded); at the bound new jobs are refused
+    /// with an error the caller sees.
+    #[arg(long, env = "TOOLFAN_QUEUE_MAX_BYTES", default_value_t = 1 << 30, value_parser = clap::value_parser!(u64).range(1 << 20..=1 << 50))]
+    pub queue_max_bytes: u64,
     /// Log format.
     #[arg(long, env = "TOOLFAN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,
     /// NATS credentials and TLS.
     #[command(flatten)]
     pub auth: NatsAuthArgs,
+}
+
+impl ServiceArgs {
+    /// The stream and consumer settings these flags give.
+    pub fn topology(&self) -> toolfan_transport::TopologyOptions {
+        let mut topology = toolfan_transport::TopologyOptions {
+            replicas: self.stream_replicas as usize,
+            results_max_bytes: self.results_max_bytes as i64,
+            results_max_age: std::time::Duration::from_secs(self.results_max_age_s),
+            queue_max_bytes: self.queue_max_bytes as i64,
+            ..Default::default()
+        };
+        if let Some(ms) = self.ack_wait_ms {
+            topology.ack_wait = std::time::Duration::from_millis(ms);
+            topology.enforce_ack_wait = true;
+        }
+        topology
+    }
 }

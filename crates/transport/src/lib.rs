@@ -20,7 +20,7 @@ pub mod topology;
 pub use auth::NatsAuth;
 pub use connect::{connect, connect_observed, OnReconnect};
 pub use pull::{pull_with_slots, Slots};
-pub use topology::{ConsumerStats, Topology, TopologyOptions};
+pub use topology::{ConsumerStats, StreamStats, Topology, TopologyOptions};
 
 /// A NATS or JetStream operation failed.
 #[derive(Debug, thiserror::Error)]

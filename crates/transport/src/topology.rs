@@ -237,6 +237,22 @@ impl Topology {
     }
 }
 
+/// Size of one stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamStats {
+    /// Its name.
+    pub name: String,
+    /// Messages stored.
+    pub messages: u64,
+    /// Bytes stored.
+    pub bytes: u64,
+    /// Its byte bound (-1: none).
+    pub max_bytes: i64,
+    /// Consumers on it, durable and ephemeral (the coordinators' results
+    /// followers are one each, whatever the number of live jobs).
+    pub consumers: usize,
+}
+
 /// Depths of one durable consumer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerStats {
@@ -255,9 +271,9 @@ pub struct ConsumerStats {
 }
 
 impl Topology {
-    /// The message count of each stream and the depths of every durable
-    /// consumer on the jobs and tasks streams.
-    pub async fn stats(&self) -> Result<(Vec<(String, u64)>, Vec<ConsumerStats>), TransportError> {
+    /// The size of each stream and the depths of every durable consumer on
+    /// the jobs and tasks streams.
+    pub async fn stats(&self) -> Result<(Vec<StreamStats>, Vec<ConsumerStats>), TransportError> {
         use futures::TryStreamExt;
         let s = &self.subjects;
         let mut streams = Vec::new();
@@ -273,7 +289,13 @@ impl Topology {
                 .info()
                 .await
                 .map_err(|e| TransportError::jetstream(what(), e))?;
-            streams.push((name.clone(), info.state.messages));
+            streams.push(StreamStats {
+                name: name.clone(),
+                messages: info.state.messages,
+                bytes: info.state.bytes,
+                max_bytes: info.config.max_bytes,
+                consumers: info.state.consumer_count,
+            });
             if name == s.results_stream() {
                 continue;
             }

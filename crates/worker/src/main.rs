@@ -88,11 +88,7 @@ async fn main() -> anyhow::Result<()> {
         max_result_bytes: args.max_result_bytes as usize,
         ..WorkerOptions::default()
     };
-    options.topology.replicas = args.service.stream_replicas as usize;
-    if let Some(ms) = args.service.ack_wait_ms {
-        options.topology.ack_wait = Duration::from_millis(ms);
-        options.topology.enforce_ack_wait = true;
-    }
+    options.topology = args.service.topology();
     if let Some(id) = args.id {
         options.id = id;
     }
