@@ -202,7 +202,10 @@ async fn one_idempotency_key_runs_once_then_again_after_its_ttl() -> anyhow::Res
         second[0].value(),
         "both callers get the one result"
     );
-    assert_eq!(first[0].value().unwrap()["answer"], json!({"n": 1}));
+    // Whichever call claimed the key first ran (10 ms apart, on a loaded
+    // machine either may): its args are the answer both get.
+    let ran = runs.lock().unwrap()[0].clone();
+    assert_eq!(first[0].value().unwrap()["answer"], ran);
     assert!(
         took < Duration::from_millis(900),
         "the second call waited for the first: {took:?}"
