@@ -114,7 +114,13 @@ impl Load {
 
     /// Messages in the tasks stream: queued plus delivered and not yet acked.
     async fn tasks_queued(&self, js: &jetstream::Context) -> anyhow::Result<u64> {
-        Ok(js.get_stream(SUBJECTS.tasks_stream()).await?.info().await?.state.messages)
+        Ok(js
+            .get_stream(SUBJECTS.tasks_stream())
+            .await?
+            .info()
+            .await?
+            .state
+            .messages)
     }
 }
 
@@ -187,8 +193,12 @@ async fn one_job_of_10000_echo_tasks_in_one_window_comes_back_whole_and_in_order
         let results = load.client.submit(job).await?.results().await?;
         assert_echoed(0, &results, 10_000)
     };
-    load.check("1 × 10,000 echo, window 10,000", Duration::from_secs(40), scenario)
-        .await
+    load.check(
+        "1 × 10,000 echo, window 10,000",
+        Duration::from_secs(40),
+        scenario,
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -200,8 +210,12 @@ async fn jobs_256_of_100_echo_tasks_at_once_all_complete() -> anyhow::Result<()>
         anyhow::ensure!(answered == 256, "{answered} of 256 jobs answered");
         Ok(())
     };
-    load.check("256 × 100 echo, window 100", Duration::from_secs(40), scenario)
-        .await
+    load.check(
+        "256 × 100 echo, window 100",
+        Duration::from_secs(40),
+        scenario,
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -215,8 +229,12 @@ async fn jobs_10000_of_5_echo_tasks_at_once_all_complete() -> anyhow::Result<()>
         anyhow::ensure!(answered == 10_000, "{answered} of 10,000 jobs answered");
         Ok(())
     };
-    load.check("10,000 × 5 echo at once", Duration::from_secs(135), scenario)
-        .await
+    load.check(
+        "10,000 × 5 echo at once",
+        Duration::from_secs(135),
+        scenario,
+    )
+    .await
 }
 
 /// Submits 5 jobs × 10,000 one-minute sleeps (512 run, the rest queue in
@@ -262,6 +280,7 @@ async fn a_2s_deadline_is_kept_behind_50000_queued_tasks() -> anyhow::Result<()>
         let started = Instant::now();
         let results = load.client.submit(job).await?.results().await;
         let elapsed = started.elapsed();
+        eprintln!("the 2 s job behind {depth} queued tasks: answered after {elapsed:?}");
         let results = results.map_err(|e| {
             anyhow::anyhow!("behind {depth} queued tasks, no answer after {elapsed:?}: {e}")
         })?;
