@@ -6,20 +6,29 @@
 //! - `one_job_of_10000_echo_tasks_in_one_window_...`: a window wider than
 //!   async-nats' 5,000 outstanding publish acks per JetStream context must
 //!   not deadlock the dispatch; order and values hold at that size.
-//! - `jobs_256_of_100_echo_tasks_at_once_...`: the bound on publishes is shared by all
-//!   of a coordinator's jobs (25,600 tasks in flight at once, 100 per job).
-//! - `jobs_10000_of_5_echo_tasks_at_once_...`: jobs beyond `max_live_jobs` (1,024) wait
-//!   in JetStream and are all answered.
+//! - `jobs_256_of_100_echo_tasks_at_once_...`: the bound on publishes is
+//!   shared by all of a coordinator's jobs (25,600 tasks in flight at once,
+//!   100 per job).
+//! - `jobs_10000_of_5_echo_tasks_at_once_...`: jobs beyond `max_live_jobs`
+//!   (1,024) wait in JetStream and are all answered.
 //! - `a_2s_deadline_is_kept_behind_50000_queued_tasks`: a job's deadline
 //!   runs on its own timer, not behind dispatch, however deep the queue.
 //! - every test: no coordinator takes over a job it still runs
 //!   (`toolfan_jobs_taken_over_total` stays 0).
 //!
 //! The tests run one at a time (a file-wide lock): each loads the 2-core
-//! machine on its own. On the coordinator of commit 6c46040 (dispatch
-//! pipelines a whole window before awaiting any ack) the first three stall
-//! and end in `NoAnswer`, and the deadline test is answered late; see the
-//! load-harness branch's commit message for the figures.
+//! machine on its own. Debug build, this machine: about 30 s for the file
+//! when nothing stalls (10,000 × 5 takes ~14 s of it; measured with a
+//! throwaway fix that awaited each publish ack on its own task).
+//!
+//! On the coordinator of commit 6c46040 (dispatch pipelines a whole window
+//! before awaiting any ack) three fail, in ~100 s for the file: the wide
+//! window and the 256 jobs stall at 5,000 unacked publishes and end in
+//! `NoAnswer` at deadline + grace (35 s), the coordinator meanwhile taking
+//! over its own jobs (3 and ~400 times); behind the flood, which stops at
+//! 5,000 queued tasks, the 2 s job gets no answer at all (`NoAnswer` at
+//! 7 s). 10,000 × 5 passes (≤ 1,024 live jobs × 5 tasks rarely hold 5,000
+//! acks at once).
 
 use std::time::{Duration, Instant};
 
@@ -92,9 +101,11 @@ impl Load {
             "{name}: {:.1} s, jobs taken over {taken_over}, job messages redelivered {redelivered}",
             started.elapsed().as_secs_f64()
         );
+        let context =
+            format!("{name} (meanwhile the coordinator took over {taken_over} of its own jobs)");
         match outcome {
-            Err(_) => anyhow::bail!("{name}: stalled, not done within {bound:?}"),
-            Ok(result) => result.map_err(|e| e.context(name.to_owned()))?,
+            Err(_) => anyhow::bail!("{context}: stalled, not done within {bound:?}"),
+            Ok(result) => result.map_err(|e| e.context(context))?,
         }
         assert_eq!(
             taken_over, 0.0,

@@ -17,7 +17,8 @@
 //! # Layout
 //! - `jobs`: a batch of jobs submitted at once, waited for within a bound.
 //! - `shapes`: `wide`, `many-wide`, `small`.
-//! - `soak`, `offer`, `fleet`: the soak, its offered load, its processes.
+//! - `soak`, `offer`, `fleet`, `soak_report`: the soak, its offered load,
+//!   its processes, its figures.
 //! - `probe`: RSS from /proc, stream sizes, a metrics scrape, growth.
 
 mod fleet;
@@ -26,6 +27,7 @@ mod offer;
 mod probe;
 mod shapes;
 mod soak;
+mod soak_report;
 
 use std::time::Duration;
 

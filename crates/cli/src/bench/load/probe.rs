@@ -38,11 +38,15 @@ pub(super) struct StreamSize {
     pub(super) name: String,
     pub(super) messages: u64,
     pub(super) bytes: u64,
+    /// Consumers on the stream (durable and ephemeral, e.g. each live
+    /// job's results follower).
+    pub(super) consumers: usize,
 }
 
 impl StreamSize {
     pub(super) fn json(&self) -> serde_json::Value {
-        json!({"stream": self.name, "messages": self.messages, "bytes": self.bytes})
+        json!({"stream": self.name, "messages": self.messages, "bytes": self.bytes,
+            "consumers": self.consumers})
     }
 }
 
@@ -56,21 +60,23 @@ pub(super) async fn streams(js: &jetstream::Context) -> anyhow::Result<Vec<Strea
             name,
             messages: info.state.messages,
             bytes: info.state.bytes,
+            consumers: info.state.consumer_count,
         });
     }
     Ok(sizes)
 }
 
-/// One line per stream: `NAME  N msgs  X MiB`.
+/// One line per stream: `NAME  N msgs  X MiB  C consumers`.
 pub(super) fn streams_table(sizes: &[StreamSize]) -> String {
     sizes
         .iter()
         .map(|s| {
             format!(
-                "  {:<32}{:>10} msgs {:>12}",
+                "  {:<32}{:>10} msgs {:>12} {:>6} consumers",
                 s.name,
                 s.messages,
-                mib(s.bytes)
+                mib(s.bytes),
+                s.consumers
             )
         })
         .collect::<Vec<_>>()

@@ -10,11 +10,12 @@ use anyhow::Context;
 use async_nats::jetstream;
 use clap::Args;
 use serde_json::json;
+use tokio_util::sync::CancellationToken;
 
 use super::fleet::Fleet;
 use super::offer::{self, Offer, Tally};
 use super::probe::{self, StreamSize};
-use super::{percentiles, takeover_failure};
+use super::soak_report::Report;
 use crate::bench::Figures;
 
 /// Options of the soak (ignored by the other shapes).
@@ -22,46 +23,46 @@ use crate::bench::Figures;
 pub(crate) struct SoakArgs {
     /// (soak) Offered load, tasks per second.
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
-    rate: u32,
+    pub(super) rate: u32,
     /// (soak) Echo tasks per job (and the job's window).
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
-    job_size: u32,
+    pub(super) job_size: u32,
     /// (soak) How long to offer the load, in minutes; fractions allowed.
     #[arg(long, default_value_t = 10.0)]
-    minutes: f64,
+    pub(super) minutes: f64,
     /// (soak) Seconds between samples.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
-    sample_every: u64,
+    pub(super) sample_every: u64,
     /// (soak) Seconds of warm-up: growth counts from the first sample after
     /// it (at most half the run). The default is past the streams' 120 s
     /// duplicate window, whose message ids nats-server holds in memory.
     #[arg(long, default_value_t = 150)]
-    warmup: u64,
+    pub(super) warmup: u64,
     /// (soak) Each job's deadline, seconds.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
-    deadline: u64,
+    pub(super) deadline: u64,
     /// (soak) Most jobs outstanding at once; a tick past it is shed, not offered.
     #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
-    max_outstanding: u32,
+    pub(super) max_outstanding: u32,
     /// (soak) Worker processes.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=16))]
-    workers: u32,
+    pub(super) workers: u32,
     /// (soak) Slots per worker.
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    concurrency: u32,
+    pub(super) concurrency: u32,
 }
 
 /// One look at the cluster.
-struct Sample {
-    at_s: f64,
+pub(super) struct Sample {
+    pub(super) at_s: f64,
     /// RSS in bytes of each process, in the order of `Fleet::processes`.
-    rss: Vec<Option<u64>>,
-    streams: Vec<StreamSize>,
-    answered: u64,
+    pub(super) rss: Vec<Option<u64>>,
+    pub(super) streams: Vec<StreamSize>,
+    pub(super) answered: u64,
 }
 
 impl Sample {
-    fn json(&self, names: &[String]) -> serde_json::Value {
+    pub(super) fn json(&self, names: &[String]) -> serde_json::Value {
         let rss: serde_json::Map<_, _> = names
             .iter()
             .zip(&self.rss)
@@ -96,18 +97,13 @@ pub(super) async fn run(
     };
     let tally = Arc::new(Tally::default());
     let started = Instant::now();
-    let until = started + duration;
-    let offering = tokio::spawn(offer::offer(
-        fleet.client.clone(),
-        offer,
-        until,
-        tally.clone(),
-    ));
-    let every = Duration::from_secs(args.sample_every);
-    let (samples, died) = sample_until(&mut fleet, &js, &tally, started, until, every).await;
-    let running = offering.await?;
-    let bound = (offer.deadline + Duration::from_secs(10)).min(timeout);
-    offer::drain(running, bound, &tally, args.job_size).await;
+    let watch = Watch {
+        started,
+        until: started + duration,
+        every: Duration::from_secs(args.sample_every),
+        stall_after: timeout,
+    };
+    let (samples, died, seconds) = offer_and_watch(&mut fleet, &js, offer, &watch, &tally).await?;
     let metrics = probe::scrape(fleet.metrics_addr).await.unwrap_or_default();
     let taken_over = probe::metric_value(&metrics, "toolfan_jobs_taken_over_total");
     let report = Report {
@@ -115,7 +111,7 @@ pub(super) async fn run(
         names: &names,
         samples: &samples,
         tally: &tally,
-        seconds: duration.as_secs_f64(),
+        seconds,
         warmup_s: warmup.as_secs_f64(),
         taken_over,
     };
@@ -123,26 +119,81 @@ pub(super) async fn run(
     Ok((report.figures(), failure))
 }
 
-/// Samples every `every` until `until` (or until a process dies, which is
-/// returned); prints a progress line per sample on stderr.
+/// When and how long the soak samples.
+struct Watch {
+    started: Instant,
+    until: Instant,
+    every: Duration,
+    /// No task answered for this long, with jobs outstanding, is a stall.
+    stall_after: Duration,
+}
+
+/// Offers the load while sampling, then drains what is still running;
+/// returns the samples, why the soak ended early if it did, and for how
+/// many seconds the load was offered.
+async fn offer_and_watch(
+    fleet: &mut Fleet,
+    js: &jetstream::Context,
+    offer: Offer,
+    watch: &Watch,
+    tally: &Arc<Tally>,
+) -> anyhow::Result<(Vec<Sample>, Option<String>, f64)> {
+    let stop = CancellationToken::new();
+    let (client, until) = (fleet.client.clone(), watch.until);
+    let offering = tokio::spawn(offer::offer(
+        client,
+        offer,
+        until,
+        stop.clone(),
+        tally.clone(),
+    ));
+    let (samples, died) = sample_until(fleet, js, tally, watch).await;
+    let seconds = watch.started.elapsed().as_secs_f64();
+    stop.cancel();
+    let running = offering.await?;
+    // After a stall or a death nothing more is coming: what is left is lost.
+    let bound = match died {
+        Some(_) => Duration::ZERO,
+        None => (offer.deadline + Duration::from_secs(10)).min(watch.stall_after),
+    };
+    offer::drain(running, bound, tally, offer.job_size).await;
+    Ok((samples, died, seconds))
+}
+
+/// Samples every `watch.every` until `watch.until`, or until a process dies
+/// or the cluster stalls (which is returned); prints a progress line per
+/// sample on stderr.
 async fn sample_until(
     fleet: &mut Fleet,
     js: &jetstream::Context,
     tally: &Tally,
-    started: Instant,
-    until: Instant,
-    every: Duration,
+    watch: &Watch,
 ) -> (Vec<Sample>, Option<String>) {
-    let mut ticks = tokio::time::interval(every);
+    let mut ticks = tokio::time::interval(watch.every);
     ticks.tick().await;
+    // Ctrl-C or SIGTERM ends the soak early with a report, and the
+    // processes it started go with it.
+    let interrupted = CancellationToken::new();
+    let _signals = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(
+        toolfan_telemetry::shutdown_on_signal(interrupted.clone()),
+    ));
     let mut samples = Vec::new();
-    while Instant::now() < until {
-        ticks.tick().await;
+    let (mut settled, mut progressed) = (0, Instant::now());
+    while Instant::now() < watch.until {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = interrupted.cancelled() => return (samples, Some("interrupted by a signal".into())),
+        }
         if let Some(died) = fleet.exited() {
             return (samples, Some(died));
         }
+        if tally.settled() > settled {
+            (settled, progressed) = (tally.settled(), Instant::now());
+        } else if let Some(stall) = stalled(tally, progressed.elapsed(), watch.stall_after) {
+            return (samples, Some(stall));
+        }
         let sample = Sample {
-            at_s: started.elapsed().as_secs_f64(),
+            at_s: watch.started.elapsed().as_secs_f64(),
             rss: fleet
                 .processes()
                 .iter()
@@ -157,6 +208,18 @@ async fn sample_until(
     (samples, None)
 }
 
+/// A stall: no task answered for `quiet` (at least `after`) with jobs outstanding.
+fn stalled(tally: &Tally, quiet: Duration, after: Duration) -> Option<String> {
+    let (oldest, age, outstanding) = tally.oldest_outstanding()?;
+    (quiet >= after).then(|| {
+        format!(
+            "stalled: no task answered for {:.0} s with {outstanding} job(s) outstanding; the oldest, job {oldest}, was submitted {:.0} s ago",
+            quiet.as_secs_f64(),
+            age.as_secs_f64()
+        )
+    })
+}
+
 fn progress(sample: &Sample, processes: &[(String, Option<u32>)], tally: &Tally) -> String {
     let rss: Vec<String> = processes
         .iter()
@@ -166,7 +229,10 @@ fn progress(sample: &Sample, processes: &[(String, Option<u32>)], tally: &Tally)
     let store: Vec<String> = sample
         .streams
         .iter()
-        .map(|s| format!("{} {} msgs {}", s.name, s.messages, probe::mib(s.bytes)))
+        .map(|s| {
+            let size = probe::mib(s.bytes);
+            format!("{} {} msgs {size} {} cons", s.name, s.messages, s.consumers)
+        })
         .collect();
     format!(
         "soak {:>5.0} s: answered {} late {} lost {} shed {} | RSS: {} | {}",
@@ -178,133 +244,4 @@ fn progress(sample: &Sample, processes: &[(String, Option<u32>)], tally: &Tally)
         rss.join(", "),
         store.join("; ")
     )
-}
-
-/// One process's RSS over the span after warm-up.
-struct Growth {
-    name: String,
-    first: Option<u64>,
-    last: Option<u64>,
-    pct: Option<f64>,
-}
-
-/// What the soak measured, for the table and JSON.
-struct Report<'a> {
-    args: &'a SoakArgs,
-    names: &'a [String],
-    samples: &'a [Sample],
-    tally: &'a Tally,
-    seconds: f64,
-    warmup_s: f64,
-    taken_over: Option<f64>,
-}
-
-impl Report<'_> {
-    /// The first sample after warm-up and the last one.
-    fn span(&self) -> Option<(&Sample, &Sample)> {
-        let first = self.samples.iter().find(|s| s.at_s >= self.warmup_s)?;
-        Some((first, self.samples.last()?))
-    }
-
-    fn failure(&self) -> Option<String> {
-        let lost = Tally::get(&self.tally.lost);
-        if lost > 0 {
-            return Some(format!("{lost} task(s) lost: their jobs got no answer"));
-        }
-        match self.taken_over {
-            None => Some("could not read the coordinator's metrics".into()),
-            Some(n) => takeover_failure(n),
-        }
-    }
-
-    /// Per process: its RSS at the span's start and end, and the growth.
-    fn rss_growth(&self) -> Vec<Growth> {
-        let Some((first, last)) = self.span() else {
-            return Vec::new();
-        };
-        (0..self.names.len())
-            .map(|i| {
-                let (a, b) = (first.rss[i], last.rss[i]);
-                Growth {
-                    name: self.names[i].clone(),
-                    first: a,
-                    last: b,
-                    pct: a.zip(b).and_then(|(a, b)| probe::growth_pct(a, b)),
-                }
-            })
-            .collect()
-    }
-
-    fn figures(&self) -> Figures {
-        Figures {
-            table: self.table(),
-            json: self.json(),
-        }
-    }
-
-    fn table(&self) -> String {
-        let t = self.tally;
-        let latencies = t.latencies_ms.lock().map(|l| l.clone()).unwrap_or_default();
-        let (p50, p99) = percentiles(&latencies);
-        let mut out = format!(
-            "load soak: {} echo tasks/s offered in jobs of {} for {:.1} min, {} worker process(es) × {} slots\n\n\
-             \x20 tasks offered {} ({:.0}/s), answered {} ({:.0}/s), late {}, failed {}, lost {}, shed {}\n\
-             \x20 job latency p50 / p99   {p50:.0} ms / {p99:.0} ms\n\
-             \x20 jobs taken over         {}\n",
-            self.args.rate, self.args.job_size, self.seconds / 60.0, self.args.workers, self.args.concurrency,
-            Tally::get(&t.offered), Tally::get(&t.offered) as f64 / self.seconds,
-            Tally::get(&t.answered), Tally::get(&t.answered) as f64 / self.seconds,
-            Tally::get(&t.late), Tally::get(&t.failed), Tally::get(&t.lost), Tally::get(&t.shed),
-            self.taken_over.map_or("unknown".into(), |n| n.to_string()),
-        );
-        out.push_str(&self.span_table());
-        out
-    }
-
-    fn span_table(&self) -> String {
-        let Some((first, last)) = self.span() else {
-            return "\n  no sample after the warm-up: run longer or lower --warmup\n".into();
-        };
-        let mib = |b: Option<u64>| b.map_or("-".into(), probe::mib);
-        let mut out = format!(
-            "\n  RSS from {:.0} s (after warm-up) to {:.0} s:\n",
-            first.at_s, last.at_s
-        );
-        for g in self.rss_growth() {
-            let pct = g.pct.map_or("-".into(), |p| format!("{p:+.1} %"));
-            let (a, b) = (mib(g.first), mib(g.last));
-            out += &format!("  {:<16}{a:>12} → {b:>12}  {pct:>9}\n", g.name);
-        }
-        out += &format!("\n  store, {:.0} s → {:.0} s:\n", first.at_s, last.at_s);
-        for (a, b) in first.streams.iter().zip(&last.streams) {
-            out += &format!(
-                "  {:<16}{:>10} msgs {:>12} → {:>10} msgs {:>12}\n",
-                a.name,
-                a.messages,
-                probe::mib(a.bytes),
-                b.messages,
-                probe::mib(b.bytes)
-            );
-        }
-        out
-    }
-
-    fn json(&self) -> serde_json::Value {
-        let t = self.tally;
-        let latencies = t.latencies_ms.lock().map(|l| l.clone()).unwrap_or_default();
-        let (p50, p99) = percentiles(&latencies);
-        let growth: serde_json::Map<_, _> = self
-            .rss_growth()
-            .into_iter()
-            .map(|g| (g.name, json!(g.pct)))
-            .collect();
-        let samples: Vec<_> = self.samples.iter().map(|s| s.json(self.names)).collect();
-        json!({"scenario": "load", "shape": "soak", "rate": self.args.rate, "job_size": self.args.job_size,
-            "seconds": self.seconds, "warmup_s": self.warmup_s, "workers": self.args.workers,
-            "concurrency": self.args.concurrency, "tasks_offered": Tally::get(&t.offered),
-            "tasks_answered": Tally::get(&t.answered), "tasks_late": Tally::get(&t.late),
-            "tasks_failed": Tally::get(&t.failed), "tasks_lost": Tally::get(&t.lost),
-            "tasks_shed": Tally::get(&t.shed), "job_latency_ms_p50": p50, "job_latency_ms_p99": p99,
-            "jobs_taken_over": self.taken_over, "rss_growth_pct": growth, "samples": samples})
-    }
 }
