@@ -25,7 +25,7 @@
 //! before awaiting any ack) three fail, in ~100 s for the file: the wide
 //! window and the 256 jobs stall at 5,000 unacked publishes and end in
 //! `NoAnswer` at deadline + grace (35 s), the coordinator meanwhile taking
-//! over its own jobs (3 and ~400 times); behind the flood, which stops at
+//! over its own jobs (3, and 400-850 times); behind the flood, stopped at
 //! 5,000 queued tasks, the 2 s job gets no answer at all (`NoAnswer` at
 //! 7 s). 10,000 × 5 passes (≤ 1,024 live jobs × 5 tasks rarely hold 5,000
 //! acks at once).
