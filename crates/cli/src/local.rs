@@ -23,7 +23,7 @@ pub(crate) struct LocalCluster {
     pub(crate) nats_url: String,
     pub(crate) redis_url: String,
     _redis: Option<RedisServer>,
-    _nats: Option<NatsServer>,
+    nats_server: Option<NatsServer>,
 }
 
 /// What to start.
@@ -38,6 +38,15 @@ impl LocalCluster {
     /// Starts the cluster; `configure` adds to each worker's builder (e.g. limit keys).
     pub(crate) async fn start(
         options: &LocalOptions,
+        configure: impl Fn(WorkerBuilder) -> WorkerBuilder,
+    ) -> anyhow::Result<Self> {
+        Self::start_with_metrics(options, prometheus::Registry::new(), configure).await
+    }
+
+    /// Like [`LocalCluster::start`], the coordinator's metrics going to `metrics`.
+    pub(crate) async fn start_with_metrics(
+        options: &LocalOptions,
+        metrics: prometheus::Registry,
         configure: impl Fn(WorkerBuilder) -> WorkerBuilder,
     ) -> anyhow::Result<Self> {
         let (nats, nats_url) = match &options.nats_url {
@@ -60,6 +69,7 @@ impl LocalCluster {
         let mut tasks = Vec::new();
         let coordinator = CoordinatorOptions {
             nats_url: nats_url.clone(),
+            metrics,
             ..CoordinatorOptions::default()
         };
         let stop = shutdown.clone();
@@ -90,7 +100,7 @@ impl LocalCluster {
         }
         let client = Client::connect(ClientOptions::new(&nats_url).caller("local")?).await?;
         let cluster = Self {
-            _nats: nats,
+            nats_server: nats,
             _redis: redis,
             nats_url,
             redis_url,
@@ -103,6 +113,11 @@ impl LocalCluster {
             .wait_for_workers(&ids, Duration::from_secs(15))
             .await?;
         Ok(cluster)
+    }
+
+    /// The process id of the nats-server started here (none if given a URL).
+    pub(crate) fn nats_pid(&self) -> Option<u32> {
+        self.nats_server.as_ref().and_then(NatsServer::pid)
     }
 
     /// Stops the coordinator and workers, waiting up to 5 s for them.

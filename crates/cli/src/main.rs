@@ -40,7 +40,11 @@ enum Command {
 async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+            // async-nats warns once per publish ack dropped unawaited at
+            // shutdown: after a stalled `bench load`, thousands of lines
+            // that would bury the error saying which job stalled.
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,async_nats::jetstream::context=error".into()),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -168,6 +168,11 @@ impl NatsServer {
         self.port
     }
 
+    /// The server's process id, unless it was killed.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().map(Process::pid)
+    }
+
     /// Kills the server with SIGKILL; its store stays for [`NatsServer::restart`].
     pub fn kill(&mut self) {
         self.process.take();
@@ -250,6 +255,11 @@ impl RedisServer {
     /// `redis://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// The server's process id, unless it was killed.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().map(Process::pid)
     }
 
     /// Kills the server with SIGKILL; its data is gone (no persistence).

@@ -10,10 +10,13 @@
 //! - `scale`    — 500 × sleep 50 ms with 1, 2 and 4 workers of 10 slots.
 //! - `cache`    — a batch tool against a plain one in front of a one-at-a-time
 //!   backend; a 500 ms call cold, from the cache, and prefetched.
+//! - `load`     — wide windows, many jobs at once, and a soak at a fixed rate
+//!   (RSS and store size over time); see `load/mod.rs`.
 
 mod cache;
 mod latency;
 mod limits;
+mod load;
 mod throughput;
 
 use clap::{Args, Subcommand};
@@ -70,31 +73,39 @@ enum Scenario {
     Scale,
     /// Batching against a one-at-a-time backend; a slow call cold, cached and prefetched.
     Cache,
+    /// Load and liveness: a wide window, many jobs at once, or a soak at a fixed rate.
+    Load(load::LoadArgs),
 }
 
 pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
-    let figures = match args.scenario {
-        Scenario::Fanout { jobs } => latency::fanout(jobs).await?,
-        Scenario::Overhead { jobs } => latency::overhead(jobs).await?,
+    // A scenario may measure to the end and still fail (jobs lost): its
+    // figures are printed first.
+    let (figures, failure) = match args.scenario {
+        Scenario::Fanout { jobs } => (latency::fanout(jobs).await?, None),
+        Scenario::Overhead { jobs } => (latency::overhead(jobs).await?, None),
         Scenario::Throughput {
             tasks,
             jobs_in_flight,
-        } => throughput::run(tasks, jobs_in_flight).await?,
+        } => (throughput::run(tasks, jobs_in_flight).await?, None),
         Scenario::Limits {
             workers,
             rate,
             burst,
             seconds,
-        } => limits::run(workers, rate, burst, seconds).await?,
-        Scenario::Scale => latency::scale().await?,
-        Scenario::Cache => cache::run().await?,
+        } => (limits::run(workers, rate, burst, seconds).await?, None),
+        Scenario::Scale => (latency::scale().await?, None),
+        Scenario::Cache => (cache::run().await?, None),
+        Scenario::Load(load) => load::run(load).await?,
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&figures.json)?);
     } else {
         println!("{}", figures.table);
     }
-    Ok(())
+    match failure {
+        Some(why) => Err(anyhow::anyhow!(why)),
+        None => Ok(()),
+    }
 }
 
 /// What a scenario measured: a table for people, JSON for BENCHMARKS.md.

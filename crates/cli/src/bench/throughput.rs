@@ -88,7 +88,7 @@ async fn through_toolfan(cluster: &LocalCluster, jobs: u32, in_flight: u32) -> a
 }
 
 /// The bytes of a dispatched echo task, so the bare loop moves the same size.
-fn task_message_bytes() -> bytes::Bytes {
+pub(super) fn task_message_bytes() -> bytes::Bytes {
     let message = TaskMessage {
         v: PROTOCOL_VERSION,
         job: JobId::generate(),
@@ -103,7 +103,7 @@ fn task_message_bytes() -> bytes::Bytes {
 /// Publishes `total` messages to a work-queue stream with `in_flight`
 /// outstanding, a pull consumer answers each on a core-NATS subject; seconds
 /// from the first publish to the last answer.
-async fn bare_loop(
+pub(super) async fn bare_loop(
     url: &str,
     total: u32,
     in_flight: usize,
