@@ -40,13 +40,14 @@ impl LocalCluster {
         options: &LocalOptions,
         configure: impl Fn(WorkerBuilder) -> WorkerBuilder,
     ) -> anyhow::Result<Self> {
-        Self::start_with_metrics(options, prometheus::Registry::new(), configure).await
+        Self::start_with_coordinator(options, CoordinatorOptions::default(), configure).await
     }
 
-    /// Like [`LocalCluster::start`], the coordinator's metrics going to `metrics`.
-    pub(crate) async fn start_with_metrics(
+    /// Like [`LocalCluster::start`], with the coordinator's options (its
+    /// metrics registry, its live-job bound) taken from `coordinator`.
+    pub(crate) async fn start_with_coordinator(
         options: &LocalOptions,
-        metrics: prometheus::Registry,
+        coordinator: CoordinatorOptions,
         configure: impl Fn(WorkerBuilder) -> WorkerBuilder,
     ) -> anyhow::Result<Self> {
         let (nats, nats_url) = match &options.nats_url {
@@ -69,8 +70,7 @@ impl LocalCluster {
         let mut tasks = Vec::new();
         let coordinator = CoordinatorOptions {
             nats_url: nats_url.clone(),
-            metrics,
-            ..CoordinatorOptions::default()
+            ..coordinator
         };
         let stop = shutdown.clone();
         tasks.push(tokio::spawn(async move {

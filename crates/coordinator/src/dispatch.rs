@@ -3,15 +3,49 @@
 //! job's [`Lane`] of the shared publisher (so nothing here waits on a
 //! publish), and aborts to the workers.
 
+use std::sync::Arc;
+
 use async_nats::jetstream::message::PublishMessage;
 use toolfan_protocol::{
-    encode, encode_task, task_msg_id, ErrorKind, TaskError, TaskResult, TRACEPARENT_HEADER,
+    encode, encode_task, task_msg_id, ErrorKind, Subjects, TaskError, TaskResult,
+    TRACEPARENT_HEADER,
 };
 
 use crate::intake::AcceptedJob;
-use crate::publisher::Lane;
+use crate::publisher::{Lane, Messages, Outgoing, Verdict};
 use crate::window::Window;
 use crate::Shared;
+
+/// A job's task dispatches and verdicts, made when the publisher takes them.
+pub(crate) struct JobMessages {
+    pub(crate) job: Arc<AcceptedJob>,
+    pub(crate) subjects: Subjects,
+    pub(crate) deadline_unix_ms: u64,
+}
+
+impl Messages for JobMessages {
+    fn task(&self, index: u32) -> Outgoing {
+        let job = &self.job;
+        let spec = &job.spec.tasks[index as usize];
+        let payload = encode_task(&job.id, index, &job.caller, spec, self.deadline_unix_ms);
+        let message = PublishMessage::build()
+            .payload(payload.into())
+            .message_id(task_msg_id(&job.id, index))
+            .header(TRACEPARENT_HEADER, job.trace.child().to_string().as_str());
+        let subject = self.subjects.task(&spec.tool);
+        Outgoing { subject, message }
+    }
+
+    fn verdict(&self, index: u32, verdict: &Verdict) -> Outgoing {
+        let job = &self.job.id;
+        let result = TaskResult::decided(index, verdict.error.clone());
+        let message = PublishMessage::build()
+            .payload(encode(&result).into())
+            .message_id(format!("{job}.{index}.{}", verdict.tag));
+        let subject = self.subjects.result(job);
+        Outgoing { subject, message }
+    }
+}
 
 /// Queues every task the window has room for; tasks whose tool no live
 /// worker serves get an `unknown_tool` verdict instead.
@@ -19,24 +53,19 @@ pub(crate) async fn dispatch(
     shared: &Shared,
     job: &AcceptedJob,
     lane: &Lane,
-    deadline_unix_ms: u64,
     window: &mut Window,
 ) {
-    let subjects = &shared.topology.subjects;
+    let mut ready = Vec::new();
     let mut unknown = Vec::new();
     while let Some(index) = window.take() {
         let spec = &job.spec.tasks[index as usize];
-        if !shared.registry.serves(&spec.tool) {
+        if shared.registry.serves(&spec.tool) {
+            ready.push(index);
+        } else {
             unknown.push(index);
-            continue;
         }
-        let payload = encode_task(&job.id, index, &job.caller, spec, deadline_unix_ms);
-        let publish = PublishMessage::build()
-            .payload(payload.into())
-            .message_id(task_msg_id(&job.id, index))
-            .header(TRACEPARENT_HEADER, job.trace.child().to_string().as_str());
-        lane.send_task(index, subjects.task(&spec.tool), publish);
     }
+    lane.send_tasks(&ready);
     if !unknown.is_empty() {
         answer_unknown(shared, job, lane, window, unknown).await;
     }
@@ -75,28 +104,14 @@ async fn answer_unknown(
             ErrorKind::UnknownTool,
             format!("no live worker serves the tool {:?}", tool.as_str()),
         );
-        decide(shared, job, lane, &[index], "unknown", &error);
+        decide(lane, &[index], "unknown", error);
     }
 }
 
 /// Queues the coordinator's own verdict for `indices` to the results
 /// stream, where it competes with worker results: the first one wins.
-pub(crate) fn decide(
-    shared: &Shared,
-    job: &AcceptedJob,
-    lane: &Lane,
-    indices: &[u32],
-    tag: &str,
-    error: &TaskError,
-) {
-    let subject = shared.topology.subjects.result(&job.id);
-    for &index in indices {
-        let result = TaskResult::decided(index, error.clone());
-        let publish = PublishMessage::build()
-            .payload(encode(&result).into())
-            .message_id(format!("{}.{index}.{tag}", job.id));
-        lane.send_verdict(subject.clone(), publish);
-    }
+pub(crate) fn decide(lane: &Lane, indices: &[u32], tag: &'static str, error: TaskError) {
+    lane.send_verdicts(indices, Verdict { error, tag });
 }
 
 /// Tells every worker to stop the job's running tasks and skip its queued ones.

@@ -57,6 +57,7 @@ pub(crate) async fn handle(shared: &Shared, message: jetstream::Message) {
     let metrics = &shared.metrics;
     metrics.jobs_submitted.with_label_values(&[policy]).inc();
     metrics.live_jobs.inc();
+    let job = std::sync::Arc::new(job);
     let mut live = LiveJob::new(shared, &job, message, inbox);
     let outcome = tokio::select! {
         outcome = live.run().instrument(span.clone()) => outcome,

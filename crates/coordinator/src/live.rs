@@ -8,6 +8,7 @@
 //! acks, deadline, caller check) therefore fire on time however busy the
 //! fleet, the publisher or other jobs are.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind};
@@ -18,7 +19,7 @@ use toolfan_protocol::{
     encode, EndedBy, ErrorKind, JobStatus, JobSummary, ResultHead, TaskError, TaskResult,
 };
 
-use crate::dispatch::{abort, decide, dispatch};
+use crate::dispatch::{abort, decide, dispatch, JobMessages};
 use crate::gather::{Accepted, Gather};
 use crate::intake::AcceptedJob;
 use crate::job::{ack, now_unix_ms};
@@ -48,7 +49,7 @@ pub(crate) struct LiveJob<'a> {
 impl<'a> LiveJob<'a> {
     pub(crate) fn new(
         shared: &'a Shared,
-        job: &'a AcceptedJob,
+        job: &'a Arc<AcceptedJob>,
         message: jetstream::Message,
         inbox: mpsc::Receiver<Inbound>,
     ) -> Self {
@@ -66,17 +67,21 @@ impl<'a> LiveJob<'a> {
             reply: ReplyTo::new(&shared.client, subjects, &job.caller, &job.id),
             ending: None,
             give_up: None,
-            deadline_unix_ms,
             deadline: Instant::now() + to_deadline,
             replayed_upto: 0,
             last_alive: Instant::now(),
+        };
+        let messages = JobMessages {
+            job: job.clone(),
+            subjects: subjects.clone(),
+            deadline_unix_ms,
         };
         Self {
             shared,
             job,
             message,
             inbox,
-            lane: shared.publisher.lane(),
+            lane: shared.publisher.lane(Arc::new(messages)),
             state,
         }
     }
@@ -168,7 +173,6 @@ struct JobState<'a> {
     /// When to stop waiting for the job's own verdicts to come back through
     /// the stream (NATS may be down) and answer from memory.
     give_up: Option<Instant>,
-    deadline_unix_ms: u64,
     deadline: Instant,
     /// Results up to this stream sequence came from the replay; the live
     /// route's copies of them are skipped.
@@ -179,8 +183,7 @@ struct JobState<'a> {
 impl JobState<'_> {
     async fn dispatch(&mut self, lane: &Lane) {
         if self.ending.is_none() {
-            let (shared, job, deadline) = (self.shared, self.job, self.deadline_unix_ms);
-            dispatch(shared, job, lane, deadline, &mut self.window).await;
+            dispatch(self.shared, self.job, lane, &mut self.window).await;
         }
     }
 
@@ -191,7 +194,10 @@ impl JobState<'_> {
         inbound: Inbound,
     ) {
         match inbound {
-            Inbound::Result { sequence, payload } if sequence > self.replayed_upto => {
+            // (A sequence of 0 means its metadata could not be read: never skip it.)
+            Inbound::Result { sequence, payload }
+                if sequence == 0 || sequence > self.replayed_upto =>
+            {
                 self.on_result(&payload).await;
                 self.dispatch(lane).await;
             }
@@ -293,7 +299,7 @@ impl JobState<'_> {
             _ => (ErrorKind::Cancelled, "cancel"),
         };
         let verdict = TaskError::new(kind, format!("{reason} before the task finished"));
-        decide(self.shared, self.job, lane, &missing, tag, &verdict);
+        decide(lane, &missing, tag, verdict);
         abort(self.shared, self.job).await;
         self.give_up = Some(Instant::now() + self.shared.options.deadline_grace);
         self.ending = Some((by, reason));

@@ -11,6 +11,11 @@
 //! then task dispatches, a few from each job with work waiting, round
 //! robin, so a small job's tasks go out between a wide job's.
 //!
+//! A lane holds task indices and verdict indices, not messages: each is
+//! encoded (by the job's [`Messages`]) only when the publisher takes it,
+//! so a stalled server costs a few bytes per queued task, not a prepared
+//! message each.
+//!
 //! A task whose publish fails is reported back to its lane; the job puts
 //! it back in its window and sends it again.
 
@@ -23,27 +28,78 @@ use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use toolfan_protocol::TaskError;
 
 /// Most publishes taken from one lane per turn.
 const QUANTUM: usize = 8;
 
-/// One message to publish: where, what, and for task dispatches the index
-/// to report back if it fails.
+/// One message to publish: where and what.
 pub(crate) struct Outgoing {
     pub(crate) subject: String,
     pub(crate) message: PublishMessage,
-    pub(crate) task: Option<u32>,
+}
+
+/// The coordinator's own outcome for some of a job's tasks.
+pub(crate) struct Verdict {
+    pub(crate) error: TaskError,
+    /// Names the verdict in its `Nats-Msg-Id` (`deadline`, `cancel`, …).
+    pub(crate) tag: &'static str,
+}
+
+/// Makes one job's messages when the publisher takes them.
+pub(crate) trait Messages: Send + Sync {
+    /// The dispatch of task `index`.
+    fn task(&self, index: u32) -> Outgoing;
+    /// `verdict` as the result of task `index`.
+    fn verdict(&self, index: u32, verdict: &Verdict) -> Outgoing;
+}
+
+/// Something queued in a lane.
+enum Pending {
+    Task(u32),
+    Verdict(u32, Arc<Verdict>),
+}
+
+impl Pending {
+    fn encode(&self, messages: &dyn Messages) -> Outgoing {
+        match self {
+            Self::Task(index) => messages.task(*index),
+            Self::Verdict(index, verdict) => messages.verdict(*index, verdict),
+        }
+    }
+
+    fn task(&self) -> Option<u32> {
+        match self {
+            Self::Task(index) => Some(*index),
+            Self::Verdict(..) => None,
+        }
+    }
 }
 
 type LaneId = u64;
 
-#[derive(Default)]
 struct LaneQueues {
-    verdicts: VecDeque<Outgoing>,
-    tasks: VecDeque<Outgoing>,
+    messages: Arc<dyn Messages>,
+    verdicts: VecDeque<Pending>,
+    tasks: VecDeque<Pending>,
     failed: Vec<u32>,
     notify: Arc<Notify>,
 }
+
+impl LaneQueues {
+    fn new(messages: Arc<dyn Messages>) -> Self {
+        Self {
+            messages,
+            verdicts: VecDeque::new(),
+            tasks: VecDeque::new(),
+            failed: Vec::new(),
+            notify: Arc::default(),
+        }
+    }
+}
+
+/// Taken from a lane: its messages and what to encode with them.
+type Taken = (LaneId, Arc<dyn Messages>, Pending);
 
 #[derive(Default)]
 struct Queues {
@@ -59,7 +115,7 @@ struct Queues {
 
 impl Queues {
     /// Up to [`QUANTUM`] messages of the next lane in turn, verdicts first.
-    fn next_batch(&mut self, room: usize, batch: &mut Vec<(LaneId, Outgoing)>) {
+    fn next_batch(&mut self, room: usize, batch: &mut Vec<Taken>) {
         let take = room.min(QUANTUM);
         for verdicts in [true, false] {
             while batch.is_empty() {
@@ -78,7 +134,8 @@ impl Queues {
                     &mut lane.tasks
                 };
                 let n = take.min(queue.len());
-                batch.extend(queue.drain(..n).map(|m| (id, m)));
+                let messages = &lane.messages;
+                batch.extend(queue.drain(..n).map(|p| (id, messages.clone(), p)));
                 if !queue.is_empty() {
                     turns.push_back(id);
                 }
@@ -90,20 +147,21 @@ impl Queues {
         }
     }
 
-    fn push(&mut self, id: LaneId, outgoing: Outgoing, verdict: bool) {
+    fn push(&mut self, id: LaneId, pending: impl ExactSizeIterator<Item = Pending>) {
         let Some(lane) = self.lanes.get_mut(&id) else {
             return;
         };
-        let (queue, turns) = if verdict {
-            (&mut lane.verdicts, &mut self.verdict_turns)
-        } else {
-            (&mut lane.tasks, &mut self.task_turns)
+        let mut pending = pending.peekable();
+        let (queue, turns) = match pending.peek() {
+            None => return,
+            Some(Pending::Verdict(..)) => (&mut lane.verdicts, &mut self.verdict_turns),
+            Some(Pending::Task(_)) => (&mut lane.tasks, &mut self.task_turns),
         };
         if queue.is_empty() {
             turns.push_back(id);
         }
-        queue.push_back(outgoing);
-        self.waiting += 1;
+        self.waiting += pending.len();
+        queue.extend(pending);
     }
 
     fn fail(&mut self, id: LaneId, index: u32) {
@@ -149,12 +207,13 @@ impl Publisher {
         publisher
     }
 
-    /// A new lane for one job; it closes when dropped.
-    pub(crate) fn lane(&self) -> Lane {
+    /// A new lane for one job, whose messages `messages` makes; it closes
+    /// when dropped.
+    pub(crate) fn lane(&self, messages: Arc<dyn Messages>) -> Lane {
         let mut queues = self.lock();
         let id = queues.next_id;
         queues.next_id += 1;
-        let lane = LaneQueues::default();
+        let lane = LaneQueues::new(messages);
         let notify = lane.notify.clone();
         queues.lanes.insert(id, lane);
         Lane {
@@ -184,8 +243,9 @@ impl Publisher {
                 if batch.is_empty() {
                     break;
                 }
-                for (lane, outgoing) in batch.drain(..) {
-                    let task = outgoing.task;
+                for (lane, messages, pending) in batch.drain(..) {
+                    let task = pending.task();
+                    let outgoing = pending.encode(messages.as_ref());
                     match js.send_publish(outgoing.subject, outgoing.message).await {
                         Ok(ack) => in_flight.push(acked(lane, task, ack)),
                         Err(e) => self.failed(lane, task, &e),
@@ -237,29 +297,23 @@ pub(crate) struct Lane {
 }
 
 impl Lane {
-    /// Queues a task dispatch; a failure comes back from [`Lane::failures`].
-    pub(crate) fn send_task(&self, index: u32, subject: String, message: PublishMessage) {
-        let outgoing = Outgoing {
-            subject,
-            message,
-            task: Some(index),
-        };
-        self.push(outgoing, false);
+    /// Queues the dispatch of tasks `indices`; a failure comes back from
+    /// [`Lane::failures`].
+    pub(crate) fn send_tasks(&self, indices: &[u32]) {
+        self.push(indices.iter().map(|&i| Pending::Task(i)));
     }
 
-    /// Queues a verdict (goes out ahead of every task dispatch).
-    pub(crate) fn send_verdict(&self, subject: String, message: PublishMessage) {
-        let outgoing = Outgoing {
-            subject,
-            message,
-            task: None,
-        };
-        self.push(outgoing, true);
+    /// Queues `verdict` for tasks `indices` (ahead of every task dispatch).
+    pub(crate) fn send_verdicts(&self, indices: &[u32], verdict: Verdict) {
+        let verdict = Arc::new(verdict);
+        self.push(indices.iter().map(|&i| Pending::Verdict(i, verdict.clone())));
     }
 
-    fn push(&self, outgoing: Outgoing, verdict: bool) {
-        self.publisher.lock().push(self.id, outgoing, verdict);
-        self.publisher.wake.notify_one();
+    fn push(&self, pending: impl ExactSizeIterator<Item = Pending>) {
+        if pending.len() > 0 {
+            self.publisher.lock().push(self.id, pending);
+            self.publisher.wake.notify_one();
+        }
     }
 
     /// Drops the task dispatches not yet published (the job is ending).
@@ -301,23 +355,36 @@ impl Drop for Lane {
 mod tests {
     use super::*;
 
-    fn outgoing(tag: &str) -> Outgoing {
-        Outgoing {
-            subject: tag.to_owned(),
-            message: PublishMessage::build(),
-            task: None,
+    /// Names each message by its kind and index.
+    struct Named;
+
+    impl Messages for Named {
+        fn task(&self, index: u32) -> Outgoing {
+            let subject = format!("task{index}");
+            let message = PublishMessage::build();
+            Outgoing { subject, message }
+        }
+        fn verdict(&self, index: u32, verdict: &Verdict) -> Outgoing {
+            let subject = format!("{}{index}", verdict.tag);
+            let message = PublishMessage::build();
+            Outgoing { subject, message }
         }
     }
 
     fn lanes(n: u64) -> Queues {
         let mut q = Queues::default();
         for id in 0..n {
-            q.lanes.insert(id, LaneQueues::default());
+            q.lanes.insert(id, LaneQueues::new(Arc::new(Named)));
         }
         q
     }
 
-    fn drain(q: &mut Queues) -> Vec<String> {
+    fn tasks(q: &mut Queues, lane: LaneId, indices: std::ops::Range<u32>) {
+        q.push(lane, indices.map(Pending::Task));
+    }
+
+    /// Lane and subject of everything the publisher would send, in order.
+    fn drain(q: &mut Queues) -> Vec<(LaneId, String)> {
         let mut order = Vec::new();
         let mut batch = Vec::new();
         loop {
@@ -325,47 +392,50 @@ mod tests {
             if batch.is_empty() {
                 return order;
             }
-            order.extend(batch.drain(..).map(|(_, m)| m.subject));
+            for (lane, messages, pending) in batch.drain(..) {
+                order.push((lane, pending.encode(messages.as_ref()).subject));
+            }
         }
     }
 
     #[test]
     fn a_small_job_goes_out_between_a_wide_ones_tasks() {
         let mut q = lanes(2);
-        for i in 0..100 {
-            q.push(0, outgoing(&format!("wide{i}")), false);
-        }
-        for i in 0..3 {
-            q.push(1, outgoing(&format!("small{i}")), false);
-        }
+        tasks(&mut q, 0, 0..100);
+        tasks(&mut q, 1, 0..3);
         let order = drain(&mut q);
         assert_eq!(order.len(), 103);
-        let last_small = order.iter().rposition(|s| s.starts_with("small")).unwrap();
+        let last_small = order.iter().rposition(|(lane, _)| *lane == 1).unwrap();
         assert!(
             last_small <= QUANTUM + 3,
             "the small job waited behind {last_small} publishes"
         );
+        let wide: Vec<_> = order.iter().filter(|(l, _)| *l == 0).map(|(_, s)| s.clone()).collect();
+        let expected: Vec<_> = (0..100).map(|i| format!("task{i}")).collect();
+        assert_eq!(wide, expected, "a job's own tasks keep their order");
         assert_eq!(q.waiting, 0);
     }
 
     #[test]
     fn verdicts_go_out_before_any_task() {
         let mut q = lanes(2);
-        for i in 0..20 {
-            q.push(0, outgoing(&format!("task{i}")), false);
-        }
-        q.push(1, outgoing("verdict"), true);
-        assert_eq!(drain(&mut q)[0], "verdict");
+        tasks(&mut q, 0, 0..20);
+        let verdict = Arc::new(Verdict {
+            error: TaskError::new(toolfan_protocol::ErrorKind::Cancelled, "x"),
+            tag: "cancel",
+        });
+        q.push(1, [Pending::Verdict(4, verdict)].into_iter());
+        assert_eq!(drain(&mut q)[0], (1, "cancel4".to_owned()));
     }
 
     #[test]
     fn an_ended_jobs_turns_are_skipped() {
         let mut q = lanes(2);
-        q.push(0, outgoing("gone"), false);
-        q.push(1, outgoing("kept"), false);
+        tasks(&mut q, 0, 0..1);
+        tasks(&mut q, 1, 7..8);
         q.lanes.remove(&0);
         q.waiting -= 1;
-        assert_eq!(drain(&mut q), vec!["kept"]);
+        assert_eq!(drain(&mut q), vec![(1, "task7".to_owned())]);
     }
 
     #[test]

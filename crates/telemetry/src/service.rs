@@ -27,7 +27,7 @@ pub struct ServiceArgs {
     /// Most bytes the results stream holds when this process creates it
     /// (or finds it unbounded); at the bound new results are refused and
     /// retried, never old ones of live jobs discarded.
-    #[arg(long, env = "TOOLFAN_RESULTS_MAX_BYTES", default_value_t = 2 << 30, value_parser = clap::value_parser!(u64).range(1 << 20..=1 << 50))]
+    #[arg(long, env = "TOOLFAN_RESULTS_MAX_BYTES", default_value_t = 1 << 30, value_parser = clap::value_parser!(u64).range(1 << 20..=1 << 50))]
     pub results_max_bytes: u64,
     /// Seconds an outcome stays in the results stream at most (coordinators
     /// purge an answered job's outcomes sooner).
@@ -36,7 +36,7 @@ pub struct ServiceArgs {
     /// Most bytes each of the jobs and tasks streams holds when this process
     /// creates it (or finds it unbounded); at the bound new jobs are refused
     /// with an error the caller sees.
-    #[arg(long, env = "TOOLFAN_QUEUE_MAX_BYTES", default_value_t = 1 << 30, value_parser = clap::value_parser!(u64).range(1 << 20..=1 << 50))]
+    #[arg(long, env = "TOOLFAN_QUEUE_MAX_BYTES", default_value_t = 512 << 20, value_parser = clap::value_parser!(u64).range(1 << 20..=1 << 50))]
     pub queue_max_bytes: u64,
     /// Log format.
     #[arg(long, env = "TOOLFAN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]

@@ -54,8 +54,8 @@ impl Default for TopologyOptions {
         Self {
             duplicate_window: Duration::from_secs(120),
             results_max_age: Duration::from_secs(3600),
-            results_max_bytes: 2 << 30,
-            queue_max_bytes: 1 << 30,
+            results_max_bytes: 1 << 30,
+            queue_max_bytes: 512 << 20,
             max_publishes_in_flight: 4096,
             ack_wait: Duration::from_secs(10),
             enforce_ack_wait: false,

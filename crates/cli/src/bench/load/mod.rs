@@ -45,6 +45,10 @@ pub(crate) struct LoadArgs {
     /// the end of a soak) before the run is declared stalled.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(5..=3600))]
     timeout: u64,
+    /// The in-process coordinator's `max_live_jobs` (wide, many-wide,
+    /// small); the rest wait in JetStream.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    max_live_jobs: u64,
     #[command(flatten)]
     soak: soak::SoakArgs,
 }
@@ -68,7 +72,7 @@ pub(crate) async fn run(args: LoadArgs) -> anyhow::Result<(Figures, Option<Strin
     let timeout = Duration::from_secs(args.timeout);
     match args.shape {
         Shape::Soak => soak::run(&args.soak, timeout).await,
-        shape => shapes::run(shape, timeout).await,
+        shape => shapes::run(shape, timeout, args.max_live_jobs as usize).await,
     }
 }
 

@@ -20,7 +20,8 @@ struct Spec {
     jobs: u32,
     size: u32,
     window: u32,
-    /// Messages in flight in the bare loop: as many as toolfan can have.
+    /// Messages in flight in the bare loop: as many as toolfan can have
+    /// (set from the live-job bound when the shape runs).
     loop_in_flight: usize,
     what: &'static str,
 }
@@ -43,13 +44,13 @@ fn spec(shape: Shape) -> Spec {
             loop_in_flight: 25_600,
             what: "256 jobs × 100 echo tasks, window 100, all at once",
         },
-        // 1,024 live jobs (the coordinator's default) × 5 tasks in flight.
+        // Live jobs (1,024 by default) × 5 tasks in flight.
         _ => Spec {
             name: "small",
             jobs: 10_000,
             size: 5,
             window: 5,
-            loop_in_flight: 5_120,
+            loop_in_flight: 50_000,
             what: "10,000 jobs × 5 echo tasks, all at once",
         },
     }
@@ -66,8 +67,11 @@ struct Aside {
 pub(super) async fn run(
     shape: Shape,
     timeout: Duration,
+    max_live_jobs: usize,
 ) -> anyhow::Result<(Figures, Option<String>)> {
-    let spec = spec(shape);
+    let mut spec = spec(shape);
+    let live = spec.jobs.min(u32::try_from(max_live_jobs).unwrap_or(u32::MAX));
+    spec.loop_in_flight = spec.loop_in_flight.min((live * spec.size) as usize);
     let options = LocalOptions {
         nats_url: None,
         redis_url: None,
@@ -75,7 +79,12 @@ pub(super) async fn run(
         concurrency: 256,
     };
     let metrics = prometheus::Registry::new();
-    let cluster = LocalCluster::start_with_metrics(&options, metrics.clone(), |b| b).await?;
+    let coordinator = toolfan_coordinator::CoordinatorOptions {
+        metrics: metrics.clone(),
+        max_live_jobs,
+        ..Default::default()
+    };
+    let cluster = LocalCluster::start_with_coordinator(&options, coordinator, |b| b).await?;
     let measured = jobs::at_once(&cluster.client, echo_jobs(&spec, timeout), timeout).await;
     let aside = match &measured {
         Ok(_) => Some(aside(&cluster, &spec, &metrics, timeout).await),
