@@ -49,12 +49,7 @@ impl Messages for JobMessages {
 
 /// Queues every task the window has room for; tasks whose tool no live
 /// worker serves get an `unknown_tool` verdict instead.
-pub(crate) async fn dispatch(
-    shared: &Shared,
-    job: &AcceptedJob,
-    lane: &Lane,
-    window: &mut Window,
-) {
+pub(crate) async fn dispatch(shared: &Shared, job: &AcceptedJob, lane: &Lane, window: &mut Window) {
     let mut ready = Vec::new();
     let mut unknown = Vec::new();
     while let Some(index) = window.take() {

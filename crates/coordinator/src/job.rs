@@ -58,7 +58,9 @@ pub(crate) async fn handle(shared: &Shared, message: jetstream::Message) {
     metrics.jobs_submitted.with_label_values(&[policy]).inc();
     metrics.live_jobs.inc();
     let job = std::sync::Arc::new(job);
-    let mut live = LiveJob::new(shared, &job, message, inbox);
+    let taken_over = message.info().is_ok_and(|info| info.delivered > 1);
+    let hold = shared.retention.hold(taken_over);
+    let mut live = LiveJob::new(shared, &job, message, inbox, &hold);
     let outcome = tokio::select! {
         outcome = live.run().instrument(span.clone()) => outcome,
         _ = shared.abandon.cancelled() => Err("this coordinator is shutting down".into()),
@@ -85,25 +87,25 @@ pub(crate) async fn handle(shared: &Shared, message: jetstream::Message) {
             .await;
             ack(&message, AckKind::Ack).await;
             drop(registration);
-            shared
-                .purger
-                .schedule(job.id.clone(), purge_at(shared, &job));
+            hold.release_at(keep_until(shared, &job));
         }
         Err(why) => {
             // Hand the job back; this or another coordinator takes it again
             // and recovers what was already done from the results stream.
             tracing::warn!(job = %job.id, %why, "job handed back");
             drop(registration);
+            // Its next owner holds its results once it takes the job.
+            hold.release_at(Instant::now() + shared.floor_ttl());
             let delay = (!shared.abandon.is_cancelled()).then_some(Duration::from_secs(1));
             ack(&message, AckKind::Nak(delay)).await;
         }
     }
 }
 
-/// When an answered job's results may go: after its deadline (a client
+/// Until when an answered job's results stay: past its deadline (a client
 /// that lost the `done` event reads the stream at its deadline plus its
 /// answer grace), and in any case `results_keep` after now.
-fn purge_at(shared: &Shared, job: &AcceptedJob) -> Instant {
+fn keep_until(shared: &Shared, job: &AcceptedJob) -> Instant {
     let deadline_unix_ms = job.submitted_unix_ms.saturating_add(job.spec.deadline_ms);
     let to_deadline = Duration::from_millis(deadline_unix_ms.saturating_sub(now_unix_ms()));
     Instant::now() + to_deadline + shared.options.results_keep

@@ -17,7 +17,8 @@
 //!   shared fairly between jobs.
 //! - `routes`: results (one consumer for all jobs), cancels, keepalives and
 //!   redeliveries routed to their live job.
-//! - `purge`: an answered job's results leave the stream.
+//! - `retention`: which results jobs still need; the rest purged below a
+//!   fleet-wide floor.
 //! - `window`: which task is dispatched next.
 //! - `gather`: which tasks have their result.
 //! - `policy`: when a join policy ends a job early.
@@ -33,9 +34,9 @@ mod live;
 pub mod metrics;
 mod policy;
 mod publisher;
-mod purge;
 pub mod registry;
 mod reply;
+mod retention;
 mod routes;
 mod window;
 
@@ -71,7 +72,8 @@ pub struct CoordinatorOptions {
     /// `topology.max_publishes_in_flight`.
     pub max_publishes_in_flight: usize,
     /// How long an answered job's results stay in the stream after its
-    /// deadline (a client that missed events reads them from there).
+    /// deadline (a client that missed events reads them from there); then
+    /// they are purged with everything else no job needs.
     pub results_keep: Duration,
     /// A worker silent this long is taken for dead.
     pub worker_ttl: Duration,
@@ -136,7 +138,7 @@ pub(crate) struct Shared {
     pub(crate) metrics: CoordinatorMetrics,
     pub(crate) publisher: publisher::Publisher,
     pub(crate) routes: Arc<routes::Routes>,
-    pub(crate) purger: purge::Purger,
+    pub(crate) retention: retention::Retention,
 }
 
 /// Runs a coordinator until `shutdown` is cancelled, then stops taking jobs
@@ -187,7 +189,12 @@ pub async fn run(
     // taken, so nothing of a job is missed.
     let routes = Arc::new(routes::Routes::default());
     let stop = CancellationToken::new();
-    let results = routes::follow_results(topology.clone(), routes.clone(), stop.clone()).await?;
+    let seen = Arc::new(std::sync::atomic::AtomicU64::new(
+        topology.results_last_sequence().await?,
+    ));
+    let results =
+        routes::follow_results(topology.clone(), routes.clone(), seen.clone(), stop.clone())
+            .await?;
     let callers = routes::follow_callers(&client, &options.subjects, routes.clone(), stop.clone())
         .await
         .map_err(|e| TransportError::jetstream("subscribing to cancels and keepalives", e))?;
@@ -201,11 +208,17 @@ pub async fn run(
         gauges,
         stop.clone(),
     );
-    let purger = purge::Purger::start(
+    let retention = retention::Retention::new(seen);
+    let coordinator_id = format!("coordinator-{}", toolfan_protocol::JobId::generate());
+    let trimmer = retention::run(
+        retention.clone(),
         topology.clone(),
-        metrics.purges_skipped.clone(),
+        coordinator_id,
+        floor_ttl(job_ack_wait),
         stop.clone(),
-    );
+    )
+    .await
+    .map_err(|e| TransportError::jetstream("subscribing to coordinator floors", e))?;
     let slots = Arc::new(Semaphore::new(options.max_live_jobs));
     let shared = Arc::new(Shared {
         options,
@@ -217,7 +230,7 @@ pub async fn run(
         metrics,
         publisher,
         routes,
-        purger,
+        retention,
     });
     tracing::info!(
         workers = shared.registry.live().len(),
@@ -244,9 +257,21 @@ pub async fn run(
         tracing::warn!("drain timeout passed with jobs still live; they will be redelivered");
     }
     stop.cancel();
-    let _ = tokio::join!(follower, results, callers);
+    let _ = tokio::join!(follower, results, callers, trimmer);
     tracing::info!("coordinator stopped");
     Ok(())
+}
+
+/// How long a coordinator's results floor outlives its last word: longer
+/// than a dead coordinator's jobs take to reach a new owner.
+fn floor_ttl(job_ack_wait: Duration) -> Duration {
+    3 * job_ack_wait + Duration::from_secs(5)
+}
+
+impl Shared {
+    pub(crate) fn floor_ttl(&self) -> Duration {
+        floor_ttl(self.job_ack_wait)
+    }
 }
 
 fn check(options: &CoordinatorOptions) -> Result<(), CoordinatorError> {

@@ -26,6 +26,7 @@ use crate::job::{ack, now_unix_ms};
 use crate::policy::Judge;
 use crate::publisher::Lane;
 use crate::reply::ReplyTo;
+use crate::retention::Hold;
 use crate::routes::Inbound;
 use crate::window::Window;
 use crate::Shared;
@@ -52,6 +53,7 @@ impl<'a> LiveJob<'a> {
         job: &'a Arc<AcceptedJob>,
         message: jetstream::Message,
         inbox: mpsc::Receiver<Inbound>,
+        hold: &'a Hold,
     ) -> Self {
         let total = job.spec.tasks.len();
         let deadline_unix_ms = job.submitted_unix_ms.saturating_add(job.spec.deadline_ms);
@@ -70,6 +72,7 @@ impl<'a> LiveJob<'a> {
             deadline: Instant::now() + to_deadline,
             replayed_upto: 0,
             last_alive: Instant::now(),
+            hold,
         };
         let messages = JobMessages {
             job: job.clone(),
@@ -178,6 +181,8 @@ struct JobState<'a> {
     /// route's copies of them are skipped.
     replayed_upto: u64,
     last_alive: Instant,
+    /// The job's claim on its stored results.
+    hold: &'a Hold,
 }
 
 impl JobState<'_> {
@@ -225,16 +230,21 @@ impl JobState<'_> {
             .job_results(job)
             .await
             .map_err(|e| e.to_string())?;
+        let mut first = None;
         for _ in 0..stored {
             match tokio::time::timeout(REPLAY_TIMEOUT, results.next()).await {
                 Ok(Some(Ok(msg))) => {
                     let sequence = msg.info().map_or(0, |info| info.stream_sequence);
+                    first = first.or(Some(sequence));
                     self.replayed_upto = self.replayed_upto.max(sequence);
                     self.on_result(&msg.payload).await;
                 }
                 _ => break,
             }
         }
+        // Its results start at the first one stored, or after what the
+        // replay saw when none was.
+        self.hold.lower_to(first.unwrap_or(self.replayed_upto + 1));
         let recovered = self.gather.filled();
         tracing::info!(%job, recovered, total = self.job.spec.tasks.len(), "took over a job; recovered results already stored");
         self.shared.metrics.jobs_taken_over.inc();

@@ -30,9 +30,6 @@ pub struct CoordinatorMetrics {
     pub jobs_taken_over: IntCounter,
     /// Reconnects to NATS.
     pub nats_reconnects: IntCounter,
-    /// Answered jobs whose results were left to expire with the stream's
-    /// max age because the purge queue was full.
-    pub purges_skipped: IntCounter,
     /// Redeliveries of a job this coordinator was running (its ack wait
     /// lapsed); the job runs on.
     pub jobs_redelivered_live: IntCounter,
@@ -131,11 +128,6 @@ impl CoordinatorMetrics {
                 registry,
                 "toolfan_nats_reconnects_total",
                 "Reconnects to NATS.",
-            )?,
-            purges_skipped: counter(
-                registry,
-                "toolfan_results_purges_skipped_total",
-                "Answered jobs whose results were left to the stream's max age (purge queue full).",
             )?,
             jobs_redelivered_live: counter(
                 registry,

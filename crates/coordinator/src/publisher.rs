@@ -306,7 +306,11 @@ impl Lane {
     /// Queues `verdict` for tasks `indices` (ahead of every task dispatch).
     pub(crate) fn send_verdicts(&self, indices: &[u32], verdict: Verdict) {
         let verdict = Arc::new(verdict);
-        self.push(indices.iter().map(|&i| Pending::Verdict(i, verdict.clone())));
+        self.push(
+            indices
+                .iter()
+                .map(|&i| Pending::Verdict(i, verdict.clone())),
+        );
     }
 
     fn push(&self, pending: impl ExactSizeIterator<Item = Pending>) {
@@ -410,7 +414,11 @@ mod tests {
             last_small <= QUANTUM + 3,
             "the small job waited behind {last_small} publishes"
         );
-        let wide: Vec<_> = order.iter().filter(|(l, _)| *l == 0).map(|(_, s)| s.clone()).collect();
+        let wide: Vec<_> = order
+            .iter()
+            .filter(|(l, _)| *l == 0)
+            .map(|(_, s)| s.clone())
+            .collect();
         let expected: Vec<_> = (0..100).map(|i| format!("task{i}")).collect();
         assert_eq!(wide, expected, "a job's own tasks keep their order");
         assert_eq!(q.waiting, 0);

@@ -8,6 +8,7 @@
 //! consumer and two subscriptions.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -108,9 +109,11 @@ impl Routes {
 /// Follows every job's results from now on and hands each to its job
 /// until `stop`. A consumer that ends is created again after the last
 /// sequence seen, so nothing stored meanwhile is missed.
+/// `seen` keeps the highest sequence delivered.
 pub(crate) async fn follow_results(
     topology: Topology,
     routes: Arc<Routes>,
+    seen: Arc<AtomicU64>,
     stop: CancellationToken,
 ) -> Result<tokio::task::JoinHandle<()>, TransportError> {
     let mut messages = topology.follow_all_results(None).await?;
@@ -126,6 +129,7 @@ pub(crate) async fn follow_results(
                 Some(Ok(message)) => {
                     let sequence = message.info().map_or(0, |info| info.stream_sequence);
                     last = Some(sequence);
+                    seen.fetch_max(sequence, Ordering::Relaxed);
                     route_result(&routes, &prefix, message, sequence).await;
                 }
                 Some(Err(e)) => {

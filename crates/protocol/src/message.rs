@@ -195,6 +195,19 @@ pub enum ReplyEvent {
     },
 }
 
+/// What a coordinator tells the others on `toolfan.coordinator.floor`
+/// every second: the lowest results-stream sequence its jobs still need.
+/// Coordinators purge the results stream below the lowest floor heard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CoordinatorFloor {
+    /// Protocol version.
+    pub v: u32,
+    /// The coordinator's id (new at each start).
+    pub coordinator: String,
+    /// Results below this sequence no job of this coordinator needs.
+    pub floor: u64,
+}
+
 /// What a worker announces on `toolfan.worker.heartbeat` every second and in
 /// answer to `toolfan.worker.ping`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

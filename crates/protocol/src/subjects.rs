@@ -111,6 +111,12 @@ impl Subjects {
         JobId::new(token)
     }
 
+    /// `toolfan.coordinator.floor`: each coordinator's results floor
+    /// ([`crate::CoordinatorFloor`]).
+    pub fn coordinator_floor(&self) -> String {
+        format!("{}.coordinator.floor", self.prefix)
+    }
+
     /// `toolfan.worker.heartbeat`: worker announcements.
     pub fn heartbeat(&self) -> String {
         format!("{}.worker.heartbeat", self.prefix)

@@ -9,7 +9,7 @@
 //!   consumers on them, created idempotently by whichever process starts first.
 //! - [`pull`] — pulling from a shared consumer no faster than there are free slots.
 //! - `results` — the results stream: every job's outcomes from one consumer,
-//!   one job's replayed, a finished job's purged (methods of [`Topology`]).
+//!   one job's replayed, what no job needs purged (methods of [`Topology`]).
 
 pub mod auth;
 pub mod connect;

@@ -1,7 +1,7 @@
-//! The results stream, read three ways: every job's outcomes as they are
+//! The results stream, read and trimmed: every job's outcomes as they are
 //! stored (one consumer per coordinator, whatever the number of live jobs),
 //! one job's outcomes from the start (a takeover, a client's recovery), and
-//! a finished job's outcomes purged once its caller has been answered.
+//! everything below a sequence no job needs any more purged.
 
 use async_nats::jetstream::consumer::{self, DeliverPolicy};
 use toolfan_protocol::JobId;
@@ -65,10 +65,26 @@ impl Topology {
         Ok((consumer.messages().await?, stored))
     }
 
-    /// Deletes every stored outcome of `job` (its caller has its answer);
-    /// returns how many were deleted.
-    pub async fn purge_results(&self, job: &JobId) -> Result<u64, TransportError> {
-        let what = || format!("purging the results of job {job}");
+    /// The sequence of the last outcome stored (0 when none ever was).
+    pub async fn results_last_sequence(&self) -> Result<u64, TransportError> {
+        let what = || "reading the results stream".to_owned();
+        let mut stream = self
+            .js
+            .get_stream(self.subjects.results_stream())
+            .await
+            .map_err(|e| TransportError::jetstream(what(), e))?;
+        let info = stream
+            .info()
+            .await
+            .map_err(|e| TransportError::jetstream(what(), e))?;
+        Ok(info.state.last_sequence)
+    }
+
+    /// Deletes every stored outcome below stream sequence `sequence` (no
+    /// live or recently answered job needs them): one request, however
+    /// many jobs they belong to. Returns how many were deleted.
+    pub async fn purge_results_below(&self, sequence: u64) -> Result<u64, TransportError> {
+        let what = || format!("purging the results stream below sequence {sequence}");
         let stream = self
             .js
             .get_stream_no_info(self.subjects.results_stream())
@@ -76,7 +92,7 @@ impl Topology {
             .map_err(|e| TransportError::jetstream(what(), e))?;
         let purged = stream
             .purge()
-            .filter(self.subjects.result(job))
+            .sequence(sequence)
             .await
             .map_err(|e| TransportError::jetstream(what(), e))?;
         Ok(purged.purged)

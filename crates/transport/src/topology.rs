@@ -24,9 +24,9 @@ pub struct TopologyOptions {
     /// How long task outcomes are kept in the results stream at most
     /// (coordinators purge a job's outcomes sooner, once its caller is answered).
     pub results_max_age: Duration,
-    /// Most bytes the results stream holds. At the bound new results are
-    /// refused (workers retry them) rather than old ones discarded, so a
-    /// live job's results are never dropped to make room.
+    /// Most bytes the results stream holds. Coordinators keep it to what
+    /// live and recently answered jobs need; at the bound the oldest
+    /// outcomes go.
     pub results_max_bytes: i64,
     /// Most bytes the jobs stream and the tasks stream each hold; at the
     /// bound new jobs (or dispatches) are refused with an error and retried.
@@ -111,7 +111,10 @@ impl Topology {
             storage: stream::StorageType::File,
             max_age: self.options.results_max_age,
             max_bytes: self.options.results_max_bytes,
-            discard: stream::DiscardPolicy::New,
+            // Coordinators purge what no job needs; at the byte bound the
+            // oldest go (a long-lived job's first outcomes) rather than
+            // every new result being refused and the fleet stalling.
+            discard: stream::DiscardPolicy::Old,
             duplicate_window: self.options.duplicate_window,
             num_replicas: self.options.replicas,
             ..Default::default()

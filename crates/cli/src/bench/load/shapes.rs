@@ -70,7 +70,9 @@ pub(super) async fn run(
     max_live_jobs: usize,
 ) -> anyhow::Result<(Figures, Option<String>)> {
     let mut spec = spec(shape);
-    let live = spec.jobs.min(u32::try_from(max_live_jobs).unwrap_or(u32::MAX));
+    let live = spec
+        .jobs
+        .min(u32::try_from(max_live_jobs).unwrap_or(u32::MAX));
     spec.loop_in_flight = spec.loop_in_flight.min((live * spec.size) as usize);
     let options = LocalOptions {
         nats_url: None,
