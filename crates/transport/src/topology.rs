@@ -19,8 +19,15 @@ use crate::TransportError;
 /// Settings of the streams and consumers.
 #[derive(Debug, Clone)]
 pub struct TopologyOptions {
-    /// How long JetStream remembers a `Nats-Msg-Id` to drop a duplicate publish.
+    /// How long JetStream remembers a `Nats-Msg-Id` on the jobs and tasks
+    /// streams to drop a duplicate publish (a resubmitted job, a task
+    /// dispatched again by a coordinator that took its job over).
     pub duplicate_window: Duration,
+    /// The same for the results stream. Its ids are `<job>.<index>.<attempt>`
+    /// (a new attempt has a new id anyway) or a coordinator's verdict, so a
+    /// short window does; nats-server keeps every id of the window in
+    /// memory, and the results stream takes as many as the tasks stream.
+    pub results_duplicate_window: Duration,
     /// How long task outcomes are kept in the results stream at most
     /// (coordinators purge a job's outcomes sooner, once its caller is answered).
     pub results_max_age: Duration,
@@ -53,6 +60,7 @@ impl Default for TopologyOptions {
     fn default() -> Self {
         Self {
             duplicate_window: Duration::from_secs(120),
+            results_duplicate_window: Duration::from_secs(30),
             results_max_age: Duration::from_secs(3600),
             results_max_bytes: 1 << 30,
             queue_max_bytes: 512 << 20,
@@ -115,7 +123,7 @@ impl Topology {
             // oldest go (a long-lived job's first outcomes) rather than
             // every new result being refused and the fleet stalling.
             discard: stream::DiscardPolicy::Old,
-            duplicate_window: self.options.duplicate_window,
+            duplicate_window: self.options.results_duplicate_window,
             num_replicas: self.options.replicas,
             ..Default::default()
         };

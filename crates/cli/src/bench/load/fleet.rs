@@ -96,14 +96,18 @@ impl Fleet {
 }
 
 /// Starts the toolfan binary `name` from next to this executable, its
-/// warnings going to this process's stderr.
+/// warnings (or what `TOOLFAN_SOAK_LOG` asks for, a `RUST_LOG` filter)
+/// going to this process's stderr.
 fn spawn(name: &str, args: &[&str]) -> anyhow::Result<Process> {
     let path = toolfan_testkit::binary(name).with_context(|| {
         format!("the soak runs the real binaries: build them with `cargo build --release -p toolfan-cli -p toolfan-coordinator -p toolfan-worker` ({name})")
     })?;
     let mut cmd = Command::new(path);
     cmd.args(args)
-        .env("RUST_LOG", "warn")
+        .env(
+            "RUST_LOG",
+            std::env::var("TOOLFAN_SOAK_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
     Ok(Process::spawn(name, cmd)?)
