@@ -73,7 +73,14 @@ async fn a_job_redelivered_to_the_coordinator_running_it_runs_on_not_taken_over(
 fn metered_coordinator(url: &str) -> anyhow::Result<(toolfan_testkit::Process, u16)> {
     let port = free_port()?;
     let addr = format!("127.0.0.1:{port}");
-    let args = ["--nats-url", url, "--ack-wait-ms", "1000", "--metrics-addr", &addr];
+    let args = [
+        "--nats-url",
+        url,
+        "--ack-wait-ms",
+        "1000",
+        "--metrics-addr",
+        &addr,
+    ];
     Ok((spawn("toolfan-coordinator", &args)?, port))
 }
 
@@ -88,7 +95,7 @@ async fn a_dead_coordinators_job_keeps_its_results_until_another_takes_it_over(
     let cluster = Cluster::without_coordinator()?;
     cluster.builtin_worker(16).await?;
     let url = cluster.nats.url();
-    let mut coordinators = vec![metered_coordinator(&url)?, metered_coordinator(&url)?];
+    let mut coordinators = [metered_coordinator(&url)?, metered_coordinator(&url)?];
     tokio::time::sleep(Duration::from_secs(9)).await;
     let client = cluster.client().await?;
     let job = Job::new(vec![Task::new("span", json!({"ms": 100})); 100])

@@ -20,9 +20,21 @@ async fn every_stream_is_bounded_by_bytes() -> anyhow::Result<()> {
     let defaults = TopologyOptions::default();
     // Full queues refuse new work; a full results stream drops its oldest.
     for (name, bound, discard) in [
-        (s.jobs_stream(), defaults.queue_max_bytes, DiscardPolicy::New),
-        (s.tasks_stream(), defaults.queue_max_bytes, DiscardPolicy::New),
-        (s.results_stream(), defaults.results_max_bytes, DiscardPolicy::Old),
+        (
+            s.jobs_stream(),
+            defaults.queue_max_bytes,
+            DiscardPolicy::New,
+        ),
+        (
+            s.tasks_stream(),
+            defaults.queue_max_bytes,
+            DiscardPolicy::New,
+        ),
+        (
+            s.results_stream(),
+            defaults.results_max_bytes,
+            DiscardPolicy::Old,
+        ),
     ] {
         let config = js.get_stream(&name).await?.cached_info().config.clone();
         assert_eq!(config.max_bytes, bound, "{name}");
@@ -46,12 +58,17 @@ async fn an_answered_jobs_results_leave_the_stream_and_a_live_jobs_stay() -> any
     let url = cluster.nats.url();
     let started = Instant::now();
 
-    let short = Job::new(vec![Task::new("echo", json!({"n": 1})); 20]).deadline(Duration::from_secs(2));
+    let short =
+        Job::new(vec![Task::new("echo", json!({"n": 1})); 20]).deadline(Duration::from_secs(2));
     let short = client.submit(short).await?;
     let short_id = short.id().clone();
     let results = short.results().await?;
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 20);
-    assert_eq!(stored_results(&url, &short_id).await?.len(), 20, "kept until its deadline + keep");
+    assert_eq!(
+        stored_results(&url, &short_id).await?.len(),
+        20,
+        "kept until its deadline + keep"
+    );
     // A job still running holds its own results, stored after the short one's.
     let live = Job::new(vec![Task::new("sleep", json!({"ms": 1000})); 14])
         .max_concurrency(1)
@@ -80,7 +97,11 @@ async fn an_answered_jobs_results_leave_the_stream_and_a_live_jobs_stay() -> any
     );
     let results = live.results().await?;
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 14);
-    assert_eq!(stored_results(&url, &live_id).await?.len(), 14, "kept after its answer");
+    assert_eq!(
+        stored_results(&url, &live_id).await?.len(),
+        14,
+        "kept after its answer"
+    );
     Ok(())
 }
 
