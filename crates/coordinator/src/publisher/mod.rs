@@ -1,0 +1,217 @@
+//! The coordinator's JetStream publishes, bounded and shared fairly.
+//!
+//! Every live job has a [`Lane`]: it queues its task dispatches and its
+//! verdicts there and goes straight back to its own duties (progress acks,
+//! deadline, cancellation); nothing a job does waits on a publish. One
+//! publisher task keeps at most `max_in_flight` publishes awaiting their
+//! JetStream acks, below the JetStream context's own bound, so a publish
+//! never blocks on a permit that only a later ack would free (the stall a
+//! whole window published before awaiting any ack ran into). It takes
+//! work from the lanes in turn: verdicts first (they end jobs on time),
+//! then task dispatches, a few from each job with work waiting, round
+//! robin, so a small job's tasks go out between a wide job's.
+//!
+//! A lane holds task indices and verdict indices, not messages: each is
+//! encoded (by the job's [`Messages`]) only when the publisher takes it,
+//! so a stalled server costs a few bytes per queued task, not a prepared
+//! message each.
+//!
+//! A task whose publish fails is reported back to its lane; the job puts
+//! it back in its window and sends it again.
+
+mod turns;
+
+use std::future::IntoFuture;
+use std::sync::{Arc, Mutex};
+
+use async_nats::jetstream::{self, context::PublishAckFuture};
+use futures::stream::FuturesUnordered;
+use futures::StreamExt;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use turns::{LaneId, LaneQueues, Pending, Queues, QUANTUM};
+pub(crate) use turns::{Messages, Outgoing, Verdict};
+
+/// What the publisher reports.
+pub(crate) struct PublishGauges {
+    /// Publishes queued in the lanes.
+    pub(crate) waiting: prometheus::IntGauge,
+    /// Publishes awaiting their acks.
+    pub(crate) in_flight: prometheus::IntGauge,
+}
+
+/// The coordinator-wide publisher; cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Publisher {
+    queues: Arc<Mutex<Queues>>,
+    wake: Arc<Notify>,
+}
+
+impl Publisher {
+    /// Starts the publisher task on `js` with at most `max_in_flight`
+    /// publishes awaiting acks; it stops with `stop`.
+    pub(crate) fn start(
+        js: jetstream::Context,
+        max_in_flight: usize,
+        gauges: PublishGauges,
+        stop: CancellationToken,
+    ) -> Self {
+        let publisher = Self {
+            queues: Arc::default(),
+            wake: Arc::default(),
+        };
+        let run = publisher
+            .clone()
+            .run(js, max_in_flight.max(1), gauges, stop);
+        tokio::spawn(run);
+        publisher
+    }
+
+    /// A new lane for one job, whose messages `messages` makes; it closes
+    /// when dropped.
+    pub(crate) fn lane(&self, messages: Arc<dyn Messages>) -> Lane {
+        let mut queues = self.lock();
+        let id = queues.next_id;
+        queues.next_id += 1;
+        let lane = LaneQueues::new(messages);
+        let notify = lane.notify.clone();
+        queues.lanes.insert(id, lane);
+        Lane {
+            id,
+            publisher: self.clone(),
+            notify,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queues> {
+        self.queues.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn run(
+        self,
+        js: jetstream::Context,
+        max_in_flight: usize,
+        gauges: PublishGauges,
+        stop: CancellationToken,
+    ) {
+        let mut in_flight = FuturesUnordered::new();
+        let mut batch = Vec::with_capacity(QUANTUM);
+        loop {
+            while in_flight.len() < max_in_flight {
+                self.lock()
+                    .next_batch(max_in_flight - in_flight.len(), &mut batch);
+                if batch.is_empty() {
+                    break;
+                }
+                for (lane, messages, pending) in batch.drain(..) {
+                    let task = pending.task();
+                    let outgoing = pending.encode(messages.as_ref());
+                    match js.send_publish(outgoing.subject, outgoing.message).await {
+                        Ok(ack) => in_flight.push(acked(lane, task, ack)),
+                        Err(e) => self.failed(lane, task, &e),
+                    }
+                }
+            }
+            gauges.waiting.set(self.lock().waiting as i64);
+            gauges.in_flight.set(in_flight.len() as i64);
+            tokio::select! {
+                Some((lane, task, result)) = in_flight.next() => {
+                    if let Err(e) = result {
+                        self.failed(lane, task, &e);
+                    }
+                }
+                _ = self.wake.notified() => {}
+                _ = stop.cancelled() => return,
+            }
+        }
+    }
+
+    fn failed(&self, lane: LaneId, task: Option<u32>, error: &dyn std::fmt::Display) {
+        match task {
+            Some(index) => {
+                tracing::warn!(index, %error, "dispatch failed; will retry");
+                self.lock().fail(lane, index);
+            }
+            None => tracing::warn!(%error, "a decided result was not stored"),
+        }
+    }
+}
+
+async fn acked(
+    lane: LaneId,
+    task: Option<u32>,
+    ack: PublishAckFuture,
+) -> (
+    LaneId,
+    Option<u32>,
+    Result<(), async_nats::jetstream::context::PublishError>,
+) {
+    (lane, task, ack.into_future().await.map(|_| ()))
+}
+
+/// One job's queue in the publisher.
+pub(crate) struct Lane {
+    id: LaneId,
+    publisher: Publisher,
+    notify: Arc<Notify>,
+}
+
+impl Lane {
+    /// Queues the dispatch of tasks `indices`; a failure comes back from
+    /// [`Lane::failures`].
+    pub(crate) fn send_tasks(&self, indices: &[u32]) {
+        self.push(indices.iter().map(|&i| Pending::Task(i)));
+    }
+
+    /// Queues `verdict` for tasks `indices` (ahead of every task dispatch).
+    pub(crate) fn send_verdicts(&self, indices: &[u32], verdict: Verdict) {
+        let verdict = Arc::new(verdict);
+        self.push(
+            indices
+                .iter()
+                .map(|&i| Pending::Verdict(i, verdict.clone())),
+        );
+    }
+
+    fn push(&self, pending: impl ExactSizeIterator<Item = Pending>) {
+        if pending.len() > 0 {
+            self.publisher.lock().push(self.id, pending);
+            self.publisher.wake.notify_one();
+        }
+    }
+
+    /// Drops the task dispatches not yet published (the job is ending).
+    pub(crate) fn drop_tasks(&self) {
+        let mut queues = self.publisher.lock();
+        let dropped = queues
+            .lanes
+            .get_mut(&self.id)
+            .map_or(0, |lane| std::mem::take(&mut lane.tasks).len());
+        queues.waiting -= dropped;
+    }
+
+    /// Waits until a dispatch of this lane has failed.
+    pub(crate) async fn failed(&self) {
+        self.notify.notified().await
+    }
+
+    /// The tasks whose dispatch failed since the last call.
+    pub(crate) fn failures(&self) -> Vec<u32> {
+        self.publisher
+            .lock()
+            .lanes
+            .get_mut(&self.id)
+            .map(|lane| std::mem::take(&mut lane.failed))
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Lane {
+    fn drop(&mut self) {
+        let mut queues = self.publisher.lock();
+        if let Some(lane) = queues.lanes.remove(&self.id) {
+            queues.waiting -= lane.verdicts.len() + lane.tasks.len();
+        }
+    }
+}
