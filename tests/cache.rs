@@ -167,7 +167,10 @@ async fn a_batch_respects_each_tasks_own_timeout() -> anyhow::Result<()> {
         ])
         .await?;
     assert_eq!(results[0].value(), Some(&json!({"n": 1})));
-    assert_eq!(results[1].error().map(|e| e.kind), Some(ErrorKind::Timeout));
+    assert_eq!(
+        results[1].error().map(|e| e.kind.clone()),
+        Some(ErrorKind::Timeout)
+    );
     Ok(())
 }
 
@@ -278,7 +281,10 @@ async fn failures_are_shared_with_joiners_but_not_stored_unless_asked() -> anyho
     client.fanout(vec![call().cache_failures()]).await?;
     let again = client.fanout(vec![call().cache_failures()]).await?;
     assert_eq!(runs.load(Ordering::SeqCst), 3);
-    assert_eq!(again[0].error().map(|e| e.kind), Some(ErrorKind::ToolError));
+    assert_eq!(
+        again[0].error().map(|e| e.kind.clone()),
+        Some(ErrorKind::ToolError)
+    );
     Ok(())
 }
 

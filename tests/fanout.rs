@@ -146,7 +146,7 @@ async fn a_failing_panicking_or_slow_task_touches_no_other_task() -> anyhow::Res
         ])
         .await?;
     assert_eq!(results[0].value(), Some(&json!({"n": 1})), "{results:?}");
-    let kind = |i: usize| results[i].error().map(|e| e.kind);
+    let kind = |i: usize| results[i].error().map(|e| e.kind.clone());
     assert_eq!(kind(1), Some(ErrorKind::ToolError), "{results:?}");
     assert_eq!(results[1].error().unwrap().message, "nope");
     assert_eq!(kind(2), Some(ErrorKind::ToolError), "{results:?}");
@@ -187,7 +187,10 @@ async fn with_no_worker_the_caller_gets_unknown_tool_at_once() -> anyhow::Result
         started.elapsed()
     );
     for result in &results {
-        assert_eq!(result.error().map(|e| e.kind), Some(ErrorKind::UnknownTool));
+        assert_eq!(
+            result.error().map(|e| e.kind.clone()),
+            Some(ErrorKind::UnknownTool)
+        );
     }
     Ok(())
 }

@@ -205,3 +205,54 @@ async fn garbage_on_internal_subjects_is_dropped_and_work_goes_on() -> anyhow::R
     );
     still_serving(&cluster).await
 }
+
+#[tokio::test]
+async fn results_from_other_implementations_are_passed_on_or_answered_at_once() -> anyhow::Result<()>
+{
+    // A worker written from docs/protocol.md may name an error kind this
+    // version does not know, leave out the optional fields, or send bytes
+    // that cannot be read as a result. None of it is dropped, and none of
+    // it waits for the deadline.
+    let cluster = Cluster::start().await?;
+    cluster.builtin_worker(8).await?;
+    let js = jetstream::new(async_nats::connect(cluster.nats.url()).await?);
+    let client = cluster.client().await?;
+    let started = std::time::Instant::now();
+    let job = Job::new(vec![Task::new("sleep", json!({"ms": 8000})); 3])
+        .deadline(Duration::from_secs(30));
+    let handle = client.submit(job).await?;
+    let subject = format!("toolfan.result.{}", handle.id());
+    let foreign = [
+        json!({"index": 0, "ok": false, "worker": "py-1",
+               "error": {"kind": "http_error", "message": "502 from upstream"}}),
+        json!({"index": 1, "ok": true, "value": "foreign"}),
+        json!({"index": 2, "ok": "yes"}),
+    ];
+    for result in foreign {
+        js.publish(subject.clone(), result.to_string().into())
+            .await?
+            .await?;
+    }
+    let results = handle.results().await?;
+    let took = started.elapsed();
+    let unknown = results[0].error().expect("an error");
+    assert_eq!(unknown.kind, ErrorKind::Other("http_error".into()));
+    assert_eq!(
+        (unknown.message.as_str(), unknown.retryable),
+        ("502 from upstream", false)
+    );
+    assert_eq!(results[1].value(), Some(&json!("foreign")));
+    assert_eq!((results[1].attempts, results[1].duration_ms), (0, 0));
+    let unreadable = results[2].error().expect("an error");
+    assert_eq!(unreadable.kind, ErrorKind::Internal);
+    assert!(
+        unreadable.message.contains("could not be read"),
+        "{}",
+        unreadable.message
+    );
+    assert!(
+        took < Duration::from_secs(6),
+        "answered after {took:?}: the foreign results waited for the tools"
+    );
+    Ok(())
+}

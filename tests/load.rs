@@ -301,7 +301,7 @@ async fn a_2s_deadline_is_kept_behind_50000_queued_tasks() -> anyhow::Result<()>
         );
         for result in &results {
             anyhow::ensure!(
-                result.error().map(|e| e.kind) == Some(ErrorKind::DeadlineExceeded),
+                result.error().map(|e| e.kind.clone()) == Some(ErrorKind::DeadlineExceeded),
                 "a task that could not run reads {result:?}"
             );
         }

@@ -34,7 +34,7 @@ async fn retryable_failures_are_retried_up_to_the_limit() -> anyhow::Result<()> 
     );
     assert_eq!(results[0].attempts, 3);
     assert_eq!(
-        results[1].error().map(|e| e.kind),
+        results[1].error().map(|e| e.kind.clone()),
         Some(ErrorKind::ToolError)
     );
     assert_eq!(results[1].attempts, 2, "one retry, then the failure stands");
@@ -44,7 +44,7 @@ async fn retryable_failures_are_retried_up_to_the_limit() -> anyhow::Result<()> 
     );
     assert_eq!(results[3].attempts, 3, "a retryable error uses every retry");
     assert_eq!(
-        results[4].error().map(|e| e.kind),
+        results[4].error().map(|e| e.kind.clone()),
         Some(ErrorKind::InvalidArgs)
     );
     assert_eq!(results[4].attempts, 1, "invalid_args is never retried");
@@ -148,7 +148,7 @@ async fn no_retry_starts_that_cannot_finish_before_the_deadline() -> anyhow::Res
     )
     .await?;
     for r in &results {
-        let kind = r.error().map(|e| e.kind);
+        let kind = r.error().map(|e| e.kind.clone());
         assert!(
             matches!(
                 kind,

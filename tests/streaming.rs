@@ -48,7 +48,7 @@ fn nap(ms: u64) -> Task {
 }
 
 fn kind(r: &TaskResult) -> Option<ErrorKind> {
-    r.error().map(|e| e.kind)
+    r.error().map(|e| e.kind.clone())
 }
 
 async fn idle_within(cluster: &Cluster, limit: Duration) -> anyhow::Result<Duration> {
@@ -273,7 +273,7 @@ async fn a_cancel_sent_before_any_coordinator_has_the_job_still_lands() -> anyho
         outcome
             .results
             .iter()
-            .all(|r| r.error().map(|e| e.kind) == Some(ErrorKind::Cancelled)),
+            .all(|r| r.error().map(|e| e.kind.clone()) == Some(ErrorKind::Cancelled)),
         "{:?}",
         outcome.results
     );

@@ -81,7 +81,7 @@ async fn a_command_tool_answers_fails_and_dies_with_its_call() -> anyhow::Result
     let started = Instant::now();
     let outcome = handle.await?.wait().await?;
     assert_eq!(
-        outcome.results[0].error().map(|e| e.kind),
+        outcome.results[0].error().map(|e| e.kind.clone()),
         Some(ErrorKind::Cancelled)
     );
     let pid = loop {
@@ -232,7 +232,7 @@ mod http {
         );
         let missing = results[1].error().expect("a 404 fails");
         assert_eq!(
-            (missing.kind, results[1].attempts),
+            (missing.kind.clone(), results[1].attempts),
             (ErrorKind::ToolError, 1),
             "a 404 is not retried"
         );

@@ -158,7 +158,7 @@ pub fn assert_all_missed_a_500ms_deadline(results: &[TaskResult], elapsed: Durat
     assert_eq!(results.len(), n);
     for result in results {
         assert_eq!(
-            result.error().map(|e| e.kind),
+            result.error().map(|e| e.kind.clone()),
             Some(ErrorKind::DeadlineExceeded),
             "{result:?}"
         );

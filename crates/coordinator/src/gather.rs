@@ -53,6 +53,11 @@ impl Gather {
             .map(|(i, _)| i as u32)
     }
 
+    /// Whether `index` is a task of the job still without a result.
+    pub(crate) fn is_open(&self, index: u32) -> bool {
+        self.slots.get(index as usize).is_some_and(Option::is_none)
+    }
+
     /// How many tasks have their result.
     pub(crate) fn filled(&self) -> usize {
         self.filled
@@ -91,6 +96,7 @@ mod tests {
         assert_eq!(g.accept(0, true), Accepted::Duplicate);
         assert_eq!(g.accept(3, true), Accepted::OutOfRange);
         assert_eq!(g.missing().collect::<Vec<_>>(), vec![1]);
+        assert!(g.is_open(1) && !g.is_open(0) && !g.is_open(3));
         assert!(!g.complete());
         assert_eq!(g.accept(1, true), Accepted::First);
         assert!(g.complete());

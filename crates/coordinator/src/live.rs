@@ -203,7 +203,7 @@ impl JobState<'_> {
             Inbound::Result { sequence, payload }
                 if sequence == 0 || sequence > self.replayed_upto =>
             {
-                self.on_result(&payload).await;
+                self.on_result(lane, &payload).await;
                 self.dispatch(lane).await;
             }
             Inbound::Result { .. } => {}
@@ -237,7 +237,7 @@ impl JobState<'_> {
                     let sequence = msg.info().map_or(0, |info| info.stream_sequence);
                     first = first.or(Some(sequence));
                     self.replayed_upto = self.replayed_upto.max(sequence);
-                    self.on_result(&msg.payload).await;
+                    self.on_result(lane, &msg.payload).await;
                 }
                 _ => break,
             }
@@ -264,14 +264,11 @@ impl JobState<'_> {
     /// Takes one message off the results stream: the first result of a
     /// task frees its window place, goes to the caller (as the bytes it
     /// came as) and may decide the policy.
-    async fn on_result(&mut self, payload: &[u8]) {
+    async fn on_result(&mut self, lane: &Lane, payload: &[u8]) {
         let job = &self.job.id;
         let head = match ResultHead::decode(payload) {
             Ok(head) => head,
-            Err(e) => {
-                tracing::warn!(%job, error = %e, "dropping an undecodable result");
-                return;
-            }
+            Err(e) => return self.unreadable(lane, payload, e),
         };
         let metrics = &self.shared.metrics;
         match self.gather.accept(head.index, head.is_ok()) {
@@ -291,6 +288,36 @@ impl JobState<'_> {
                 tracing::warn!(%job, index = head.index, "dropping a result for no task of the job")
             }
         }
+    }
+
+    /// A result that cannot be read (a foreign worker's, say): if it names
+    /// a task still without a result, that task is answered `internal` at
+    /// once, through the stream like any verdict, rather than left to the
+    /// deadline. One that names no task is only logged.
+    fn unreadable(
+        &mut self,
+        lane: &Lane,
+        payload: &[u8],
+        error: toolfan_protocol::ValidationError,
+    ) {
+        let job = &self.job.id;
+        let index = serde_json::from_slice::<serde_json::Value>(payload)
+            .ok()
+            .and_then(|v| v.get("index")?.as_u64())
+            .and_then(|i| u32::try_from(i).ok())
+            .filter(|&i| self.gather.is_open(i));
+        let Some(index) = index else {
+            tracing::warn!(%job, %error, "dropping an unreadable result that names no open task");
+            return;
+        };
+        tracing::warn!(%job, index, %error, "answering a task whose result cannot be read");
+        let message = format!("the task's result could not be read: {error}");
+        decide(
+            lane,
+            &[index],
+            "unreadable",
+            TaskError::new(ErrorKind::Internal, message),
+        );
     }
 
     /// Ends the job before its last task: nothing more is dispatched, every
@@ -333,7 +360,7 @@ impl JobState<'_> {
                 ErrorKind::DeadlineExceeded,
                 format!("{reason} before the task finished"),
             );
-            self.on_result(&encode(&TaskResult::decided(index, error)))
+            self.on_result(lane, &encode(&TaskResult::decided(index, error)))
                 .await;
         }
     }
@@ -371,7 +398,7 @@ impl JobState<'_> {
 }
 
 fn count(metrics: &crate::metrics::CoordinatorMetrics, head: &ResultHead) {
-    let outcome = head.error.map_or("ok", |kind| kind.as_str());
+    let outcome = head.error.as_ref().map_or("ok", ErrorKind::label);
     metrics.task_results.with_label_values(&[outcome]).inc();
     if !head.from_worker {
         match head.error {

@@ -3,9 +3,11 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// What went wrong with a task.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// What went wrong with a task. An open set: a kind this version does not
+/// know (from a newer or a foreign worker) is kept, by name, as
+/// [`ErrorKind::Other`] and passed on.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
 pub enum ErrorKind {
     /// The job itself was refused (bad JSON, out-of-range field).
     Invalid,
@@ -27,11 +29,62 @@ pub enum ErrorKind {
     ResultTooLarge,
     /// toolfan itself failed.
     Internal,
+    /// A kind this version does not know, as it was named.
+    Other(String),
+}
+
+/// The kinds this version knows, by their wire names.
+const KNOWN: [(&str, ErrorKind); 10] = [
+    ("invalid", ErrorKind::Invalid),
+    ("timeout", ErrorKind::Timeout),
+    ("deadline_exceeded", ErrorKind::DeadlineExceeded),
+    ("tool_error", ErrorKind::ToolError),
+    ("unknown_tool", ErrorKind::UnknownTool),
+    ("invalid_args", ErrorKind::InvalidArgs),
+    ("rate_limited", ErrorKind::RateLimited),
+    ("cancelled", ErrorKind::Cancelled),
+    ("result_too_large", ErrorKind::ResultTooLarge),
+    ("internal", ErrorKind::Internal),
+];
+
+impl From<String> for ErrorKind {
+    fn from(name: String) -> Self {
+        KNOWN
+            .iter()
+            .find(|(known, _)| *known == name)
+            .map_or(Self::Other(name), |(_, kind)| kind.clone())
+    }
+}
+
+impl From<ErrorKind> for String {
+    fn from(kind: ErrorKind) -> Self {
+        match kind {
+            ErrorKind::Other(name) => name,
+            known => known.as_str().to_owned(),
+        }
+    }
 }
 
 impl ErrorKind {
-    /// The kind's name on the wire (`"deadline_exceeded"`).
-    pub fn as_str(self) -> &'static str {
+    /// A bounded label for metrics: the kind's name, or `other` for a kind
+    /// this version does not know (their names are not bounded).
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Other(_) => "other",
+            known => known.known_name(),
+        }
+    }
+
+    /// The kind's name on the wire (`"deadline_exceeded"`, or an unknown
+    /// kind's own name).
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Other(name) => name,
+            known => known.known_name(),
+        }
+    }
+
+    fn known_name(&self) -> &'static str {
         match self {
             Self::Invalid => "invalid",
             Self::Timeout => "timeout",
@@ -43,6 +96,7 @@ impl ErrorKind {
             Self::Cancelled => "cancelled",
             Self::ResultTooLarge => "result_too_large",
             Self::Internal => "internal",
+            Self::Other(_) => "other",
         }
     }
 }
@@ -203,6 +257,28 @@ impl From<TaskResult> for WireResult {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn error_kinds_are_an_open_set_kept_by_name() {
+        let json = r#"{"index":0,"ok":false,"error":{"kind":"http_error","message":"502"}}"#;
+        let result: TaskResult = crate::decode("result", json.as_bytes()).unwrap();
+        let error = result.error().unwrap();
+        assert_eq!(error.kind, ErrorKind::Other("http_error".into()));
+        assert_eq!(
+            (error.kind.as_str(), error.kind.label()),
+            ("http_error", "other")
+        );
+        assert!(String::from_utf8(crate::encode(&result))
+            .unwrap()
+            .contains(r#""kind":"http_error""#));
+        let head = ResultHead::decode(json.as_bytes()).unwrap();
+        assert_eq!(head.error, Some(ErrorKind::Other("http_error".into())));
+        for (name, kind) in KNOWN {
+            assert_eq!(ErrorKind::from(name.to_owned()), kind);
+            assert_eq!((kind.as_str(), kind.label()), (name, name));
+        }
+    }
+
     use super::*;
     use serde_json::json;
 

@@ -26,7 +26,7 @@ fn result() -> impl Strategy<Value = TaskResult> {
         ".{0,40}".prop_map(|s| Ok(serde_json::Value::String(s))),
         (0..KINDS.len(), ".{0,40}", any::<bool>()).prop_map(|(k, message, retryable)| Err(
             TaskError {
-                kind: KINDS[k],
+                kind: KINDS[k].clone(),
                 message,
                 retryable,
                 retry_after_ms: None
@@ -103,7 +103,7 @@ proptest! {
         prop_assert_eq!(decode::<TaskResult>("result", &bytes).unwrap(), result.clone());
         let head = ResultHead::decode(&bytes).unwrap();
         prop_assert_eq!(head.index, result.index);
-        prop_assert_eq!(head.error, result.error().map(|e| e.kind));
+        prop_assert_eq!(head.error, result.error().map(|e| e.kind.clone()));
         prop_assert_eq!(head.from_worker, result.worker.is_some());
     }
 

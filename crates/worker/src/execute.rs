@@ -130,7 +130,7 @@ async fn handle_task(
         }
         return;
     }
-    let outcome = result.error().map_or("ok", |e| e.kind.as_str());
+    let outcome = result.error().map_or("ok", |e| e.kind.label());
     tracing::debug!(outcome, duration_ms = result.duration_ms, "task finished");
     shared
         .metrics

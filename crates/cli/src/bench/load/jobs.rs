@@ -30,7 +30,7 @@ impl Batch {
 
     fn count(&mut self, results: &[TaskResult]) {
         for result in results {
-            match result.error().map(|e| e.kind) {
+            match result.error().map(|e| e.kind.clone()) {
                 None => self.ok += 1,
                 Some(ErrorKind::DeadlineExceeded) => self.late += 1,
                 Some(_) => self.failed += 1,

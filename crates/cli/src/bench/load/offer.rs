@@ -131,7 +131,7 @@ async fn one_job(client: &Client, offer: Offer, tally: &Tally) {
         return;
     };
     for result in &results {
-        match result.error().map(|e| e.kind) {
+        match result.error().map(|e| e.kind.clone()) {
             None => Tally::add(&tally.answered, 1),
             Some(ErrorKind::DeadlineExceeded) => Tally::add(&tally.late, 1),
             Some(_) => Tally::add(&tally.failed, 1),
