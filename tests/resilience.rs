@@ -214,7 +214,16 @@ async fn a_worker_killed_mid_task_hands_the_task_to_another() -> anyhow::Result<
         Task::new("echo", json!({"i": 2})),
     ])
     .deadline(Duration::from_secs(20));
-    let handle = client.submit(job).await?;
+    let mut handle = client.submit(job).await?;
+    // Once both echoes are answered, the only task in flight is the 2 s one
+    // (a heartbeat taken earlier may count an echo still publishing).
+    let mut echoed = 0;
+    while echoed < 2 {
+        match handle.next_event().await {
+            Some(Ok(toolfan::JobEvent::Task(event))) if event.index != 1 => echoed += 1,
+            other => anyhow::bail!("unexpected event {other:?}"),
+        }
+    }
 
     // Kill whichever worker is running the 2 s task.
     let mut victim = String::new();
