@@ -58,11 +58,13 @@ pub(crate) async fn handle(shared: &Shared, message: jetstream::Message) {
     metrics.jobs_submitted.with_label_values(&[policy]).inc();
     metrics.live_jobs.inc();
     let job = std::sync::Arc::new(job);
-    let taken_over = message.info().is_ok_and(|info| info.delivered > 1);
+    // Delivered before (its first owner died or handed it back), or of
+    // unknown delivery count: replay what is stored, and hold it all.
+    let taken_over = !message.info().is_ok_and(|info| info.delivered == 1);
     let hold = shared.retention.hold(taken_over);
     let mut live = LiveJob::new(shared, &job, message, inbox, &hold);
     let outcome = tokio::select! {
-        outcome = live.run().instrument(span.clone()) => outcome,
+        outcome = live.run(taken_over).instrument(span.clone()) => outcome,
         _ = shared.abandon.cancelled() => Err("this coordinator is shutting down".into()),
     };
     let message = live.into_message();

@@ -94,8 +94,9 @@ impl<'a> LiveJob<'a> {
         self.message
     }
 
-    /// Drives the job until every task has its result.
-    pub(crate) async fn run(&mut self) -> Result<JobSummary, String> {
+    /// Drives the job until every task has its result; a job `taken_over`
+    /// replays what is already stored first.
+    pub(crate) async fn run(&mut self, taken_over: bool) -> Result<JobSummary, String> {
         let Self {
             shared,
             job,
@@ -104,12 +105,9 @@ impl<'a> LiveJob<'a> {
             lane,
             state,
         } = self;
-        // A job delivered again (its first owner died or handed it back)
-        // replays what is already stored, so finished tasks are not sent
-        // again; tasks that were in flight are deduplicated by their
-        // `Nats-Msg-Id`.
-        let first_delivery = message.info().is_ok_and(|info| info.delivered == 1);
-        if !first_delivery {
+        // Finished tasks are not sent again; tasks that were in flight are
+        // deduplicated by their `Nats-Msg-Id`.
+        if taken_over {
             state.replay(lane).await?;
         }
         state.dispatch(lane).await;

@@ -67,17 +67,13 @@ impl Topology {
 
     /// The sequence of the last outcome stored (0 when none ever was).
     pub async fn results_last_sequence(&self) -> Result<u64, TransportError> {
-        let what = || "reading the results stream".to_owned();
-        let mut stream = self
+        // `get_stream` fetches the stream's info: no second request.
+        let stream = self
             .js
             .get_stream(self.subjects.results_stream())
             .await
-            .map_err(|e| TransportError::jetstream(what(), e))?;
-        let info = stream
-            .info()
-            .await
-            .map_err(|e| TransportError::jetstream(what(), e))?;
-        Ok(info.state.last_sequence)
+            .map_err(|e| TransportError::jetstream("reading the results stream", e))?;
+        Ok(stream.cached_info().state.last_sequence)
     }
 
     /// Deletes every stored outcome below stream sequence `sequence` (no

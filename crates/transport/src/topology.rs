@@ -291,15 +291,13 @@ impl Topology {
         let mut consumers = Vec::new();
         for name in [s.jobs_stream(), s.tasks_stream(), s.results_stream()] {
             let what = || format!("reading stream {name}");
-            let mut stream = self
+            // `get_stream` fetches the stream's info: no second request.
+            let stream = self
                 .js
                 .get_stream(&name)
                 .await
                 .map_err(|e| TransportError::jetstream(what(), e))?;
-            let info = stream
-                .info()
-                .await
-                .map_err(|e| TransportError::jetstream(what(), e))?;
+            let info = stream.cached_info();
             streams.push(StreamStats {
                 name: name.clone(),
                 messages: info.state.messages,
