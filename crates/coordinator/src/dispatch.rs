@@ -12,7 +12,8 @@ use toolfan_protocol::{
 };
 
 use crate::intake::AcceptedJob;
-use crate::publisher::{Lane, Messages, Outgoing, Verdict};
+use crate::net::Net;
+use crate::publisher::{Lane, Messages, Outgoing, TaskRef, Verdict};
 use crate::window::Window;
 use crate::Shared;
 
@@ -24,13 +25,15 @@ pub(crate) struct JobMessages {
 }
 
 impl Messages for JobMessages {
-    fn task(&self, index: u32) -> Outgoing {
+    fn task(&self, task: TaskRef) -> Outgoing {
         let job = &self.job;
+        let TaskRef { index, dispatch } = task;
         let spec = &job.spec.tasks[index as usize];
-        let payload = encode_task(&job.id, index, &job.caller, spec, self.deadline_unix_ms);
+        let deadline = self.deadline_unix_ms;
+        let payload = encode_task(&job.id, index, &job.caller, spec, deadline, dispatch);
         let message = PublishMessage::build()
             .payload(payload.into())
-            .message_id(task_msg_id(&job.id, index))
+            .message_id(task_msg_id(&job.id, index, dispatch))
             .header(TRACEPARENT_HEADER, job.trace.child().to_string().as_str());
         let subject = self.subjects.task(&spec.tool);
         Outgoing { subject, message }
@@ -47,15 +50,22 @@ impl Messages for JobMessages {
     }
 }
 
-/// Queues every task the window has room for; tasks whose tool no live
-/// worker serves get an `unknown_tool` verdict instead.
-pub(crate) async fn dispatch(shared: &Shared, job: &AcceptedJob, lane: &Lane, window: &mut Window) {
+/// Queues every task the window has room for (as the dispatch `net`
+/// says is current); tasks whose tool no live worker serves get an
+/// `unknown_tool` verdict instead.
+pub(crate) async fn dispatch(
+    shared: &Shared,
+    job: &AcceptedJob,
+    lane: &Lane,
+    window: &mut Window,
+    net: &Net,
+) {
     let mut ready = Vec::new();
     let mut unknown = Vec::new();
     while let Some(index) = window.take() {
         let spec = &job.spec.tasks[index as usize];
         if shared.registry.serves(&spec.tool) {
-            ready.push(index);
+            ready.push(net.current(index));
         } else {
             unknown.push(index);
         }

@@ -19,6 +19,8 @@
 //!   redeliveries routed to their live job.
 //! - `retention`: which results jobs still need; the rest purged below a
 //!   fleet-wide floor.
+//! - `net`: the safety net: a task past its time budget with no result is
+//!   looked up in the tasks stream, and dispatched again if it was lost.
 //! - `window`: which task is dispatched next.
 //! - `gather`: which tasks have their result.
 //! - `policy`: when a join policy ends a job early.
@@ -32,6 +34,7 @@ mod intake;
 mod job;
 mod live;
 pub mod metrics;
+mod net;
 mod policy;
 mod publisher;
 pub mod registry;
@@ -139,7 +142,14 @@ pub(crate) struct Shared {
     pub(crate) publisher: publisher::Publisher,
     pub(crate) routes: Arc<routes::Routes>,
     pub(crate) retention: retention::Retention,
+    /// The highest results-stream sequence the follower has handed out.
+    pub(crate) seen: Arc<std::sync::atomic::AtomicU64>,
+    /// Bounds the safety net's lookups in flight, across all jobs.
+    pub(crate) net_looks: Arc<Semaphore>,
 }
+
+/// Most safety-net lookups in flight at once, across a coordinator's jobs.
+const MAX_NET_LOOKS: usize = 32;
 
 /// Runs a coordinator until `shutdown` is cancelled, then stops taking jobs
 /// and waits up to the drain timeout for live ones; jobs still live then
@@ -189,12 +199,18 @@ pub async fn run(
     // taken, so nothing of a job is missed.
     let routes = Arc::new(routes::Routes::default());
     let stop = CancellationToken::new();
-    let seen = Arc::new(std::sync::atomic::AtomicU64::new(
-        topology.results_last_sequence().await?,
-    ));
-    let results =
-        routes::follow_results(topology.clone(), routes.clone(), seen.clone(), stop.clone())
-            .await?;
+    // (From the sequence after the last one stored now: the follower's
+    // consumer is made lazily, and must not skip what comes meanwhile.)
+    let last_stored = topology.results_last_sequence().await?;
+    let seen = Arc::new(std::sync::atomic::AtomicU64::new(last_stored));
+    let following = topology.follow_all_results(Some(last_stored + 1));
+    let results = routes::follow_results(
+        &topology,
+        following,
+        routes.clone(),
+        seen.clone(),
+        stop.clone(),
+    );
     let callers = routes::follow_callers(&client, &options.subjects, routes.clone(), stop.clone())
         .await
         .map_err(|e| TransportError::jetstream("subscribing to cancels and keepalives", e))?;
@@ -208,7 +224,7 @@ pub async fn run(
         gauges,
         stop.clone(),
     );
-    let retention = retention::Retention::new(seen);
+    let retention = retention::Retention::new(seen.clone());
     let coordinator_id = format!("coordinator-{}", toolfan_protocol::JobId::generate());
     let trimmer = retention::run(
         retention.clone(),
@@ -231,6 +247,8 @@ pub async fn run(
         publisher,
         routes,
         retention,
+        seen,
+        net_looks: Arc::new(Semaphore::new(MAX_NET_LOOKS)),
     });
     tracing::info!(
         workers = shared.registry.live().len(),

@@ -33,6 +33,11 @@ pub struct CoordinatorMetrics {
     /// Redeliveries of a job this coordinator was running (its ack wait
     /// lapsed); the job runs on.
     pub jobs_redelivered_live: IntCounter,
+    /// Tasks the safety net found lost (no result, message gone from the
+    /// tasks stream) and dispatched again.
+    pub tasks_redispatched: IntCounter,
+    /// Overdue tasks the safety net looked up in the tasks stream.
+    pub net_looks: IntCounter,
     /// Task dispatches and verdicts queued to be published.
     pub publishes_waiting: IntGauge,
     /// Publishes awaiting their JetStream acks.
@@ -133,6 +138,16 @@ impl CoordinatorMetrics {
                 registry,
                 "toolfan_jobs_redelivered_live_total",
                 "Redeliveries of a job this coordinator was still running.",
+            )?,
+            tasks_redispatched: counter(
+                registry,
+                "toolfan_tasks_redispatched_total",
+                "Tasks found lost (no result, message gone from the tasks stream) and dispatched again.",
+            )?,
+            net_looks: counter(
+                registry,
+                "toolfan_net_looks_total",
+                "Overdue tasks looked up in the tasks stream by the safety net.",
             )?,
             publishes_waiting: gauge(
                 registry,

@@ -10,7 +10,6 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use async_nats::jetstream;
 use bytes::Bytes;
@@ -18,7 +17,7 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use toolfan_protocol::{CallerId, JobId, Subjects};
-use toolfan_transport::{Topology, TransportError};
+use toolfan_transport::{Follower, Topology};
 
 /// Something for one live job.
 pub(crate) enum Inbound {
@@ -106,42 +105,29 @@ impl Routes {
     }
 }
 
-/// Follows every job's results from now on and hands each to its job
-/// until `stop`. A consumer that ends is created again after the last
-/// sequence seen, so nothing stored meanwhile is missed.
-/// `seen` keeps the highest sequence delivered.
-pub(crate) async fn follow_results(
-    topology: Topology,
+/// Hands every job's results, as `follower` reads them, to their jobs
+/// until `stop`. The follower makes its consumer again after a lost
+/// server, after the last sequence seen, so nothing stored meanwhile is
+/// missed. `seen` keeps the highest sequence delivered.
+pub(crate) fn follow_results(
+    topology: &Topology,
+    mut follower: Follower,
     routes: Arc<Routes>,
     seen: Arc<AtomicU64>,
     stop: CancellationToken,
-) -> Result<tokio::task::JoinHandle<()>, TransportError> {
-    let mut messages = topology.follow_all_results(None).await?;
+) -> tokio::task::JoinHandle<()> {
     let prefix = format!("{}.result.", topology.subjects.prefix());
-    Ok(tokio::spawn(async move {
-        let mut last = None::<u64>;
+    tokio::spawn(async move {
         loop {
-            let next = tokio::select! {
-                next = messages.next() => next,
+            let message = tokio::select! {
+                message = follower.next() => message,
                 _ = stop.cancelled() => return,
             };
-            match next {
-                Some(Ok(message)) => {
-                    let sequence = message.info().map_or(0, |info| info.stream_sequence);
-                    last = Some(sequence);
-                    seen.fetch_max(sequence, Ordering::Relaxed);
-                    route_result(&routes, &prefix, message, sequence).await;
-                }
-                Some(Err(e)) => {
-                    tracing::debug!(error = %e, "results consumer hiccup; it resumes on its own")
-                }
-                None => match refollow(&topology, last, &stop).await {
-                    Some(again) => messages = again,
-                    None => return,
-                },
-            }
+            let sequence = message.info().map_or(0, |info| info.stream_sequence);
+            seen.fetch_max(sequence, Ordering::Relaxed);
+            route_result(&routes, &prefix, message, sequence).await;
         }
-    }))
+    })
 }
 
 async fn route_result(routes: &Routes, prefix: &str, message: jetstream::Message, sequence: u64) {
@@ -156,25 +142,6 @@ async fn route_result(routes: &Routes, prefix: &str, message: jetstream::Message
     routes
         .deliver(&job, None, Inbound::Result { sequence, payload })
         .await;
-}
-
-/// The results consumer ended: creates it again after `last`, retrying
-/// until it works (`None` once `stop` is cancelled).
-async fn refollow(
-    topology: &Topology,
-    last: Option<u64>,
-    stop: &CancellationToken,
-) -> Option<jetstream::consumer::push::Ordered> {
-    loop {
-        match topology.follow_all_results(last.map(|s| s + 1)).await {
-            Ok(messages) => return Some(messages),
-            Err(e) => tracing::warn!(error = %e, "results consumer lost; creating it again"),
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
-            _ = stop.cancelled() => return None,
-        }
-    }
 }
 
 /// Follows every caller's cancels and keepalives and hands each to its

@@ -31,8 +31,9 @@ pub use error::ValidationError;
 pub use ids::{CallerId, JobId, ToolName};
 pub use job::{JobLimits, JobSpec, Policy, DEFAULT_DEADLINE_MS, MAX_CACHE_TTL_MS};
 pub use message::{
-    decode, encode, encode_task, result_event_bytes, task_msg_id, CoordinatorFloor, EndedBy,
-    JobStatus, JobSummary, ReplyEvent, TaskMessage, ToolDescription, WorkerInfo, WorkerTools,
+    decode, encode, encode_task, result_event_bytes, result_msg_id, task_msg_id, CoordinatorFloor,
+    EndedBy, JobStatus, JobSummary, ReplyEvent, TaskMessage, ToolDescription, WorkerInfo,
+    WorkerTools,
 };
 pub use result::{CacheUse, ErrorKind, ResultHead, TaskError, TaskResult};
 pub use subjects::Subjects;

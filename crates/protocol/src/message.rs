@@ -35,12 +35,45 @@ pub struct TaskMessage {
     pub task: TaskSpec,
     /// The job deadline, milliseconds since the Unix epoch; no attempt runs past it.
     pub deadline_unix_ms: u64,
+    /// Which dispatch of the task this is: 1, or more when the
+    /// coordinator's safety net sent it again because the first one was
+    /// lost. Absent means 1. Results of each dispatch have their own
+    /// `Nats-Msg-Id` ([`result_msg_id`]).
+    #[serde(default = "first_dispatch", skip_serializing_if = "is_first_dispatch")]
+    pub dispatch: u32,
 }
 
-/// The `Nats-Msg-Id` of task `index`'s dispatch, `<job>.<index>`, so a
-/// re-dispatch (a coordinator taking a job over) is deduplicated.
-pub fn task_msg_id(job: &JobId, index: u32) -> String {
-    format!("{job}.{index}")
+fn first_dispatch() -> u32 {
+    1
+}
+
+fn is_first_dispatch(dispatch: &u32) -> bool {
+    *dispatch == 1
+}
+
+/// The `Nats-Msg-Id` of dispatch `dispatch` of task `index`:
+/// `<job>.<index>` for the first (so a coordinator taking a job over and
+/// sending it again is deduplicated), `<job>.<index>.d<dispatch>` for the
+/// safety net's later ones.
+pub fn task_msg_id(job: &JobId, index: u32, dispatch: u32) -> String {
+    if dispatch <= 1 {
+        format!("{job}.{index}")
+    } else {
+        format!("{job}.{index}.d{dispatch}")
+    }
+}
+
+/// The `Nats-Msg-Id` of the result of attempt `attempt` (JetStream's
+/// delivery count) of dispatch `dispatch` of task `index`:
+/// `<job>.<index>.<attempt>`, or `<job>.<index>.d<dispatch>.<attempt>`
+/// after the first dispatch (a re-dispatch's result is never taken for a
+/// duplicate of the lost one's).
+pub fn result_msg_id(job: &JobId, index: u32, dispatch: u32, attempt: u32) -> String {
+    if dispatch <= 1 {
+        format!("{job}.{index}.{attempt}")
+    } else {
+        format!("{job}.{index}.d{dispatch}.{attempt}")
+    }
 }
 
 /// Encodes a task message from borrowed parts, without copying the task.
@@ -50,6 +83,7 @@ pub fn encode_task(
     caller: &CallerId,
     task: &TaskSpec,
     deadline_unix_ms: u64,
+    dispatch: u32,
 ) -> Vec<u8> {
     #[derive(Serialize)]
     struct Borrowed<'a> {
@@ -59,6 +93,8 @@ pub fn encode_task(
         caller: &'a CallerId,
         task: &'a TaskSpec,
         deadline_unix_ms: u64,
+        #[serde(skip_serializing_if = "is_first_dispatch")]
+        dispatch: u32,
     }
     encode(&Borrowed {
         v: crate::PROTOCOL_VERSION,
@@ -67,6 +103,7 @@ pub fn encode_task(
         caller,
         task,
         deadline_unix_ms,
+        dispatch,
     })
 }
 
@@ -83,7 +120,7 @@ pub fn result_event_bytes(result_json: &[u8]) -> Vec<u8> {
 impl TaskMessage {
     /// The `Nats-Msg-Id` of this dispatch; see [`task_msg_id`].
     pub fn msg_id(&self) -> String {
-        task_msg_id(&self.job, self.index)
+        task_msg_id(&self.job, self.index, self.dispatch)
     }
 }
 
@@ -267,14 +304,31 @@ mod tests {
             caller: CallerId::new("c").unwrap(),
             task: TaskSpec::new("echo", serde_json::json!({"a": 1})),
             deadline_unix_ms: 99,
+            dispatch: 1,
         };
-        let borrowed = encode_task(&task.job, 3, &task.caller, &task.task, 99);
+        let borrowed = encode_task(&task.job, 3, &task.caller, &task.task, 99, 1);
+        assert!(!String::from_utf8_lossy(&borrowed).contains("dispatch"));
         assert_eq!(decode::<TaskMessage>("task", &borrowed).unwrap(), task);
+        let again = TaskMessage {
+            dispatch: 2,
+            ..task
+        };
+        let borrowed = encode_task(&again.job, 3, &again.caller, &again.task, 99, 2);
+        assert_eq!(decode::<TaskMessage>("task", &borrowed).unwrap(), again);
 
         let result = TaskResult::decided(4, TaskError::new(ErrorKind::Timeout, "t"));
         let event = result_event_bytes(&encode(&result));
         let expected = ReplyEvent::Result { v: 1, result };
         assert_eq!(decode::<ReplyEvent>("event", &event).unwrap(), expected);
+    }
+
+    #[test]
+    fn a_redispatch_has_its_own_message_ids() {
+        let job = JobId::new("j").unwrap();
+        assert_eq!(task_msg_id(&job, 3, 1), "j.3");
+        assert_eq!(task_msg_id(&job, 3, 2), "j.3.d2");
+        assert_eq!(result_msg_id(&job, 3, 1, 1), "j.3.1");
+        assert_eq!(result_msg_id(&job, 3, 2, 1), "j.3.d2.1");
     }
 
     #[test]

@@ -7,18 +7,24 @@
 //! - [`mod@connect`] — connecting to NATS with a clear error.
 //! - [`topology`] — the three streams (jobs, tasks, results) and the durable
 //!   consumers on them, created idempotently by whichever process starts first.
+//! - `follower` — reading a stream in order, recovering within seconds
+//!   from a lost server ([`Follower`]).
 //! - [`pull`] — pulling from a shared consumer no faster than there are free slots.
 //! - `results` — the results stream: every job's outcomes from one consumer,
 //!   one job's replayed, what no job needs purged (methods of [`Topology`]).
+//! - `tasks` — whether a dispatched task is still in the tasks stream.
 
 pub mod auth;
 pub mod connect;
+mod follower;
 pub mod pull;
 mod results;
+mod tasks;
 pub mod topology;
 
 pub use auth::NatsAuth;
 pub use connect::{connect, connect_observed, OnReconnect};
+pub use follower::{Follower, FOLLOW_HEARTBEAT};
 pub use pull::{pull_with_slots, Slots};
 pub use topology::{ConsumerStats, StreamStats, Topology, TopologyOptions};
 

@@ -6,27 +6,25 @@
 use async_nats::jetstream::consumer::{self, DeliverPolicy};
 use toolfan_protocol::JobId;
 
-use crate::{Topology, TransportError};
+use crate::{Follower, Topology, TransportError};
 
 impl Topology {
-    /// An ordered consumer over the outcomes of every job, in stream order:
-    /// from sequence `from` on, or only those stored from now on when
-    /// `from` is `None`. One server-side consumer, however many jobs are
-    /// live; it recreates itself after a gap or a lost heartbeat, resuming
-    /// after the last message it delivered.
-    pub async fn follow_all_results(
-        &self,
-        from: Option<u64>,
-    ) -> Result<consumer::push::Ordered, TransportError> {
-        let deliver_policy = match from {
+    /// A follower of every job's outcomes, in stream order: from sequence
+    /// `from` on, or only those stored from now on when `from` is `None`.
+    /// One server-side consumer, however many jobs are live; it is made
+    /// again within a couple of seconds of a lost server, resuming after
+    /// the last message it handed out.
+    pub fn follow_all_results(&self, from: Option<u64>) -> Follower {
+        let start = match from {
             Some(start_sequence) => DeliverPolicy::ByStartSequence { start_sequence },
             None => DeliverPolicy::New,
         };
-        let what = || "following every job's results".to_owned();
-        self.ordered_results(self.subjects.results_wildcard(), deliver_policy)
-            .await
-            .map(|(messages, _)| messages)
-            .map_err(|e| TransportError::jetstream(what(), e))
+        Follower::new(
+            self.js.clone(),
+            self.subjects.results_stream(),
+            self.subjects.results_wildcard(),
+            start,
+        )
     }
 
     /// An ordered consumer replaying `toolfan.result.<job>` from the start,

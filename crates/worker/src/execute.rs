@@ -6,7 +6,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_nats::jetstream::{self, AckKind};
 use serde_json::Value;
-use toolfan_protocol::{decode, encode, CacheUse, ErrorKind, TaskError, TaskMessage, TaskResult};
+use toolfan_protocol::{
+    decode, encode, result_msg_id, CacheUse, ErrorKind, TaskError, TaskMessage, TaskResult,
+};
 
 use crate::admission::{self, Renewal};
 use crate::cache::{CacheKey, Claim, Flight, Waited};
@@ -620,7 +622,7 @@ async fn publish_and_ack(
     message: jetstream::Message,
 ) {
     let subject = shared.topology.subjects.result(&task.job);
-    let msg_id = format!("{}.{}.{}", task.job, task.index, result.attempts);
+    let msg_id = result_msg_id(&task.job, task.index, task.dispatch, result.attempts);
     let mut payload = encode(&result);
     let limit = shared.options.max_result_bytes;
     if payload.len() > limit {

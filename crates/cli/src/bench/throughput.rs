@@ -96,6 +96,7 @@ pub(super) fn task_message_bytes() -> bytes::Bytes {
         caller: "bench".parse().expect("a valid caller"),
         task: Task::new("echo", json!({"i": 42})),
         deadline_unix_ms: 1_800_000_000_000,
+        dispatch: 1,
     };
     encode(&message).into()
 }

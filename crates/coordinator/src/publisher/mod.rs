@@ -16,8 +16,10 @@
 //! so a stalled server costs a few bytes per queued task, not a prepared
 //! message each.
 //!
-//! A task whose publish fails is reported back to its lane; the job puts
-//! it back in its window and sends it again.
+//! What became of each task dispatch is reported back to its lane: the
+//! stream sequence it was stored at (the job's safety net looks it up
+//! there later), or a failure (the job puts it back in its window and
+//! sends it again).
 
 mod turns;
 
@@ -31,7 +33,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use turns::{LaneId, LaneQueues, Pending, Queues, QUANTUM};
-pub(crate) use turns::{Messages, Outgoing, Verdict};
+pub(crate) use turns::{Messages, Outgoing, Published, TaskRef, Verdict};
 
 /// What the publisher reports.
 pub(crate) struct PublishGauges {
@@ -116,38 +118,43 @@ impl Publisher {
             gauges.waiting.set(self.lock().waiting as i64);
             gauges.in_flight.set(in_flight.len() as i64);
             tokio::select! {
-                Some((lane, task, result)) = in_flight.next() => {
-                    if let Err(e) = result {
-                        self.failed(lane, task, &e);
+                Some((lane, task, result)) = in_flight.next() => match (task, result) {
+                    (Some(task), Ok(sequence)) => {
+                        self.lock().report(lane, Published::Stored { task, sequence });
                     }
-                }
+                    (None, Ok(_)) => {}
+                    (task, Err(e)) => self.failed(lane, task, &e),
+                },
                 _ = self.wake.notified() => {}
                 _ = stop.cancelled() => return,
             }
         }
     }
 
-    fn failed(&self, lane: LaneId, task: Option<u32>, error: &dyn std::fmt::Display) {
+    fn failed(&self, lane: LaneId, task: Option<TaskRef>, error: &dyn std::fmt::Display) {
         match task {
-            Some(index) => {
-                tracing::warn!(index, %error, "dispatch failed; will retry");
-                self.lock().fail(lane, index);
+            Some(task) => {
+                tracing::warn!(index = task.index, %error, "dispatch failed; will retry");
+                self.lock().report(lane, Published::Failed(task));
             }
             None => tracing::warn!(%error, "a decided result was not stored"),
         }
     }
 }
 
+/// The stream sequence a publish was stored at (or its original's, for a
+/// deduplicated one).
 async fn acked(
     lane: LaneId,
-    task: Option<u32>,
+    task: Option<TaskRef>,
     ack: PublishAckFuture,
 ) -> (
     LaneId,
-    Option<u32>,
-    Result<(), async_nats::jetstream::context::PublishError>,
+    Option<TaskRef>,
+    Result<u64, async_nats::jetstream::context::PublishError>,
 ) {
-    (lane, task, ack.into_future().await.map(|_| ()))
+    let stored = ack.into_future().await.map(|ack| ack.sequence);
+    (lane, task, stored)
 }
 
 /// One job's queue in the publisher.
@@ -158,10 +165,10 @@ pub(crate) struct Lane {
 }
 
 impl Lane {
-    /// Queues the dispatch of tasks `indices`; a failure comes back from
-    /// [`Lane::failures`].
-    pub(crate) fn send_tasks(&self, indices: &[u32]) {
-        self.push(indices.iter().map(|&i| Pending::Task(i)));
+    /// Queues task dispatches; what becomes of each comes back from
+    /// [`Lane::reports`].
+    pub(crate) fn send_tasks(&self, tasks: &[TaskRef]) {
+        self.push(tasks.iter().map(|&task| Pending::Task(task)));
     }
 
     /// Queues `verdict` for tasks `indices` (ahead of every task dispatch).
@@ -191,18 +198,18 @@ impl Lane {
         queues.waiting -= dropped;
     }
 
-    /// Waits until a dispatch of this lane has failed.
-    pub(crate) async fn failed(&self) {
+    /// Waits until a dispatch of this lane was stored or failed.
+    pub(crate) async fn reported(&self) {
         self.notify.notified().await
     }
 
-    /// The tasks whose dispatch failed since the last call.
-    pub(crate) fn failures(&self) -> Vec<u32> {
+    /// What became of this lane's dispatches since the last call.
+    pub(crate) fn reports(&self) -> Vec<Published> {
         self.publisher
             .lock()
             .lanes
             .get_mut(&self.id)
-            .map(|lane| std::mem::take(&mut lane.failed))
+            .map(|lane| std::mem::take(&mut lane.reports))
             .unwrap_or_default()
     }
 }

@@ -25,31 +25,48 @@ pub(crate) struct Verdict {
     pub(crate) tag: &'static str,
 }
 
+/// One dispatch of one task: the task's index and which dispatch of it
+/// this is (1, or more when the safety net sends it again).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TaskRef {
+    pub(crate) index: u32,
+    pub(crate) dispatch: u32,
+}
+
+/// What became of a task dispatch the publisher took from a lane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Published {
+    /// JetStream stored it at this stream sequence.
+    Stored { task: TaskRef, sequence: u64 },
+    /// It was not stored; the job sends it again.
+    Failed(TaskRef),
+}
+
 /// Makes one job's messages when the publisher takes them.
 pub(crate) trait Messages: Send + Sync {
-    /// The dispatch of task `index`.
-    fn task(&self, index: u32) -> Outgoing;
+    /// The dispatch of a task.
+    fn task(&self, task: TaskRef) -> Outgoing;
     /// `verdict` as the result of task `index`.
     fn verdict(&self, index: u32, verdict: &Verdict) -> Outgoing;
 }
 
 /// Something queued in a lane.
 pub(super) enum Pending {
-    Task(u32),
+    Task(TaskRef),
     Verdict(u32, Arc<Verdict>),
 }
 
 impl Pending {
     pub(super) fn encode(&self, messages: &dyn Messages) -> Outgoing {
         match self {
-            Self::Task(index) => messages.task(*index),
+            Self::Task(task) => messages.task(*task),
             Self::Verdict(index, verdict) => messages.verdict(*index, verdict),
         }
     }
 
-    pub(super) fn task(&self) -> Option<u32> {
+    pub(super) fn task(&self) -> Option<TaskRef> {
         match self {
-            Self::Task(index) => Some(*index),
+            Self::Task(task) => Some(*task),
             Self::Verdict(..) => None,
         }
     }
@@ -61,7 +78,8 @@ pub(super) struct LaneQueues {
     pub(super) messages: Arc<dyn Messages>,
     pub(super) verdicts: VecDeque<Pending>,
     pub(super) tasks: VecDeque<Pending>,
-    pub(super) failed: Vec<u32>,
+    /// What became of its task dispatches, not yet read by the job.
+    pub(super) reports: Vec<Published>,
     pub(super) notify: Arc<Notify>,
 }
 
@@ -71,7 +89,7 @@ impl LaneQueues {
             messages,
             verdicts: VecDeque::new(),
             tasks: VecDeque::new(),
-            failed: Vec::new(),
+            reports: Vec::new(),
             notify: Arc::default(),
         }
     }
@@ -143,9 +161,9 @@ impl Queues {
         queue.extend(pending);
     }
 
-    pub(super) fn fail(&mut self, id: LaneId, index: u32) {
+    pub(super) fn report(&mut self, id: LaneId, report: Published) {
         if let Some(lane) = self.lanes.get_mut(&id) {
-            lane.failed.push(index);
+            lane.reports.push(report);
             lane.notify.notify_one();
         }
     }
@@ -159,8 +177,8 @@ mod tests {
     struct Named;
 
     impl Messages for Named {
-        fn task(&self, index: u32) -> Outgoing {
-            let subject = format!("task{index}");
+        fn task(&self, task: TaskRef) -> Outgoing {
+            let subject = format!("task{}", task.index);
             let message = PublishMessage::build();
             Outgoing { subject, message }
         }
@@ -180,7 +198,10 @@ mod tests {
     }
 
     fn tasks(q: &mut Queues, lane: LaneId, indices: std::ops::Range<u32>) {
-        q.push(lane, indices.map(Pending::Task));
+        q.push(
+            lane,
+            indices.map(|index| Pending::Task(TaskRef { index, dispatch: 1 })),
+        );
     }
 
     /// Lane and subject of everything the publisher would send, in order.
@@ -243,11 +264,12 @@ mod tests {
     }
 
     #[test]
-    fn failures_reach_their_lane_only() {
+    fn reports_reach_their_lane_only() {
         let mut q = lanes(2);
-        q.fail(1, 7);
-        q.fail(5, 9); // an ended job's failure is dropped
-        assert_eq!(q.lanes[&1].failed, vec![7]);
-        assert!(q.lanes[&0].failed.is_empty());
+        let task = |index| TaskRef { index, dispatch: 1 };
+        q.report(1, Published::Failed(task(7)));
+        q.report(5, Published::Failed(task(9))); // an ended job's report is dropped
+        assert_eq!(q.lanes[&1].reports, vec![Published::Failed(task(7))]);
+        assert!(q.lanes[&0].reports.is_empty());
     }
 }

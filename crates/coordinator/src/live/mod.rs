@@ -8,6 +8,8 @@
 //! acks, deadline, caller check) therefore fire on time however busy the
 //! fleet, the publisher or other jobs are.
 
+mod watch;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,6 +25,7 @@ use crate::dispatch::{abort, decide, dispatch, JobMessages};
 use crate::gather::{Accepted, Gather};
 use crate::intake::AcceptedJob;
 use crate::job::{ack, now_unix_ms};
+use crate::net::{Looked, Net};
 use crate::policy::Judge;
 use crate::publisher::Lane;
 use crate::reply::ReplyTo;
@@ -73,6 +76,8 @@ impl<'a> LiveJob<'a> {
             replayed_upto: 0,
             last_alive: Instant::now(),
             hold,
+            net: Net::new(total),
+            looking: None,
         };
         let messages = JobMessages {
             job: job.clone(),
@@ -116,6 +121,7 @@ impl<'a> LiveJob<'a> {
             tokio::time::interval(grace.map_or(Duration::from_secs(3600), |g| g / 4));
         let mut progress = tokio::time::interval(shared.job_ack_wait / 3);
         let mut redispatch = tokio::time::interval(REDISPATCH_EVERY);
+        let mut net_round = tokio::time::interval(watch::ROUND_EVERY);
         while !state.gather.complete() {
             if let Some(reason) = state.judge_pending.take() {
                 state.end(lane, EndedBy::Policy, reason).await;
@@ -126,11 +132,9 @@ impl<'a> LiveJob<'a> {
                     Some(inbound) => state.on_inbound(lane, message, inbound).await,
                     None => return Err("the job's route closed".into()),
                 },
-                _ = lane.failed() => {
-                    for index in lane.failures() {
-                        state.window.retry(index);
-                    }
-                }
+                _ = lane.reported() => state.on_reports(lane),
+                _ = net_round.tick(), if !ending && state.looking.is_none() => state.look(),
+                looked = watch::join_some(&mut state.looking) => state.on_looked(lane, looked),
                 _ = tokio::time::sleep_until(state.deadline), if !ending => {
                     let reason = format!("the job deadline of {} ms passed", job.spec.deadline_ms);
                     state.end(lane, EndedBy::Deadline, reason).await;
@@ -181,12 +185,16 @@ struct JobState<'a> {
     last_alive: Instant,
     /// The job's claim on its stored results.
     hold: &'a Hold,
+    /// The safety net's watches over the job's dispatched tasks.
+    net: Net,
+    /// The net's round of lookups in flight, if any.
+    looking: Option<tokio::task::JoinHandle<Looked>>,
 }
 
 impl JobState<'_> {
     async fn dispatch(&mut self, lane: &Lane) {
         if self.ending.is_none() {
-            dispatch(self.shared, self.job, lane, &mut self.window).await;
+            dispatch(self.shared, self.job, lane, &mut self.window, &self.net).await;
         }
     }
 

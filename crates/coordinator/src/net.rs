@@ -1,0 +1,368 @@
+//! The safety net: the coordinator owns each job, and does not take the
+//! broker's word that a dispatched task is on its way.
+//!
+//! Every task dispatch JetStream stored is watched from the moment its
+//! publish was acked. Once the task's time budget has passed without a
+//! result (its timeout over its attempts, an allowance for backoff, the
+//! ack wait and a margin; tasks without a timeout are first looked at
+//! after the ack wait and the margin), the net looks its message up in
+//! the tasks stream:
+//!
+//! - **Still stored**: it is queued behind others, waiting for a limit, or
+//!   held by a worker that has not acked it: alive. JetStream delivers it
+//!   again if its worker dies. Looked at again later, at doubling
+//!   intervals up to [`MAX_LOOK_EVERY`]; so however deep a backlog, the
+//!   net never sends a queued task twice.
+//! - **Gone, and no result once the results follower has caught up with
+//!   everything stored**: a worker acks only after the task's result is
+//!   stored, so the message was lost (a server losing it, a consumer
+//!   skipping it, a foreign worker acking without answering). The task is
+//!   dispatched again as a new dispatch, with its own message ids, and
+//!   the first result still wins.
+//! - **Cannot tell** (NATS unreachable): looked at again later.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use toolfan_protocol::TaskSpec;
+use toolfan_transport::Topology;
+
+use crate::publisher::TaskRef;
+
+/// Added to every task's budget.
+const MARGIN: Duration = Duration::from_secs(2);
+/// Allowed per retry for its backoff.
+const RETRY_ALLOWANCE: Duration = Duration::from_secs(1);
+/// The longest wait between two looks at a task that is still stored.
+pub(crate) const MAX_LOOK_EVERY: Duration = Duration::from_secs(60);
+/// Most tasks of one job looked up in one round.
+const MAX_LOOKS: usize = 256;
+/// How long a round waits for the results follower to catch up with the
+/// results stream before it trusts a "gone".
+const CATCH_UP: Duration = Duration::from_secs(2);
+
+/// How long task `spec` may take before the net looks for it.
+pub(crate) fn budget(spec: &TaskSpec, ack_wait: Duration) -> Duration {
+    let running = spec.timeout_ms.map_or(Duration::ZERO, |timeout| {
+        let attempts = spec.retries.saturating_add(1);
+        Duration::from_millis(timeout)
+            .saturating_mul(attempts)
+            .saturating_add(RETRY_ALLOWANCE.saturating_mul(spec.retries))
+    });
+    running.saturating_add(ack_wait).saturating_add(MARGIN)
+}
+
+/// One task's watch.
+#[derive(Debug, Clone, Copy)]
+struct Watch {
+    /// The task's latest dispatch (1 before the first).
+    dispatch: u32,
+    /// Where JetStream stored that dispatch; 0 until it did.
+    sequence: u64,
+    /// When it is looked at next.
+    next: Option<Instant>,
+    /// The wait before the look after next.
+    every: Duration,
+}
+
+/// A task to look up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Look {
+    pub(crate) task: TaskRef,
+    pub(crate) sequence: u64,
+}
+
+/// What a look found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Found {
+    Stored,
+    Gone,
+    Unknown,
+}
+
+/// A round of looks, answered.
+#[derive(Debug)]
+pub(crate) struct Looked {
+    pub(crate) found: Vec<(Look, Found)>,
+    /// Whether every result stored by the end of the round had reached
+    /// the coordinator (so a "gone" task without one has none).
+    pub(crate) caught_up: bool,
+}
+
+/// One job's watches.
+#[derive(Debug)]
+pub(crate) struct Net {
+    watches: Vec<Watch>,
+    due: BinaryHeap<Reverse<(Instant, u32)>>,
+}
+
+impl Net {
+    pub(crate) fn new(total: usize) -> Self {
+        let watch = Watch {
+            dispatch: 1,
+            sequence: 0,
+            next: None,
+            every: MAX_LOOK_EVERY,
+        };
+        Self {
+            watches: vec![watch; total],
+            due: BinaryHeap::new(),
+        }
+    }
+
+    /// The dispatch to send of task `index`.
+    pub(crate) fn current(&self, index: u32) -> TaskRef {
+        let dispatch = self.watches.get(index as usize).map_or(1, |w| w.dispatch);
+        TaskRef { index, dispatch }
+    }
+
+    /// JetStream stored `task` at `sequence`: it is looked at once
+    /// `budget` has passed. A stale dispatch's report is ignored.
+    pub(crate) fn stored(&mut self, task: TaskRef, sequence: u64, budget: Duration, now: Instant) {
+        let Some(watch) = self.watches.get_mut(task.index as usize) else {
+            return;
+        };
+        if watch.dispatch == task.dispatch {
+            watch.sequence = sequence;
+            watch.every = budget;
+            self.arm(task.index, now + budget);
+        }
+    }
+
+    fn arm(&mut self, index: u32, at: Instant) {
+        self.watches[index as usize].next = Some(at);
+        self.due.push(Reverse((at, index)));
+    }
+
+    /// The stored tasks due for a look by `now` that `open` says still
+    /// lack a result (at most [`MAX_LOOKS`]); each is disarmed until its
+    /// look is answered.
+    pub(crate) fn due(&mut self, now: Instant, open: impl Fn(u32) -> bool) -> Vec<Look> {
+        let mut looks = Vec::new();
+        while looks.len() < MAX_LOOKS {
+            let Some(&Reverse((at, index))) = self.due.peek() else {
+                break;
+            };
+            if at > now {
+                break;
+            }
+            self.due.pop();
+            let watch = &mut self.watches[index as usize];
+            if watch.next != Some(at) || !open(index) {
+                continue; // re-armed since, or answered
+            }
+            watch.next = None;
+            let task = TaskRef {
+                index,
+                dispatch: watch.dispatch,
+            };
+            looks.push(Look {
+                task,
+                sequence: watch.sequence,
+            });
+        }
+        looks
+    }
+
+    /// Takes a round's answers: tasks still stored (or unknown) are looked
+    /// at again later; the returned ones were lost and are to be
+    /// dispatched again (their dispatch number is already raised).
+    pub(crate) fn looked(
+        &mut self,
+        looked: Looked,
+        now: Instant,
+        open: impl Fn(u32) -> bool,
+    ) -> Vec<TaskRef> {
+        let mut lost = Vec::new();
+        for (look, found) in looked.found {
+            let index = look.task.index;
+            let watch = self.watches[index as usize];
+            if watch.dispatch != look.task.dispatch || !open(index) {
+                continue;
+            }
+            match found {
+                Found::Gone if looked.caught_up => {
+                    let again = TaskRef {
+                        index,
+                        dispatch: watch.dispatch + 1,
+                    };
+                    self.watches[index as usize].dispatch = again.dispatch;
+                    self.watches[index as usize].sequence = 0;
+                    lost.push(again);
+                }
+                Found::Gone => self.arm(index, now + Duration::from_secs(1)),
+                Found::Stored | Found::Unknown => {
+                    let every = watch.every.saturating_mul(2).min(MAX_LOOK_EVERY);
+                    self.watches[index as usize].every = every;
+                    self.arm(index, now + watch.every);
+                }
+            }
+        }
+        lost
+    }
+}
+
+/// Looks `looks` up in the tasks stream (under the coordinator-wide
+/// bound `limit` on concurrent lookups), then waits briefly for the
+/// results follower (whose highest sequence is `seen`) to reach the last
+/// result stored.
+pub(crate) async fn look(
+    topology: Topology,
+    limit: Arc<Semaphore>,
+    seen: Arc<AtomicU64>,
+    looks: Vec<Look>,
+) -> Looked {
+    let mut found = Vec::with_capacity(looks.len());
+    for look in looks {
+        let Ok(_permit) = limit.acquire().await else {
+            found.push((look, Found::Unknown));
+            continue;
+        };
+        let answer = match topology.task_stored(look.sequence).await {
+            Ok(true) => Found::Stored,
+            Ok(false) => Found::Gone,
+            Err(e) => {
+                tracing::debug!(error = %e, "safety net: cannot look a task up");
+                Found::Unknown
+            }
+        };
+        found.push((look, answer));
+    }
+    let caught_up = match topology.results_last_sequence().await {
+        Ok(last) => {
+            let deadline = Instant::now() + CATCH_UP;
+            while seen.load(Ordering::Relaxed) < last && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            seen.load(Ordering::Relaxed) >= last
+        }
+        Err(_) => false,
+    };
+    Looked { found, caught_up }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(index: u32, dispatch: u32) -> TaskRef {
+        TaskRef { index, dispatch }
+    }
+
+    #[test]
+    fn budgets_cover_every_attempt() {
+        let spec = TaskSpec::new("t", serde_json::json!({}))
+            .timeout(Duration::from_secs(3))
+            .retries(2);
+        let ack_wait = Duration::from_secs(10);
+        assert_eq!(budget(&spec, ack_wait), Duration::from_secs(9 + 2 + 10 + 2));
+        let untimed = TaskSpec::new("t", serde_json::json!({}));
+        assert_eq!(budget(&untimed, ack_wait), Duration::from_secs(12));
+    }
+
+    #[test]
+    fn only_overdue_open_tasks_are_looked_at() {
+        let now = Instant::now();
+        let mut net = Net::new(3);
+        net.stored(task(0, 1), 10, Duration::from_secs(1), now);
+        net.stored(task(1, 1), 11, Duration::from_secs(5), now);
+        net.stored(task(2, 1), 12, Duration::from_secs(1), now);
+        assert!(net.due(now, |_| true).is_empty(), "nothing is due yet");
+        let later = now + Duration::from_secs(2);
+        let looks = net.due(later, |i| i != 2);
+        assert_eq!(
+            looks,
+            vec![Look {
+                task: task(0, 1),
+                sequence: 10
+            }]
+        );
+        assert!(
+            net.due(later, |_| true).is_empty(),
+            "disarmed while looked at"
+        );
+    }
+
+    #[test]
+    fn a_stored_task_is_left_alone_and_a_lost_one_sent_again() {
+        let now = Instant::now();
+        let mut net = Net::new(2);
+        let budget = Duration::from_secs(1);
+        net.stored(task(0, 1), 10, budget, now);
+        net.stored(task(1, 1), 11, budget, now);
+        let t1 = now + budget;
+        let looks = net.due(t1, |_| true);
+        let found = vec![(looks[0], Found::Stored), (looks[1], Found::Gone)];
+        let lost = net.looked(
+            Looked {
+                found,
+                caught_up: true,
+            },
+            t1,
+            |_| true,
+        );
+        assert_eq!(lost, vec![task(1, 2)]);
+        assert_eq!(net.current(1), task(1, 2));
+        assert_eq!(
+            net.current(0),
+            task(0, 1),
+            "a queued task is never sent twice"
+        );
+        // The stored one is looked at again after its budget, then after twice that.
+        assert!(net.due(t1 + budget / 2, |_| true).is_empty());
+        let t2 = t1 + budget;
+        let looks = net.due(t2, |_| true);
+        assert_eq!(looks.len(), 1);
+        let found = vec![(looks[0], Found::Stored)];
+        net.looked(
+            Looked {
+                found,
+                caught_up: true,
+            },
+            t2,
+            |_| true,
+        );
+        assert!(net.due(t2 + budget, |_| true).is_empty());
+        assert_eq!(net.due(t2 + budget * 2, |_| true).len(), 1);
+    }
+
+    #[test]
+    fn gone_is_trusted_only_once_the_follower_caught_up() {
+        let now = Instant::now();
+        let mut net = Net::new(1);
+        net.stored(task(0, 1), 10, Duration::ZERO, now);
+        let looks = net.due(now, |_| true);
+        let found = vec![(looks[0], Found::Gone)];
+        let lost = net.looked(
+            Looked {
+                found,
+                caught_up: false,
+            },
+            now,
+            |_| true,
+        );
+        assert!(lost.is_empty(), "its result may still be on its way");
+        let again = now + Duration::from_secs(1);
+        let looks = net.due(again, |_| true);
+        let found = vec![(looks[0], Found::Gone)];
+        assert_eq!(
+            net.looked(
+                Looked {
+                    found,
+                    caught_up: true
+                },
+                again,
+                |_| true
+            ),
+            vec![task(0, 2)]
+        );
+        // A late report of the first dispatch does not re-arm anything.
+        net.stored(task(0, 1), 10, Duration::ZERO, again);
+        assert!(net.due(again, |_| true).is_empty());
+    }
+}
