@@ -3,90 +3,11 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use toolfan::{Job, Task, TaskResult};
-use toolfan_e2e::{max_in_window, span_starts, spawn, timed, Cluster};
-use toolfan_testkit::{Process, RedisServer};
-use toolfan_worker::limits::{LimitSpec, LimitStore};
+use toolfan::{Job, Task};
+use toolfan_e2e::fleet::{all_ok, cap, max_overlap, rate, Fleet};
+use toolfan_e2e::{max_in_window, span_starts};
 
 const SECOND_US: u64 = 1_000_000;
-
-/// A cluster with Redis and `n` worker processes serving `span`, each
-/// started with `extra` arguments.
-struct Fleet {
-    cluster: Cluster,
-    redis: RedisServer,
-    store: LimitStore,
-    workers: Vec<Process>,
-}
-
-impl Fleet {
-    async fn start(n: usize, extra: &[&str]) -> anyhow::Result<Self> {
-        let cluster = Cluster::start().await?;
-        let redis = RedisServer::start()?;
-        let store = LimitStore::connect(&redis.url(), "toolfan").await?;
-        let mut fleet = Self {
-            cluster,
-            redis,
-            store,
-            workers: Vec::new(),
-        };
-        let ids: Vec<String> = (1..=n).map(|i| format!("lim-w{i}")).collect();
-        for id in &ids {
-            fleet.workers.push(fleet.worker(id, extra)?);
-        }
-        fleet.cluster.wait_for_workers(&ids).await?;
-        Ok(fleet)
-    }
-
-    fn worker(&self, id: &str, extra: &[&str]) -> anyhow::Result<Process> {
-        let (nats, redis) = (self.cluster.nats.url(), self.redis.url());
-        let mut args = vec![
-            "--nats-url",
-            &nats,
-            "--redis-url",
-            &redis,
-            "--id",
-            id,
-            "--tools",
-            "span",
-        ];
-        args.extend_from_slice(extra);
-        spawn("toolfan-worker", &args)
-    }
-
-    async fn run(&self, tasks: Vec<Task>) -> anyhow::Result<(Vec<TaskResult>, Duration)> {
-        let client = self.cluster.client().await?;
-        let job = Job::new(tasks)
-            .max_concurrency(1000)
-            .deadline(Duration::from_secs(60));
-        timed(&client, job).await
-    }
-}
-
-fn rate(per_second: u64, burst: u64) -> LimitSpec {
-    LimitSpec::per_second(per_second, burst)
-}
-
-fn cap(n: u32) -> LimitSpec {
-    LimitSpec::concurrency(n)
-}
-
-impl Fleet {
-    /// Defines `key` in Redis and waits until every worker has read it.
-    async fn define(&self, key: &str, spec: LimitSpec) -> anyhow::Result<()> {
-        self.store.set(key, &spec).await?;
-        tokio::time::sleep(Duration::from_millis(700)).await;
-        Ok(())
-    }
-}
-
-fn all_ok(results: &[TaskResult]) {
-    assert!(
-        results.iter().all(|r| r.is_ok()),
-        "{:?}",
-        results.iter().find(|r| !r.is_ok())
-    );
-}
 
 #[tokio::test]
 async fn fifty_per_second_holds_across_three_workers() -> anyhow::Result<()> {
@@ -141,27 +62,6 @@ async fn costs_weigh_calls_against_the_rate() -> anyhow::Result<()> {
     // 10 a second: the 30th starts about 2.9 s after the first.
     assert!((2.6..=3.4).contains(&span_s), "spread over {span_s} s");
     Ok(())
-}
-
-/// The most spans running at once.
-fn max_overlap(results: &[TaskResult]) -> usize {
-    let mut edges: Vec<(u64, i32)> = results
-        .iter()
-        .flat_map(|r| {
-            let v = r.value().expect("a span result");
-            [
-                (v["started_us"].as_u64().unwrap(), 1),
-                (v["ended_us"].as_u64().unwrap(), -1),
-            ]
-        })
-        .collect();
-    edges.sort_unstable_by_key(|&(t, d)| (t, d)); // ends before starts at the same instant
-    let (mut now, mut most) = (0i32, 0i32);
-    for (_, d) in edges {
-        now += d;
-        most = most.max(now);
-    }
-    most as usize
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! Shared set-up of the end-to-end tests: a real `nats-server -js`, a
 //! coordinator, workers and a client, all against that server.
 
+pub mod fleet;
 pub mod metrics;
 
 use std::time::{Duration, Instant};

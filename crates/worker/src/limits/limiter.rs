@@ -83,6 +83,9 @@ pub struct Limiter {
     healthy: std::sync::atomic::AtomicBool,
     options: LimiterOptions,
     definitions: RwLock<Arc<BTreeMap<String, LimitSpec>>>,
+    /// The definitions last read from a written store: written back if
+    /// Redis comes back without its data.
+    last_read: std::sync::Mutex<BTreeMap<String, LimitSpec>>,
 }
 
 impl std::fmt::Debug for Limiter {
@@ -108,6 +111,7 @@ impl Limiter {
             redis,
             healthy: std::sync::atomic::AtomicBool::new(false),
             definitions: RwLock::new(Arc::new(options.defaults.clone())),
+            last_read: Default::default(),
             options,
         })
     }
@@ -139,15 +143,31 @@ impl Limiter {
 
     async fn read_definitions(&self) -> Result<(), LimitError> {
         let store = LimitStore::with_connection(self.conn().await?, &self.options.prefix);
-        let mut merged = self.options.defaults.clone();
-        for (key, spec) in store.list().await? {
+        let stored = store.read().await?;
+        if !stored.written {
+            let last = self.last_read.lock().expect("last read lock").clone();
+            if !last.is_empty() {
+                // Redis lost its data (a restart without persistence): the
+                // limits were not lifted, so write them back and keep them.
+                tracing::warn!(
+                    keys = last.len(),
+                    "the limit definitions are gone from Redis; writing back the last ones read"
+                );
+                return store.restore(&last).await;
+            }
+        }
+        let mut read = BTreeMap::new();
+        for (key, spec) in stored.specs {
             match spec {
                 Ok(spec) => {
-                    merged.insert(key, spec);
+                    read.insert(key, spec);
                 }
                 Err(e) => tracing::warn!(%key, error = %e, "ignoring a malformed limit definition"),
             }
         }
+        let mut merged = self.options.defaults.clone();
+        merged.extend(read.iter().map(|(k, v)| (k.clone(), v.clone())));
+        *self.last_read.lock().expect("last read lock") = read;
         *self.definitions.write().expect("definitions lock") = Arc::new(merged);
         Ok(())
     }

@@ -1,9 +1,12 @@
 //! Limit definitions in Redis: one hash, `<prefix>:limits`, key → JSON spec.
 //! `toolfan limits` writes it; every worker reads it every half second.
+//!
+//! Every write also sets `<prefix>:limits:written`. A store without that
+//! marker was never written, or lost its data (Redis restarted without
+//! persistence): workers that read definitions before then write them
+//! back rather than lift every limit (see [`crate::limits::Limiter`]).
 
 use std::collections::BTreeMap;
-
-use redis::AsyncCommands;
 
 use super::{check_key, LimitError, LimitSpec};
 
@@ -12,6 +15,16 @@ use super::{check_key, LimitError, LimitSpec};
 pub struct LimitStore {
     conn: redis::aio::ConnectionManager,
     hash: String,
+    marker: String,
+}
+
+/// What the store holds, read in one atomic step.
+#[derive(Debug, Default)]
+pub struct Stored {
+    /// Every definition; a value that does not parse is reported, not hidden.
+    pub specs: BTreeMap<String, Result<LimitSpec, String>>,
+    /// Whether the store was ever written (and has not lost its data since).
+    pub written: bool,
 }
 
 impl LimitStore {
@@ -29,6 +42,7 @@ impl LimitStore {
         Self {
             conn,
             hash: format!("{prefix}:limits"),
+            marker: format!("{prefix}:limits:written"),
         }
     }
 
@@ -38,8 +52,11 @@ impl LimitStore {
         spec.validate()?;
         let json = serde_json::to_string(spec).expect("a limit spec serializes");
         let mut conn = self.conn.clone();
-        let _: usize = conn
+        let _: (usize, ()) = redis::pipe()
+            .atomic()
             .hset(&self.hash, key, json)
+            .set(&self.marker, 1)
+            .query_async(&mut conn)
             .await
             .map_err(|e| LimitError::redis("HSET", e))?;
         Ok(())
@@ -48,8 +65,11 @@ impl LimitStore {
     /// Removes the limits under `key`; false if there were none.
     pub async fn delete(&self, key: &str) -> Result<bool, LimitError> {
         let mut conn = self.conn.clone();
-        let removed: usize = conn
+        let (removed, ()): (usize, ()) = redis::pipe()
+            .atomic()
             .hdel(&self.hash, key)
+            .set(&self.marker, 1)
+            .query_async(&mut conn)
             .await
             .map_err(|e| LimitError::redis("HDEL", e))?;
         Ok(removed > 0)
@@ -57,12 +77,22 @@ impl LimitStore {
 
     /// Every definition. A value that does not parse is reported, not hidden.
     pub async fn list(&self) -> Result<BTreeMap<String, Result<LimitSpec, String>>, LimitError> {
+        Ok(self.read().await?.specs)
+    }
+
+    /// Every definition and whether the store was ever written.
+    pub async fn read(&self) -> Result<Stored, LimitError> {
         let mut conn = self.conn.clone();
-        let raw: std::collections::HashMap<String, String> = conn
+        let (raw, marked): (std::collections::HashMap<String, String>, bool) = redis::pipe()
+            .atomic()
             .hgetall(&self.hash)
+            .exists(&self.marker)
+            .query_async(&mut conn)
             .await
             .map_err(|e| LimitError::redis("HGETALL", e))?;
-        Ok(raw
+        // (A hash written before the marker existed counts as written.)
+        let written = marked || !raw.is_empty();
+        let specs = raw
             .into_iter()
             .map(|(key, json)| {
                 let spec = serde_json::from_str::<LimitSpec>(&json)
@@ -70,6 +100,23 @@ impl LimitStore {
                     .and_then(|s| s.validate().map(|()| s).map_err(|e| e.to_string()));
                 (key, spec)
             })
-            .collect())
+            .collect();
+        Ok(Stored { specs, written })
+    }
+
+    /// Writes `specs` back into a store that lost its data, leaving any
+    /// definition written since alone.
+    pub async fn restore(&self, specs: &BTreeMap<String, LimitSpec>) -> Result<(), LimitError> {
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for (key, spec) in specs {
+            let json = serde_json::to_string(spec).expect("a limit spec serializes");
+            pipe.hset_nx(&self.hash, key, json).ignore();
+        }
+        pipe.set(&self.marker, 1).ignore();
+        let mut conn = self.conn.clone();
+        pipe.query_async::<()>(&mut conn)
+            .await
+            .map_err(|e| LimitError::redis("restoring limit definitions", e))
     }
 }
