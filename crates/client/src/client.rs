@@ -185,19 +185,52 @@ impl Client {
             .payload(encode(job).into())
             .message_id(id.as_str())
             .header(TRACEPARENT_HEADER, parent.to_string().as_str());
-        let submit_failed = |reason: String| ClientError::Submit {
-            job: id.clone(),
-            reason,
-        };
-        self.topology
-            .js
-            .send_publish(self.options.subjects.job(&self.options.caller), publish)
-            .await
-            .map_err(|e| submit_failed(e.to_string()))?
-            .await
-            .map_err(|e| submit_failed(e.to_string()))?;
-        Ok(())
+        let subject = self.options.subjects.job(&self.options.caller);
+        // The job id is its `Nats-Msg-Id`: sending it again is safe.
+        let patience = SUBMIT_PATIENCE.min(job.deadline_duration());
+        let started = tokio::time::Instant::now();
+        let mut wait = Duration::from_millis(100);
+        loop {
+            let stored = match self
+                .topology
+                .js
+                .send_publish(subject.clone(), publish.clone())
+                .await
+            {
+                Ok(ack) => ack.await,
+                Err(e) => Err(e),
+            };
+            let e = match stored {
+                Ok(_) => return Ok(()),
+                Err(e) => e,
+            };
+            // A cluster electing a stream leader (a node just lost) answers
+            // late or not at all for a few seconds: wait that out.
+            if !transient(e.kind()) || started.elapsed() + wait > patience {
+                return Err(ClientError::Submit {
+                    job: id.clone(),
+                    reason: e.to_string(),
+                });
+            }
+            tracing::debug!(job = %id, error = %e, "job not stored yet; sending it again");
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(2));
+        }
     }
+}
+
+/// How long a submit keeps sending a job JetStream does not store for a
+/// passing reason (at most the job's deadline).
+const SUBMIT_PATIENCE: Duration = Duration::from_secs(30);
+
+/// Whether a publish failure may pass on its own: no ack in time, no
+/// stream answering the subject (no leader yet), a broken connection.
+fn transient(kind: jetstream::context::PublishErrorKind) -> bool {
+    use jetstream::context::PublishErrorKind as Kind;
+    matches!(
+        kind,
+        Kind::TimedOut | Kind::StreamNotFound | Kind::BrokenPipe
+    )
 }
 
 /// The job's structural checks; the cluster's own size limits are the

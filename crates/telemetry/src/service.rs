@@ -38,6 +38,11 @@ pub struct ServiceArgs {
     /// with an error the caller sees.
     #[arg(long, env = "TOOLFAN_QUEUE_MAX_BYTES", default_value_t = 512 << 20, value_parser = clap::value_parser!(u64).range(1 << 20..=1 << 50))]
     pub queue_max_bytes: u64,
+    /// Milliseconds a JetStream request or publish waits for its reply
+    /// before it fails and is retried (a publish to a stream leader that
+    /// just died is never answered: this is what it costs).
+    #[arg(long, env = "TOOLFAN_NATS_TIMEOUT_MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(200..=120_000))]
+    pub nats_timeout_ms: u64,
     /// Log format.
     #[arg(long, env = "TOOLFAN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,
@@ -54,6 +59,7 @@ impl ServiceArgs {
             results_max_bytes: self.results_max_bytes as i64,
             results_max_age: std::time::Duration::from_secs(self.results_max_age_s),
             queue_max_bytes: self.queue_max_bytes as i64,
+            request_timeout: std::time::Duration::from_millis(self.nats_timeout_ms),
             ..Default::default()
         };
         if let Some(ms) = self.ack_wait_ms {

@@ -5,6 +5,9 @@ use std::time::Duration;
 
 use crate::{NatsAuth, TransportError};
 
+/// How often a connection pings its server.
+pub const PING_INTERVAL: Duration = Duration::from_secs(2);
+
 /// Called on each reconnect after a lost connection.
 pub type OnReconnect = Arc<dyn Fn() + Send + Sync>;
 
@@ -36,6 +39,10 @@ pub async fn connect_observed(
     options
         .name(name)
         .connection_timeout(Duration::from_secs(5))
+        // A server cut off without closing the connection (a partition, a
+        // host gone) is noticed after two unanswered pings: seconds, not
+        // the two minutes the default interval gives.
+        .ping_interval(PING_INTERVAL)
         // Task messages are small but results can be large; keep the default
         // subscription capacity generous so a burst does not drop messages.
         .subscription_capacity(65_536)

@@ -54,6 +54,10 @@ pub struct TopologyOptions {
     /// three-node cluster to survive the loss of a node). Used when a stream
     /// is created.
     pub replicas: usize,
+    /// How long a JetStream request or publish waits for its reply before
+    /// it fails and is retried. A publish sent to a stream leader that
+    /// just died is never answered: this is how long it costs.
+    pub request_timeout: Duration,
 }
 
 impl Default for TopologyOptions {
@@ -69,7 +73,27 @@ impl Default for TopologyOptions {
             enforce_ack_wait: false,
             tool_max_ack_pending: 10_000,
             replicas: 1,
+            request_timeout: Duration::from_secs(5),
         }
+    }
+}
+
+/// How long a process keeps trying to create or find the streams while
+/// JetStream does not answer.
+const STREAMS_PATIENCE: Duration = Duration::from_secs(30);
+
+/// Whether a failure to create a stream may pass on its own: a timeout,
+/// no JetStream responder, or a cluster without a leader or quorum yet.
+fn transient(kind: jetstream::context::CreateStreamErrorKind) -> bool {
+    use async_nats::jetstream::{context::CreateStreamErrorKind as Kind, ErrorCode};
+    match kind {
+        Kind::TimedOut | Kind::JetStreamUnavailable => true,
+        Kind::JetStream(e) => [
+            ErrorCode::CLUSTER_NOT_AVAILABLE,
+            ErrorCode::CLUSTER_NO_PEERS,
+        ]
+        .contains(&e.error_code()),
+        _ => false,
     }
 }
 
@@ -90,6 +114,7 @@ impl Topology {
         let js = jetstream::context::ContextBuilder::new()
             .max_ack_inflight(options.max_publishes_in_flight.max(1))
             .backpressure_on_inflight(true)
+            .timeout(options.request_timeout)
             .build(client);
         Self {
             js,
@@ -146,18 +171,28 @@ impl Topology {
     /// operator chose is left as it is.
     async fn ensure_stream(&self, config: stream::Config) -> Result<(), TransportError> {
         let name = config.name.clone();
-        let created = self.js.get_or_create_stream(config.clone()).await;
-        let stream = match created {
-            Ok(stream) => stream,
-            Err(e) => match self.js.get_stream(&name).await {
-                Ok(stream) => stream,
+        let started = std::time::Instant::now();
+        let stream = loop {
+            let e = match self.js.get_or_create_stream(config.clone()).await {
+                Ok(stream) => break stream,
+                Err(e) => e,
+            };
+            // A cluster electing leaders (a node just lost) answers late or
+            // not at all for a few seconds: wait that out.
+            if transient(e.kind()) && started.elapsed() < STREAMS_PATIENCE {
+                tracing::warn!(stream = %name, error = %e, "JetStream not answering yet; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+            match self.js.get_stream(&name).await {
+                Ok(stream) => break stream,
                 Err(_) => {
                     return Err(TransportError::jetstream(
                         format!("creating stream {name}"),
                         e,
                     ))
                 }
-            },
+            }
         };
         let current = stream.cached_info().config.clone();
         if current.max_bytes < 0 && config.max_bytes > 0 {
