@@ -15,7 +15,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from chaoslib import Cluster, Counters, Job, docker, evidence, log, quantiles, summarize  # noqa: E402
+from chaoslib import (Cluster, Counters, Job, docker, evidence, log, quantiles,  # noqa: E402
+                      stored_times, summarize)
 
 NATS_NODES = ["nats1", "nats2", "nats3"]
 
@@ -187,15 +188,26 @@ def recovery(a, cluster, counters):
         time.sleep(max(0.0, job.t0 + 0.6 - time.time()))
         kill_service(cluster, None, "nats", node, "nats")
         job.wait()
+        job.node = node
         jobs.append(job)
         docker("start", node, check=False)
         healthy = cluster.wait_healthy(nats, 60)
         okay = "ok" if job.rc == 0 and '"ok":false' not in job.out else "PROBLEM"
         log(f"round {r + 1:2d}: killed {node}, job {job.duration:6.2f} s ({okay}); "
             f"{'all three healthy' if healthy else 'NOT all healthy after 60 s'}")
-    print(f"\nchaos recovery: round durations: " + " ".join(f"{j.duration:.2f}" for j in jobs))
-    print(f"chaos recovery: distribution: {quantiles([j.duration for j in jobs])}")
     return jobs
+
+
+def recovery_table(jobs):
+    print()
+    for r, j in enumerate(jobs):
+        split = (f" (submit start → stored {j.stored - j.t0:5.2f} s, stored → answered {j.t1 - j.stored:5.2f} s)"
+                 if j.stored else "")
+        bad = j.n - j.out.count('"ok":true')
+        print(f"chaos recovery: round {r + 1:2d} ({j.node.split('_')[-2]} killed): {j.duration:6.2f} s{split}"
+              + (f"; {bad} tasks not ok" if bad else ""))
+    print("chaos recovery: round durations: " + " ".join(f"{j.duration:.2f}" for j in jobs))
+    print(f"chaos recovery: distribution: {quantiles([j.duration for j in jobs])}")
 
 
 def main():
@@ -218,12 +230,18 @@ def main():
     jobs = {"soak": soak, "partition": partition, "recovery": recovery}[a.mode](a, cluster, counters)
     counters.finish()
     logs = cluster.save_logs(a.artifacts)
+    stored_times(jobs, logs)
     with open(os.path.join(a.artifacts, "jobs.tsv"), "w") as f:
-        f.write("job\tstart_unix\tend_unix\tseconds\texit\n")
+        f.write("job\tstart_unix\tstored_unix\tend_unix\tseconds\texit\n")
         for j in jobs:
-            f.write(f"{j.id}\t{j.t0:.3f}\t{j.t1:.3f}\t{j.duration:.3f}\t{j.rc}\n")
+            stored = f"{j.stored:.3f}" if j.stored else "-"
+            f.write(f"{j.id}\t{j.t0:.3f}\t{stored}\t{j.t1:.3f}\t{j.duration:.3f}\t{j.rc}\n")
             with open(os.path.join(a.artifacts, f"{j.id}.out.json"), "w") as out:
                 out.write(j.out)
+            with open(os.path.join(a.artifacts, f"{j.id}.submit.log"), "w") as err:
+                err.write(j.err)
+    if a.mode == "recovery":
+        recovery_table(jobs)
     lost, late, failed, other = summarize(a.mode, jobs, cluster, counters)
     print(f"chaos {a.mode}: wall time of the run {time.time() - started:.0f} s; logs in {a.artifacts}")
     if lost:

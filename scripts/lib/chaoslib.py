@@ -10,6 +10,9 @@ import subprocess
 import threading
 import time
 from collections import defaultdict
+from datetime import datetime
+
+import natsprobe
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # Counters worth printing next to the re-executions: whatever re-dispatch,
@@ -177,7 +180,7 @@ class Job:
                        "deadline_ms": int(deadline_s * 1000)}, f)
         self.t0 = self.t1 = None
         self.rc, self.out, self.err = None, "", ""
-        self.thread = None
+        self.thread, self.stream, self.stored = None, None, None
 
     def start(self, toolfan, nats_url):
         self.thread = threading.Thread(target=self._run, args=(toolfan, nats_url), daemon=True)
@@ -186,7 +189,8 @@ class Job:
 
     def _run(self, toolfan, nats_url):
         cmd = [toolfan, "submit", self.path, "--nats-url", nats_url, "--compact"]
-        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        env = dict(os.environ, RUST_LOG=os.environ.get("CHAOS_SUBMIT_LOG", "warn,async_nats=info"))
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         try:  # the client gives up by itself at the deadline + 5 s; this is the backstop
             self.out, self.err = p.communicate(timeout=self.deadline_s + 30)
         except subprocess.TimeoutExpired:
@@ -194,6 +198,9 @@ class Job:
             self.out, self.err = p.communicate()
             self.err += "\n(killed by scripts/chaos: no answer by the deadline + 30 s)"
         self.t1, self.rc = time.time(), p.returncode
+        # A task that came back wrong: read what the results stream holds
+        # for the job now, before the coordinators' retention purges it.
+        self.stream = natsprobe.first_results(nats_url, self.id) if self.rc or '"ok":false' in self.out else None
 
     def wait(self):
         self.thread.join()
@@ -277,28 +284,82 @@ def summarize(mode, jobs, cluster, counters):
     if other:
         print(f"{p} malformed answers (duplicate, out-of-order or out-of-range results): {other}")
     print(f"{p} job durations: {quantiles([j.duration for j in jobs if j.t1])}")
+    stored = [j for j in jobs if getattr(j, "stored", None)]
+    if stored:
+        print(f"{p}   of which submit start → job stored: {quantiles([j.stored - j.t0 for j in stored])}")
+        print(f"{p}   and job stored → answered: {quantiles([j.t1 - j.stored for j in stored])}"
+              f" ({len(stored)} jobs with a `job done` line)")
     return lost, late, failed, other
 
 
-def evidence(lost, logs, limit=60):
-    """Prints, for each lost task, the log lines of its job that concern it."""
-    for job, index, what in lost[:10]:
-        print(f"\n== evidence: job {job.id} index {index} ({what})")
-        print(f"   submitted {time.strftime('%H:%M:%S', time.gmtime(job.t0))}Z, "
-              f"answered after {job.duration:.2f} s; stderr: {job.err.strip()[-300:] or '-'}")
-        shown = 0
+JOB_DONE = re.compile(r"(\d{4}-\d\d-\d\dT[\d:.]+Z)\s+INFO job\{job=(\S+) .*job done .*duration_ms=(\d+)")
+
+
+def stored_times(jobs, logs):
+    """When JetStream stored each job, from its coordinator's `job done`
+    line (answer time minus the duration it counts from the job's stored
+    timestamp): splits a job's wall time into the submit (connect, stream
+    checks, publish) and the cluster's part."""
+    done = {}
+    for text in logs.values():
+        for m in JOB_DONE.finditer(text):
+            when = datetime.fromisoformat(m.group(1).replace("Z", "+00:00")).timestamp()
+            done.setdefault(m.group(2), when - int(m.group(3)) / 1000)
+    for job in jobs:
+        job.stored = done.get(job.id)
+    return [j for j in jobs if j.stored]
+
+
+def ranges(indices):
+    out, run = [], []
+    for i in sorted(indices):
+        if run and i == run[-1] + 1:
+            run.append(i)
+        else:
+            if run:
+                out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+            run = [i]
+    if run:
+        out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+    return ",".join(out)
+
+
+def evidence(lost, logs, per_job=2, limit=40):
+    """Prints, per job with lost tasks, which indices, the coordinators'
+    lines about the job, and every line about its first lost tasks."""
+    by_job = defaultdict(list)
+    for job, index, what in lost:
+        by_job[job].append((index, what))
+    strip = lambda line: line.split(" ", 1)[1] if line[:4].isdigit() else line  # docker's timestamp
+    for job, items in list(by_job.items())[:5]:
+        print(f"\n== evidence: job {job.id}: {len(items)} lost, indices {ranges(i for i, _ in items)}")
+        print(f"   first: index {items[0][0]}: {items[0][1][:300]}")
+        if job.stream is None:
+            print("   results stream: not read (no server answered)")
+        else:
+            stored = [job.stream.get(i) for i, _ in items]
+            ok = [s for s in stored if s and s[1].get("ok")]
+            print(f"   results stream right after the answer: of these {len(items)} tasks, {len(ok)} have an ok "
+                  f"result stored first, {sum(1 for s in stored if s and not s[1].get('ok'))} a failure first, "
+                  f"{sum(1 for s in stored if not s)} nothing"
+                  + (f"; e.g. index {ok[0][1]['index']} at sequence {ok[0][0]}: attempt {ok[0][1].get('attempts')} "
+                     f"on {ok[0][1].get('worker')}" if ok else ""))
+        print(f"   submit started {time.strftime('%H:%M:%S', time.gmtime(job.t0))}.{int(job.t0 % 1 * 1000):03d}Z, "
+              f"answered after {job.duration:.2f} s, exit {job.rc}")
+        for line in ANSI.sub("", job.err).strip().splitlines()[-3:]:
+            print(f"   submit stderr: {line[:300]}")
+        lines = []
         for name, text in sorted(logs.items()):
+            short = name.split("_", 1)[-1]
             for line in text.splitlines():
-                if job.id not in line:
-                    continue
-                about_task = f"index={index} " in line or f"index={index}}}" in line or f"index={index}:" in line
-                if about_task or ("index=" not in line and "coordinator" in name):
-                    print(f"   {name}: {line[:400]}")
-                    shown += 1
-                    if shown >= limit:
-                        print("   ... (more in the saved logs)")
-                        break
-            if shown >= limit:
-                break
-        if shown == 0:
-            print("   no log line names this job: raise TOOLFAN_RUST_LOG (see scripts/chaos)")
+                if job.id in line and "index=" not in line:
+                    lines.append(f"   {short}: {strip(line)[:350]}")
+        print("   -- lines about the job (without an index):")
+        print("\n".join(lines[:limit]) if lines else "   (no line: raise TOOLFAN_RUST_LOG)")
+        for index, _ in items[:per_job]:
+            print(f"   -- index {index}:")
+            for name, text in sorted(logs.items()):
+                short = name.split("_", 1)[-1]
+                for line in text.splitlines():
+                    if job.id in line and (f"index={index} " in line or line.endswith(f"index={index}")):
+                        print(f"   {short}: {strip(line)[:350]}")
