@@ -214,7 +214,7 @@ def check(job):
     """The job's problems: a list of (index or None, what) and its results."""
     problems, results = [], []
     if job.rc != 0:
-        why = (job.err.strip().splitlines() or ["(no message)"])[-1]
+        why = submit_error(job)
         return [(None, f"submit failed (exit {job.rc}): {why}")], []
     try:
         results = json.loads(job.out)
@@ -246,29 +246,47 @@ def quantiles(values):
     return f"min {v[0]:.2f} s, p50 {pick(0.5):.2f} s, p90 {pick(0.9):.2f} s, max {v[-1]:.2f} s"
 
 
+def submit_error(job):
+    """The CLI's own error line (`toolfan: ...`), else stderr's last line."""
+    lines = ANSI.sub("", job.err).strip().splitlines() or ["(no message)"]
+    return next((l for l in reversed(lines) if l.startswith("toolfan:")), lines[-1])
+
+
+def refused(job):
+    """Whether the submit failed before JetStream took the job (connecting,
+    making sure of the streams, or the publish refused): nothing of it ran."""
+    why = submit_error(job)
+    return job.rc != 0 and not job.stored and any(
+        s in why for s in ("was not accepted by JetStream", "creating stream", "connect"))
+
+
 def summarize(mode, jobs, cluster, counters):
-    """Prints the summary lines; returns (lost, late, failed submits, other problems, lost list)."""
-    lost, late, failed, other, reexec, ok = [], [], 0, 0, 0, 0
+    """Prints the summary lines; returns (lost, late, failed submits, malformed answers)."""
+    lost, late, other, reexec, ok = [], [], 0, 0, 0
+    failed = [j for j in jobs if j.rc != 0]
     for job in jobs:
         problems, results = check(job)
         reexec += sum(1 for r in results if r.get("attempts", 0) > 1)
         ok += sum(1 for r in results if r.get("ok"))
-        if job.rc != 0:
-            failed += 1
+        if refused(job):
+            continue  # counted with the failed submits, not as lost
         lost_here = {i for i, what in problems if what == "missing" or what.startswith("error")}
-        if job.rc != 0 or job.out == "":
+        if job.rc != 0 or not results:
             lost_here = set(range(job.n))
         for i in sorted(lost_here):
-            what = next((w for j, w in problems if j == i), problems[0][1] if problems else "")
-            lost.append((job, i, what))
+            lost.append((job, i, next((w for j, w in problems if j == i), problems[0][1] if problems else "")))
         other += sum(1 for i, what in problems if i not in lost_here and i is not None)
         if job.duration > job.deadline_s:
             late.append(job)
     tasks = sum(j.n for j in jobs)
-    k = cluster.kills
-    p = f"chaos {mode}:"
-    print(f"\n{p} tasks: {tasks} submitted, {ok} ok, {tasks - ok} not ok")
-    print(f"{p} jobs: {len(jobs)} submitted, {len(jobs) - failed} answered, {failed} submits failed")
+    k, p = cluster.kills, f"chaos {mode}:"
+    print(f"\n{p} tasks: {tasks} submitted, {ok} ok, {tasks - ok} not ok "
+          f"({sum(j.n for j in jobs if refused(j))} of them in jobs JetStream never accepted)")
+    print(f"{p} jobs: {len(jobs)} submitted, {len(jobs) - len(failed)} answered, {len(failed)} submits failed "
+          f"({sum(1 for j in failed if refused(j))} before JetStream accepted the job)"
+          + "".join(f"\n{p}   job {j.id}: exit {j.rc} after {j.duration:.2f} s: "
+                    f"{submit_error(j)[:200]}"
+                    for j in failed))
     print(f"{p} kills: nats {k['nats']}, worker {k['worker']}, coordinator {k['coordinator']}, "
           f"redis {k['redis']} (restart), partitions {k['partition']}")
     line = f"{p} re-executions: {reexec} results with attempts > 1"
@@ -276,20 +294,20 @@ def summarize(mode, jobs, cluster, counters):
         if totals:
             line += f"; {service}s: " + ", ".join(f"{m} {v:.0f}" for m, v in sorted(totals.items()))
     print(line + " (counters summed over process lifetimes)")
-    print(f"{p} lost: {len(lost)}" + "".join(f"\n{p}   job {j.id} index {i}: {w}" for j, i, w in lost[:20])
-          + (f"\n{p}   ... {len(lost) - 20} more" if len(lost) > 20 else ""))
+    print(f"{p} lost: {len(lost)}" + "".join(f"\n{p}   job {j.id} index {i}: {w[:200]}" for j, i, w in lost[:10])
+          + (f"\n{p}   ... {len(lost) - 10} more" if len(lost) > 10 else ""))
     print(f"{p} late: {len(late)}" + "".join(
         f"\n{p}   job {j.id}: answered {j.duration:.2f} s after submit started, deadline {j.deadline_s:.0f} s"
         for j in late))
     if other:
         print(f"{p} malformed answers (duplicate, out-of-order or out-of-range results): {other}")
     print(f"{p} job durations: {quantiles([j.duration for j in jobs if j.t1])}")
-    stored = [j for j in jobs if getattr(j, "stored", None)]
+    stored = [j for j in jobs if j.stored]
     if stored:
         print(f"{p}   of which submit start → job stored: {quantiles([j.stored - j.t0 for j in stored])}")
         print(f"{p}   and job stored → answered: {quantiles([j.t1 - j.stored for j in stored])}"
               f" ({len(stored)} jobs with a `job done` line)")
-    return lost, late, failed, other
+    return lost, late, len(failed), other
 
 
 JOB_DONE = re.compile(r"(\d{4}-\d\d-\d\dT[\d:.]+Z)\s+INFO job\{job=(\S+) .*job done .*duration_ms=(\d+)")
