@@ -355,13 +355,17 @@ def evidence(lost, logs, per_job=2, limit=40):
         if job.stream is None:
             print("   results stream: not read (no server answered)")
         else:
-            stored = [job.stream.get(i) for i, _ in items]
-            ok = [s for s in stored if s and s[1].get("ok")]
-            print(f"   results stream right after the answer: of these {len(items)} tasks, {len(ok)} have an ok "
-                  f"result stored first, {sum(1 for s in stored if s and not s[1].get('ok'))} a failure first, "
-                  f"{sum(1 for s in stored if not s)} nothing"
-                  + (f"; e.g. index {ok[0][1]['index']} at sequence {ok[0][0]}: attempt {ok[0][1].get('attempts')} "
-                     f"on {ok[0][1].get('worker')}" if ok else ""))
+            stored = {i: job.stream.get(i) for i, _ in items}
+            ok = [i for i, st in stored.items() if st and st[1].get("ok")]
+            bad = [i for i, st in stored.items() if st and not st[1].get("ok")]
+            none = [i for i, st in stored.items() if not st]
+            print(f"   results stream right after the answer, first stored result of these {len(items)} tasks: "
+                  f"ok {len(ok)} ({ranges(ok) or '-'}), a failure {len(bad)} ({ranges(bad) or '-'}), "
+                  f"none {len(none)} ({ranges(none) or '-'})")
+            if ok:
+                seq, r = stored[ok[0]]
+                print(f"   e.g. index {ok[0]}: ok at stream sequence {seq}, attempt {r.get('attempts')} "
+                      f"on {r.get('worker')}, yet the caller got the line above")
         print(f"   submit started {time.strftime('%H:%M:%S', time.gmtime(job.t0))}.{int(job.t0 % 1 * 1000):03d}Z, "
               f"answered after {job.duration:.2f} s, exit {job.rc}")
         for line in ANSI.sub("", job.err).strip().splitlines()[-3:]:
