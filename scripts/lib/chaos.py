@@ -2,7 +2,8 @@
 scripts/chaos has brought up (and tears down). Usage:
 
   chaos.py MODE --work DIR --artifacts DIR --project NAME --nats-url URLS --toolfan BIN
-           [--rounds N] [--budget-s S]
+           [--jobs N] [--group N] [--duration S]   (soak; --jobs also for partition)
+           [--rounds N] [--budget-s S]             (recovery)
 
 Exit status: 0 when no task was lost, no job was late, no submit failed and
 every answer had each index exactly once, in order; 1 otherwise."""
@@ -127,9 +128,11 @@ def tasks_leader(cluster, nats):
                         leader = (stream.get("cluster") or {}).get("leader")
                         match = [n for n in nats if leader and n.split("_")[-2] == leader]
                         if match:
+                            log(f"TOOLFAN_TASKS is led by {leader}")
                             return match[0]
         except ValueError:
             continue
+    log(f"could not tell which node leads TOOLFAN_TASKS; cutting off {nats[-1]}")
     return nats[-1]
 
 
