@@ -301,8 +301,9 @@ def summarize(mode, jobs, cluster, counters):
         for j in late))
     if other:
         print(f"{p} malformed answers (duplicate, out-of-order or out-of-range results): {other}")
-    print(f"{p} job durations: {quantiles([j.duration for j in jobs if j.t1])}")
-    stored = [j for j in jobs if j.stored]
+    answered = [j for j in jobs if j.rc == 0]
+    print(f"{p} job durations ({len(answered)} answered jobs): {quantiles([j.duration for j in answered])}")
+    stored = [j for j in answered if j.stored]
     if stored:
         print(f"{p}   of which submit start → job stored: {quantiles([j.stored - j.t0 for j in stored])}")
         print(f"{p}   and job stored → answered: {quantiles([j.t1 - j.stored for j in stored])}"
