@@ -87,7 +87,7 @@ pub(crate) async fn handle(shared: &Shared, message: jetstream::Message) {
             )
             .done(summary)
             .await;
-            ack(&message, AckKind::Ack).await;
+            final_ack(&message).await;
             drop(registration);
             hold.release_at(keep_until(shared, &job));
         }
@@ -112,6 +112,27 @@ fn keep_until(shared: &Shared, job: &AcceptedJob) -> Instant {
     let to_deadline = Duration::from_millis(deadline_unix_ms.saturating_sub(now_unix_ms()));
     Instant::now() + to_deadline + shared.options.results_keep
 }
+
+/// Acks an answered job and waits for JetStream to confirm it, trying a
+/// few times: an ack lost with a NATS node would have the job delivered
+/// again and answered twice.
+async fn final_ack(message: &jetstream::Message) {
+    for attempt in 1..=FINAL_ACK_TRIES {
+        match message.double_ack().await {
+            Ok(()) => return,
+            Err(e) if attempt == FINAL_ACK_TRIES => {
+                tracing::warn!(error = %e, "job ack not confirmed; the job may be delivered again")
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, attempt, "job ack not confirmed; acking again");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+}
+
+/// How many times an answered job's ack is sent before giving up.
+const FINAL_ACK_TRIES: u32 = 4;
 
 pub(crate) async fn ack(message: &jetstream::Message, kind: AckKind) {
     if let Err(e) = message.ack_with(kind).await {

@@ -6,9 +6,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_nats::jetstream::{self, AckKind};
 use serde_json::Value;
-use toolfan_protocol::{
-    decode, encode, result_msg_id, CacheUse, ErrorKind, TaskError, TaskMessage, TaskResult,
-};
+use toolfan_protocol::{decode, CacheUse, ErrorKind, TaskError, TaskMessage, TaskResult};
 
 use crate::admission::{self, Renewal};
 use crate::cache::{CacheKey, Claim, Flight, Waited};
@@ -142,7 +140,7 @@ async fn handle_task(
     if job_abort.token().is_cancelled() {
         shared.metrics.aborted.with_label_values(&[tool]).inc();
     }
-    publish_and_ack(shared, &task, result, message).await;
+    crate::publish::publish_and_ack(shared, &task, result, message, entry.ack_wait).await;
     drop(permits);
 }
 
@@ -184,7 +182,7 @@ const RETRY_MARGIN_MS: u64 = 10;
 
 /// Runs `work` while telling JetStream every `every` that the message is
 /// still being worked on; `None` if `abandon` fires first (the work is dropped).
-async fn with_progress<T>(
+pub(crate) async fn with_progress<T>(
     message: &jetstream::Message,
     every: Duration,
     abandon: &CancellationToken,
@@ -610,52 +608,5 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
         s.clone()
     } else {
         "a non-string panic payload".into()
-    }
-}
-
-/// Publishes the result durably, then acks the task. If the publish fails
-/// the task is handed back (nak) so another attempt can answer it.
-async fn publish_and_ack(
-    shared: &Shared,
-    task: &TaskMessage,
-    result: TaskResult,
-    message: jetstream::Message,
-) {
-    let subject = shared.topology.subjects.result(&task.job);
-    let msg_id = result_msg_id(&task.job, task.index, task.dispatch, result.attempts);
-    let mut payload = encode(&result);
-    let limit = shared.options.max_result_bytes;
-    if payload.len() > limit {
-        let error = TaskError::new(
-            ErrorKind::ResultTooLarge,
-            format!(
-                "the result is {} bytes, over this worker's limit of {limit} bytes",
-                payload.len()
-            ),
-        );
-        payload = encode(&TaskResult {
-            outcome: Err(error),
-            ..result
-        });
-    }
-    let publish = jetstream::message::PublishMessage::build()
-        .payload(payload.into())
-        .message_id(msg_id);
-    let acked = match shared.topology.js.send_publish(subject, publish).await {
-        Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
-    };
-    match acked {
-        Ok(()) => {
-            if let Err(e) = message.ack().await {
-                tracing::warn!(job = %task.job, index = task.index, error = %e, "ack failed; the task may run again");
-            }
-        }
-        Err(e) => {
-            tracing::warn!(job = %task.job, index = task.index, error = %e, "publishing the result failed; handing the task back");
-            let _ = message
-                .ack_with(AckKind::Nak(Some(Duration::from_millis(500))))
-                .await;
-        }
     }
 }

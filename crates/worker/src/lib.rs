@@ -36,7 +36,8 @@
 //! - [`tool`] — the [`Tool`] trait, [`TaskContext`] and [`ToolError`].
 //! - [`builder`] — [`Worker::builder`] and [`WorkerOptions`].
 //! - [`run`] — the pull loops, one per tool, sharing one concurrency budget.
-//! - [`execute`] — running one task message to its published result.
+//! - [`execute`] — running one task message to its result.
+//! - `publish` — the result out, sent again while JetStream does not store it, then the ack.
 //! - [`announce`] — heartbeats and answers to pings.
 //! - [`batch`] — batch tools: one handler call for many tasks.
 //! - [`builtin`] — the tools of the `toolfan-worker` binary.
@@ -62,6 +63,7 @@ pub mod execute;
 pub mod http;
 pub mod limits;
 pub mod metrics;
+mod publish;
 mod redis_conn;
 pub mod run;
 pub mod tool;

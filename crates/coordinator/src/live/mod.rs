@@ -8,18 +8,16 @@
 //! acks, deadline, caller check) therefore fire on time however busy the
 //! fleet, the publisher or other jobs are.
 
+mod stored;
 mod watch;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind};
-use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use toolfan_protocol::{
-    encode, EndedBy, ErrorKind, JobStatus, JobSummary, ResultHead, TaskError, TaskResult,
-};
+use toolfan_protocol::{EndedBy, ErrorKind, JobStatus, JobSummary, ResultHead, TaskError};
 
 use crate::dispatch::{abort, decide, dispatch, JobMessages};
 use crate::gather::{Accepted, Gather};
@@ -38,6 +36,8 @@ use crate::Shared;
 const REDISPATCH_EVERY: Duration = Duration::from_millis(250);
 /// How long to wait for each stored result while replaying a taken-over job.
 const REPLAY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a check that JetStream answers may take.
+const REACHABLE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A job running on this coordinator.
 pub(crate) struct LiveJob<'a> {
@@ -226,45 +226,24 @@ impl JobState<'_> {
         }
     }
 
-    /// Reads what the results stream already holds for the job, in stream
-    /// order, before anything is dispatched.
-    async fn replay(&mut self, lane: &Lane) -> Result<(), String> {
-        let job = &self.job.id;
-        let (mut results, stored) = self
-            .shared
-            .topology
-            .job_results(job)
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut first = None;
-        for _ in 0..stored {
-            match tokio::time::timeout(REPLAY_TIMEOUT, results.next()).await {
-                Ok(Some(Ok(msg))) => {
-                    let sequence = msg.info().map_or(0, |info| info.stream_sequence);
-                    first = first.or(Some(sequence));
-                    self.replayed_upto = self.replayed_upto.max(sequence);
-                    self.on_result(lane, &msg.payload).await;
-                }
-                _ => break,
-            }
-        }
-        // Its results start at the first one stored, or after what the
-        // replay saw when none was.
-        self.hold.lower_to(first.unwrap_or(self.replayed_upto + 1));
-        let recovered = self.gather.filled();
-        tracing::info!(%job, recovered, total = self.job.spec.tasks.len(), "took over a job; recovered results already stored");
-        self.shared.metrics.jobs_taken_over.inc();
-        if let Some(reason) = self.judge_pending.take() {
-            self.end(lane, EndedBy::Policy, reason).await;
-        }
-        Ok(())
-    }
-
     async fn check_caller(&mut self, lane: &Lane, grace: Duration) {
-        if self.last_alive.elapsed() > grace {
-            let reason = format!("no keepalive from the caller for {} ms", grace.as_millis());
-            self.end(lane, EndedBy::CallerGone, reason).await;
+        if self.last_alive.elapsed() <= grace {
+            return;
         }
+        // Keepalives also stop reaching a coordinator cut off from the
+        // cluster: the caller is only taken for gone if JetStream answers.
+        let reachable = tokio::time::timeout(
+            REACHABLE_TIMEOUT,
+            self.shared.topology.results_last_sequence(),
+        )
+        .await
+        .is_ok_and(|answer| answer.is_ok());
+        if !reachable {
+            tracing::info!(job = %self.job.id, "no keepalive, but NATS is not answering either; waiting");
+            return;
+        }
+        let reason = format!("no keepalive from the caller for {} ms", grace.as_millis());
+        self.end(lane, EndedBy::CallerGone, reason).await;
     }
 
     /// Takes one message off the results stream: the first result of a
@@ -346,29 +325,6 @@ impl JobState<'_> {
         abort(self.shared, self.job).await;
         self.give_up = Some(Instant::now() + self.shared.options.deadline_grace);
         self.ending = Some((by, reason));
-    }
-
-    /// The job's own verdicts did not come back through the results stream
-    /// in time (NATS is unreachable, or it refuses them): answer the rest
-    /// from memory.
-    async fn answer_from_memory(&mut self, lane: &Lane) {
-        self.give_up = None;
-        lane.drop_tasks();
-        let missing: Vec<u32> = self.gather.missing().collect();
-        tracing::error!(job = %self.job.id, missing = missing.len(), "results stream unreachable; answering from memory");
-        let reason = self
-            .ending
-            .as_ref()
-            .map_or("the job ended", |(_, reason)| reason.as_str())
-            .to_owned();
-        for index in missing {
-            let error = TaskError::new(
-                ErrorKind::DeadlineExceeded,
-                format!("{reason} before the task finished"),
-            );
-            self.on_result(lane, &encode(&TaskResult::decided(index, error)))
-                .await;
-        }
     }
 
     /// How the job ended. Workers bound by the same deadline may answer

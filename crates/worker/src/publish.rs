@@ -1,0 +1,105 @@
+//! A task's result, out: published durably to the results stream, then
+//! the task acked.
+//!
+//! A publish that fails (a stream leader lost mid-election, a timeout) is
+//! sent again, the same bytes under the same `Nats-Msg-Id` (so a copy
+//! that was stored after all is deduplicated), while progress acks keep
+//! the task from being delivered to another worker; the tool is not run
+//! again for it. Only when that keeps failing for [`RESULT_PATIENCE`] (or
+//! up to the job deadline) is the task handed back for another attempt.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, AckKind};
+use tokio::time::Instant;
+use toolfan_protocol::{encode, result_msg_id, ErrorKind, TaskError, TaskMessage, TaskResult};
+
+use crate::execute::{now_unix_ms, with_progress};
+use crate::run::Shared;
+
+/// How long a result's publish is retried before the task is handed back.
+const RESULT_PATIENCE: Duration = Duration::from_secs(20);
+/// The first wait between two tries; it doubles up to [`MAX_WAIT`].
+const FIRST_WAIT: Duration = Duration::from_millis(100);
+const MAX_WAIT: Duration = Duration::from_secs(2);
+
+/// Publishes `result` durably, then acks the task `message`. If the
+/// publish keeps failing the task is handed back (nak) so another attempt
+/// can answer it.
+pub(crate) async fn publish_and_ack(
+    shared: &Shared,
+    task: &TaskMessage,
+    result: TaskResult,
+    message: jetstream::Message,
+    ack_wait: Duration,
+) {
+    let msg_id = result_msg_id(&task.job, task.index, task.dispatch, result.attempts);
+    let payload: bytes::Bytes = bounded_payload(shared, result).into();
+    let subject = shared.topology.subjects.result(&task.job);
+    let to_deadline = Duration::from_millis(task.deadline_unix_ms.saturating_sub(now_unix_ms()));
+    let give_up = Instant::now() + RESULT_PATIENCE.min(to_deadline.max(FIRST_WAIT));
+    let mut wait = FIRST_WAIT;
+    let tries = async {
+        loop {
+            let publish = jetstream::message::PublishMessage::build()
+                .payload(payload.clone())
+                .message_id(msg_id.as_str());
+            let stored = match shared
+                .topology
+                .js
+                .send_publish(subject.clone(), publish)
+                .await
+            {
+                Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            match stored {
+                Ok(()) => return Ok(()),
+                Err(e) if Instant::now() + wait >= give_up => return Err(e),
+                Err(e) => {
+                    tracing::info!(job = %task.job, index = task.index, error = %e, "publishing the result failed; sending it again");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(MAX_WAIT);
+                }
+            }
+        }
+    };
+    let stored = with_progress(&message, ack_wait / 3, &shared.abandon, tries).await;
+    match stored {
+        Some(Ok(())) => {
+            if let Err(e) = message.ack().await {
+                tracing::warn!(job = %task.job, index = task.index, error = %e, "ack failed; the task may run again");
+            }
+        }
+        Some(Err(e)) => {
+            tracing::warn!(job = %task.job, index = task.index, error = %e, "publishing the result kept failing; handing the task back");
+            let _ = message
+                .ack_with(AckKind::Nak(Some(Duration::from_millis(500))))
+                .await;
+        }
+        None => {
+            let _ = message.ack_with(AckKind::Nak(None)).await;
+        }
+    }
+}
+
+/// The result's bytes; one over the worker's size limit is replaced by a
+/// `result_too_large` error.
+fn bounded_payload(shared: &Shared, result: TaskResult) -> Vec<u8> {
+    let payload = encode(&result);
+    let limit = shared.options.max_result_bytes;
+    if payload.len() <= limit {
+        return payload;
+    }
+    let error = TaskError::new(
+        ErrorKind::ResultTooLarge,
+        format!(
+            "the result is {} bytes, over this worker's limit of {limit} bytes",
+            payload.len()
+        ),
+    );
+    encode(&TaskResult {
+        outcome: Err(error),
+        ..result
+    })
+}
