@@ -17,7 +17,7 @@ import natsprobe
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # Counters worth printing next to the re-executions: whatever re-dispatch,
 # redelivery, takeover, duplicate or retry counters the services expose.
-INTERESTING = re.compile(r"redispatch|redeliver|taken_over|duplicate|retr|reconnect|deadline_miss|attempts")
+INTERESTING = re.compile(r"redispatch|net_looks|redeliver|taken_over|duplicate|retr|reconnect|deadline_miss|attempts")
 COORDINATOR_PORT, WORKER_PORT = 9470, 9471
 
 
