@@ -17,6 +17,8 @@ use crate::ClientError;
 
 /// How long to wait for each stored result when reading the results stream.
 const RECOVER_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a client keeps trying to read missed results from the stream.
+const RECOVER_PATIENCE: Duration = Duration::from_secs(10);
 
 /// Something that happened to a job.
 #[derive(Debug, Clone, PartialEq)]
@@ -245,7 +247,7 @@ impl JobHandle {
                 .unwrap_or_else(|| "no reason given".into());
             return Err(ClientError::Invalid(why));
         }
-        if self.received < self.slots.len() && !self.recover().await? {
+        if self.received < self.slots.len() && !self.recover_patiently().await? {
             return Err(ClientError::NoAnswer {
                 job: self.id.clone(),
                 waited: self.waited,
@@ -260,7 +262,7 @@ impl JobHandle {
     /// for every task by the deadline) while its events were lost, say to a
     /// NATS restart; if so, that is the answer.
     async fn answer_from_stream(&mut self) -> Result<JobEvent, ClientError> {
-        if self.received == self.slots.len() || self.recover().await? {
+        if self.received == self.slots.len() || self.recover_patiently().await? {
             let results = self.slots.iter().flatten();
             let succeeded = results.clone().filter(|r| r.is_ok()).count() as u32;
             let total = self.slots.len() as u32;
@@ -285,6 +287,24 @@ impl JobHandle {
             job: self.id.clone(),
             waited: self.waited,
         })
+    }
+
+    /// [`Self::recover`], tried again for a while when the stream cannot be
+    /// read or breaks off (a NATS node lost mid-read: the cluster elects a
+    /// new leader within seconds).
+    async fn recover_patiently(&mut self) -> Result<bool, ClientError> {
+        let started = tokio::time::Instant::now();
+        loop {
+            match self.recover().await {
+                Ok(true) => return Ok(true),
+                outcome if started.elapsed() >= RECOVER_PATIENCE => return outcome,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::debug!(job = %self.id, error = %e, "results stream not readable yet")
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
     }
 
     /// Core NATS may drop an event; the results stream has every outcome,

@@ -24,6 +24,11 @@ use futures::StreamExt;
 pub const FOLLOW_HEARTBEAT: Duration = Duration::from_millis(1000);
 /// How long to wait before trying again to make the consumer.
 const RETRY_EVERY: Duration = Duration::from_millis(250);
+/// How long one attempt to make the consumer may take. In a cluster the
+/// server places it on one of the stream's peers, which may be a node
+/// that just died (it stays a peer until it is removed): that attempt is
+/// never answered, and the next one is placed afresh.
+const MAKE_TIMEOUT: Duration = Duration::from_millis(1500);
 /// How long the server keeps a consumer nobody listens to.
 const INACTIVE_THRESHOLD: Duration = Duration::from_secs(5);
 
@@ -112,7 +117,10 @@ impl Follower {
     /// Makes the consumer, starting after the last message handed out;
     /// on failure waits a moment (the caller loops).
     async fn make(&mut self) {
-        match self.try_make().await {
+        let made = tokio::time::timeout(MAKE_TIMEOUT, self.try_make())
+            .await
+            .unwrap_or_else(|_| Err("no answer in time".into()));
+        match made {
             Ok((messages, before)) => {
                 // A consumer starting "from now on" that is lost before it
                 // delivers anything must not skip what was stored meanwhile.
