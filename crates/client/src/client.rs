@@ -214,7 +214,7 @@ impl Client {
             }
             tracing::debug!(job = %id, error = %e, "job not stored yet; sending it again");
             tokio::time::sleep(wait).await;
-            wait = (wait * 2).min(Duration::from_secs(2));
+            wait = (wait * 2).min(Duration::from_secs(1));
         }
     }
 }

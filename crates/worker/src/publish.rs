@@ -21,7 +21,7 @@ use crate::run::Shared;
 const RESULT_PATIENCE: Duration = Duration::from_secs(20);
 /// The first wait between two tries; it doubles up to [`MAX_WAIT`].
 const FIRST_WAIT: Duration = Duration::from_millis(100);
-const MAX_WAIT: Duration = Duration::from_secs(2);
+const MAX_WAIT: Duration = Duration::from_millis(500);
 
 /// Publishes `result` durably, then acks the task `message`. If the
 /// publish keeps failing the task is handed back (nak) so another attempt
