@@ -188,8 +188,10 @@ pub(crate) async fn with_progress<T>(
     abandon: &CancellationToken,
     work: impl std::future::Future<Output = T>,
 ) -> Option<T> {
-    let mut ticker = tokio::time::interval(every);
-    ticker.tick().await;
+    // The first signal is due after `every`. (Not `interval(every)` and
+    // its immediate first tick: the timer rounds up to the next
+    // millisecond, and awaiting it delayed every task by up to 1 ms.)
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     tokio::pin!(work);
     loop {
         tokio::select! {
