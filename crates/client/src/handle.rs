@@ -18,7 +18,9 @@ use crate::ClientError;
 /// How long to wait for each stored result when reading the results stream.
 const RECOVER_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a client keeps trying to read missed results from the stream.
-const RECOVER_PATIENCE: Duration = Duration::from_secs(10);
+const RECOVER_PATIENCE: Duration = Duration::from_secs(30);
+/// How long a client reads the stream again while it finds results missing.
+const RECOVER_INCOMPLETE: Duration = Duration::from_secs(3);
 
 /// Something that happened to a job.
 #[derive(Debug, Clone, PartialEq)]
@@ -289,14 +291,16 @@ impl JobHandle {
         })
     }
 
-    /// [`Self::recover`], tried again for a while when the stream cannot be
-    /// read or breaks off (a NATS node lost mid-read: the cluster elects a
-    /// new leader within seconds).
+    /// [`Self::recover`], tried again while the stream cannot be read (a
+    /// NATS node lost: the cluster elects new leaders within 4-9 s) for
+    /// [`RECOVER_PATIENCE`], and while it reads incomplete (a read broken
+    /// off) for [`RECOVER_INCOMPLETE`].
     async fn recover_patiently(&mut self) -> Result<bool, ClientError> {
         let started = tokio::time::Instant::now();
         loop {
             match self.recover().await {
                 Ok(true) => return Ok(true),
+                Ok(false) if started.elapsed() >= RECOVER_INCOMPLETE => return Ok(false),
                 outcome if started.elapsed() >= RECOVER_PATIENCE => return outcome,
                 Ok(false) => {}
                 Err(e) => {

@@ -28,7 +28,7 @@ const RETRY_EVERY: Duration = Duration::from_millis(250);
 /// server places it on one of the stream's peers, which may be a node
 /// that just died (it stays a peer until it is removed): that attempt is
 /// never answered, and the next one is placed afresh.
-const MAKE_TIMEOUT: Duration = Duration::from_millis(1500);
+pub(crate) const MAKE_TIMEOUT: Duration = Duration::from_millis(1500);
 /// How long the server keeps a consumer nobody listens to.
 const INACTIVE_THRESHOLD: Duration = Duration::from_secs(5);
 

@@ -6,6 +6,7 @@
 use async_nats::jetstream::consumer::{self, DeliverPolicy};
 use toolfan_protocol::JobId;
 
+use crate::follower::MAKE_TIMEOUT;
 use crate::{Follower, Topology, TransportError};
 
 impl Topology {
@@ -34,11 +35,17 @@ impl Topology {
         &self,
         job: &JobId,
     ) -> Result<(consumer::push::Ordered, u64), TransportError> {
-        self.ordered_results(self.subjects.result(job), DeliverPolicy::All)
-            .await
-            .map_err(|e| {
-                TransportError::jetstream(format!("following the results of job {job}"), e)
-            })
+        // Bounded like the follower's: a cluster may place the consumer on
+        // a node that just died, and only a new attempt is placed afresh.
+        let made = tokio::time::timeout(
+            MAKE_TIMEOUT,
+            self.ordered_results(self.subjects.result(job), DeliverPolicy::All),
+        )
+        .await
+        .unwrap_or_else(|_| Err("no answer in time".into()));
+        made.map_err(|e| {
+            TransportError::jetstream(format!("following the results of job {job}"), e)
+        })
     }
 
     async fn ordered_results(
