@@ -172,6 +172,10 @@ async fn a_failing_panicking_or_slow_task_touches_no_other_task() -> anyhow::Res
 async fn with_no_worker_the_caller_gets_unknown_tool_at_once() -> anyhow::Result<()> {
     let cluster = Cluster::start().await?;
     let client = cluster.client().await?;
+    // A coordinator believes "nobody serves it" only once it has listened
+    // to the fleet for a full worker TTL (3 s) since it started: before
+    // that a task waits (a worker's heartbeat may not have come yet).
+    tokio::time::sleep(Duration::from_millis(3200)).await;
     let started = Instant::now();
     let results = client
         .submit(

@@ -137,3 +137,24 @@ async fn queued_tasks_past_their_budget_are_never_sent_twice() -> anyhow::Result
     assert_eq!(counter(&registry, "toolfan_tasks_redispatched_total"), 0.0);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_coordinator_just_started_waits_for_workers_instead_of_failing_the_tasks(
+) -> anyhow::Result<()> {
+    let registry = prometheus::Registry::new();
+    let cluster = cluster(&registry).await?;
+    let client = cluster.client().await?;
+    let job = Job::new(vec![Task::new("sleep", json!({ "ms": 10 })); 5])
+        .deadline(Duration::from_secs(30));
+    let handle = client.submit(job).await?;
+    // The worker comes up a second after the job: within the worker TTL
+    // (3 s) of the coordinator's start, so its silence proved nothing.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    cluster.builtin_worker(4).await?;
+    let results = handle.results().await?;
+    assert!(
+        results.iter().all(|r| r.is_ok()),
+        "tasks failed while the fleet was still being heard: {results:?}"
+    );
+    Ok(())
+}

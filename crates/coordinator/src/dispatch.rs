@@ -78,7 +78,8 @@ pub(crate) async fn dispatch(
 
 /// Tasks whose tool seemed unserved: the fleet is asked once per tool
 /// (the view can be stale right after a worker starts); a tool still
-/// unserved gets `unknown_tool`, the rest go out next round.
+/// unserved gets `unknown_tool` once this coordinator has listened for a
+/// full worker TTL without a break, and the rest go out next round.
 async fn answer_unknown(
     shared: &Shared,
     job: &AcceptedJob,
@@ -101,7 +102,8 @@ async fn answer_unknown(
                 served
             }
         };
-        if served {
+        // Not sure yet (just started or reconnected): wait, try again.
+        if served || !shared.registry.sure() {
             window.retry(index);
             continue;
         }

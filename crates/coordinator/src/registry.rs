@@ -19,6 +19,9 @@ pub struct Registry {
     workers: Mutex<HashMap<String, (WorkerInfo, Instant)>>,
     ttl: Duration,
     last_ping: Mutex<Option<Instant>>,
+    /// Since when this coordinator has been hearing the fleet without a
+    /// break (its start, or its last reconnect).
+    listening_since: Mutex<Instant>,
 }
 
 impl Registry {
@@ -28,7 +31,20 @@ impl Registry {
             workers: Mutex::default(),
             ttl,
             last_ping: Mutex::new(None),
+            listening_since: Mutex::new(Instant::now()),
         }
+    }
+
+    /// Whether this coordinator has listened long enough, without a break,
+    /// for a worker's silence to mean it is gone: a full TTL. Before that
+    /// (just started, just reconnected) "no worker serves the tool" is not
+    /// to be believed, and a task waits rather than failing for good.
+    pub fn sure(&self) -> bool {
+        self.listening_since
+            .lock()
+            .expect("registry lock")
+            .elapsed()
+            >= self.ttl
     }
 
     /// Records a heartbeat; a `leaving` one removes the worker.
@@ -84,6 +100,7 @@ impl Registry {
     /// TTL from now to be heard again.
     pub fn forgive_silence(&self) {
         let now = Instant::now();
+        *self.listening_since.lock().expect("registry lock") = now;
         let mut workers = self.workers.lock().expect("registry lock");
         for (_, seen) in workers.values_mut() {
             *seen = now;
