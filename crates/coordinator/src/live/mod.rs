@@ -25,7 +25,7 @@ use crate::intake::AcceptedJob;
 use crate::job::{ack, now_unix_ms};
 use crate::net::{Looked, Net};
 use crate::policy::Judge;
-use crate::publisher::Lane;
+use crate::publisher::{Lane, Verdict};
 use crate::reply::ReplyTo;
 use crate::retention::Hold;
 use crate::routes::Inbound;
@@ -78,6 +78,7 @@ impl<'a> LiveJob<'a> {
             hold,
             net: Net::new(total),
             looking: None,
+            verdicts_failed: Vec::new(),
         };
         let messages = JobMessages {
             job: job.clone(),
@@ -146,7 +147,9 @@ impl<'a> LiveJob<'a> {
                 }
                 _ = sleep_until_some(state.give_up) => state.answer_from_memory(lane).await,
                 _ = progress.tick() => ack(message, AckKind::Progress).await,
-                _ = redispatch.tick(), if !ending && state.window.waiting() => {
+                _ = redispatch.tick(), if (!ending && state.window.waiting())
+                    || !state.verdicts_failed.is_empty() => {
+                    state.resend_verdicts(lane);
                     state.dispatch(lane).await;
                 }
             }
@@ -189,6 +192,8 @@ struct JobState<'a> {
     net: Net,
     /// The net's round of lookups in flight, if any.
     looking: Option<tokio::task::JoinHandle<Looked>>,
+    /// Verdicts whose publish failed, to be sent again.
+    verdicts_failed: Vec<(u32, Arc<Verdict>)>,
 }
 
 impl JobState<'_> {

@@ -29,7 +29,8 @@ pub(super) async fn join_some(round: &mut Option<JoinHandle<Looked>>) -> Looked 
 
 impl JobState<'_> {
     /// Takes what became of the job's dispatches: stored ones are watched
-    /// from now on, failed ones go back to the window.
+    /// from now on, failed ones go back to the window; failed verdicts
+    /// wait to be sent again.
     pub(super) fn on_reports(&mut self, lane: &Lane) {
         let ack_wait = self.shared.options.topology.ack_wait;
         let now = Instant::now();
@@ -45,7 +46,23 @@ impl JobState<'_> {
                     self.window.retry(task.index)
                 }
                 Published::Failed(_) => {}
+                // Sent again on the next round, unless a result came meanwhile.
+                Published::VerdictFailed(index, verdict) if self.gather.is_open(index) => {
+                    self.verdicts_failed.push((index, verdict))
+                }
+                Published::VerdictFailed(..) => {}
             }
+        }
+    }
+
+    /// Sends again the verdicts whose publish failed (for tasks still
+    /// without a result).
+    pub(super) fn resend_verdicts(&mut self, lane: &Lane) {
+        let gather = &self.gather;
+        self.verdicts_failed
+            .retain(|(index, _)| gather.is_open(*index));
+        if !self.verdicts_failed.is_empty() {
+            lane.resend_verdicts(std::mem::take(&mut self.verdicts_failed));
         }
     }
 

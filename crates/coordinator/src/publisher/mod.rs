@@ -19,7 +19,8 @@
 //! What became of each task dispatch is reported back to its lane: the
 //! stream sequence it was stored at (the job's safety net looks it up
 //! there later), or a failure (the job puts it back in its window and
-//! sends it again).
+//! sends it again). A verdict that was not stored is reported too, and
+//! the job sends it again: a verdict lost is a task without a result.
 
 mod turns;
 
@@ -107,23 +108,22 @@ impl Publisher {
                     break;
                 }
                 for (lane, messages, pending) in batch.drain(..) {
-                    let task = pending.task();
                     let outgoing = pending.encode(messages.as_ref());
                     match js.send_publish(outgoing.subject, outgoing.message).await {
-                        Ok(ack) => in_flight.push(acked(lane, task, ack)),
-                        Err(e) => self.failed(lane, task, &e),
+                        Ok(ack) => in_flight.push(acked(lane, pending, ack)),
+                        Err(e) => self.failed(lane, pending, &e),
                     }
                 }
             }
             gauges.waiting.set(self.lock().waiting as i64);
             gauges.in_flight.set(in_flight.len() as i64);
             tokio::select! {
-                Some((lane, task, result)) = in_flight.next() => match (task, result) {
-                    (Some(task), Ok(sequence)) => {
+                Some((lane, pending, result)) = in_flight.next() => match (pending, result) {
+                    (Pending::Task(task), Ok(sequence)) => {
                         self.lock().report(lane, Published::Stored { task, sequence });
                     }
-                    (None, Ok(_)) => {}
-                    (task, Err(e)) => self.failed(lane, task, &e),
+                    (Pending::Verdict(..), Ok(_)) => {}
+                    (pending, Err(e)) => self.failed(lane, pending, &e),
                 },
                 _ = self.wake.notified() => {}
                 _ = stop.cancelled() => return,
@@ -131,14 +131,18 @@ impl Publisher {
         }
     }
 
-    fn failed(&self, lane: LaneId, task: Option<TaskRef>, error: &dyn std::fmt::Display) {
-        match task {
-            Some(task) => {
+    fn failed(&self, lane: LaneId, pending: Pending, error: &dyn std::fmt::Display) {
+        let report = match pending {
+            Pending::Task(task) => {
                 tracing::warn!(index = task.index, %error, "dispatch failed; will retry");
-                self.lock().report(lane, Published::Failed(task));
+                Published::Failed(task)
             }
-            None => tracing::warn!(%error, "a decided result was not stored"),
-        }
+            Pending::Verdict(index, verdict) => {
+                tracing::warn!(index, %error, "a decided result was not stored; will retry");
+                Published::VerdictFailed(index, verdict)
+            }
+        };
+        self.lock().report(lane, report);
     }
 }
 
@@ -146,15 +150,15 @@ impl Publisher {
 /// deduplicated one).
 async fn acked(
     lane: LaneId,
-    task: Option<TaskRef>,
+    pending: Pending,
     ack: PublishAckFuture,
 ) -> (
     LaneId,
-    Option<TaskRef>,
+    Pending,
     Result<u64, async_nats::jetstream::context::PublishError>,
 ) {
     let stored = ack.into_future().await.map(|ack| ack.sequence);
-    (lane, task, stored)
+    (lane, pending, stored)
 }
 
 /// One job's queue in the publisher.
@@ -179,6 +183,15 @@ impl Lane {
                 .iter()
                 .map(|&i| Pending::Verdict(i, verdict.clone())),
         );
+    }
+
+    /// Queues verdicts again whose publish failed.
+    pub(crate) fn resend_verdicts(&self, verdicts: Vec<(u32, Arc<Verdict>)>) {
+        let pending: Vec<_> = verdicts
+            .into_iter()
+            .map(|(i, v)| Pending::Verdict(i, v))
+            .collect();
+        self.push(pending.into_iter());
     }
 
     fn push(&self, pending: impl ExactSizeIterator<Item = Pending>) {
