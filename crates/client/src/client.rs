@@ -145,8 +145,8 @@ impl Client {
                 job: id.clone(),
                 reason: e.to_string(),
             })?;
-        self.publish_job(&job, &id, parent).await?;
-        let wait = job.deadline_duration() + self.options.answer_grace;
+        let deadline = self.publish_job(&job, &id, parent).await?;
+        let wait = deadline + self.options.answer_grace;
         let keepalive = job.client_grace_ms.map(|grace_ms| {
             let every = Duration::from_millis(grace_ms / 3).max(Duration::from_millis(30));
             AbortOnDropHandle::new(tokio::spawn(keep_alive(
@@ -174,34 +174,40 @@ impl Client {
 }
 
 impl Client {
-    /// Publishes `job` and waits until JetStream has stored it.
+    /// Publishes `job` and waits until JetStream has stored it; returns
+    /// the deadline the stored job carries. A job sent again (JetStream did
+    /// not answer) carries what is left of its deadline, so the caller's
+    /// answer still comes within the deadline of the submit.
     pub(crate) async fn publish_job(
         &self,
         job: &JobSpec,
         id: &JobId,
         parent: TraceParent,
-    ) -> Result<(), ClientError> {
-        let publish = jetstream::message::PublishMessage::build()
-            .payload(encode(job).into())
-            .message_id(id.as_str())
-            .header(TRACEPARENT_HEADER, parent.to_string().as_str());
+    ) -> Result<Duration, ClientError> {
         let subject = self.options.subjects.job(&self.options.caller);
+        let message = |job: &JobSpec| {
+            jetstream::message::PublishMessage::build()
+                .payload(encode(job).into())
+                .message_id(id.as_str())
+                .header(TRACEPARENT_HEADER, parent.to_string().as_str())
+        };
         // The job id is its `Nats-Msg-Id`: sending it again is safe.
-        let patience = SUBMIT_PATIENCE.min(job.deadline_duration());
+        let patience = SUBMIT_PATIENCE.min(job.deadline_duration() / 2);
         let started = tokio::time::Instant::now();
         let mut wait = Duration::from_millis(100);
+        let mut sent = job.clone();
         loop {
             let stored = match self
                 .topology
                 .js
-                .send_publish(subject.clone(), publish.clone())
+                .send_publish(subject.clone(), message(&sent))
                 .await
             {
                 Ok(ack) => ack.await,
                 Err(e) => Err(e),
             };
             let e = match stored {
-                Ok(_) => return Ok(()),
+                Ok(_) => return Ok(sent.deadline_duration()),
                 Err(e) => e,
             };
             // A cluster electing a stream leader (a node just lost) answers
@@ -215,12 +221,14 @@ impl Client {
             tracing::debug!(job = %id, error = %e, "job not stored yet; sending it again");
             tokio::time::sleep(wait).await;
             wait = (wait * 2).min(Duration::from_secs(1));
+            let spent = started.elapsed().as_millis() as u64;
+            sent.deadline_ms = job.deadline_ms.saturating_sub(spent);
         }
     }
 }
 
 /// How long a submit keeps sending a job JetStream does not store for a
-/// passing reason (at most the job's deadline).
+/// passing reason (at most half the job's deadline).
 const SUBMIT_PATIENCE: Duration = Duration::from_secs(30);
 
 /// Whether a publish failure may pass on its own: no ack in time, no
