@@ -174,10 +174,10 @@ impl Client {
 }
 
 impl Client {
-    /// Publishes `job` and waits until JetStream has stored it; returns
-    /// the deadline the stored job carries. A job sent again (JetStream did
-    /// not answer) carries what is left of its deadline, so the caller's
-    /// answer still comes within the deadline of the submit.
+    /// Publishes `job` and waits until JetStream has stored it; returns how
+    /// long the answer may take from now at most. A job sent again
+    /// (JetStream did not answer) carries what is left of its deadline, so
+    /// the caller's answer still comes within the deadline of the submit.
     pub(crate) async fn publish_job(
         &self,
         job: &JobSpec,
@@ -207,7 +207,10 @@ impl Client {
                 Err(e) => Err(e),
             };
             let e = match stored {
-                Ok(_) => return Ok(sent.deadline_duration()),
+                // (A resend may have been dropped as a duplicate of an
+                // earlier copy, stored later than sent, with the longer
+                // deadline: the answer may take the whole of it from now.)
+                Ok(_) => return Ok(job.deadline_duration()),
                 Err(e) => e,
             };
             // A cluster electing a stream leader (a node just lost) answers

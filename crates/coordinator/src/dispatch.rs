@@ -89,6 +89,14 @@ async fn answer_unknown(
 ) {
     let subjects = &shared.topology.subjects;
     let mut confirmed = std::collections::HashMap::new();
+    // Not sure yet (just started or reconnected): the tasks wait and are
+    // tried again, without pinging (a ping waits, in the job's loop).
+    if !shared.registry.sure() {
+        for index in unknown {
+            window.retry(index);
+        }
+        return;
+    }
     for index in unknown {
         let tool = &job.spec.tasks[index as usize].tool;
         let served = match confirmed.get(tool) {
@@ -102,8 +110,7 @@ async fn answer_unknown(
                 served
             }
         };
-        // Not sure yet (just started or reconnected): wait, try again.
-        if served || !shared.registry.sure() {
+        if served {
             window.retry(index);
             continue;
         }

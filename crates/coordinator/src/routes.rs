@@ -124,8 +124,10 @@ pub(crate) fn follow_results(
                 _ = stop.cancelled() => return,
             };
             let sequence = message.info().map_or(0, |info| info.stream_sequence);
-            seen.fetch_max(sequence, Ordering::Relaxed);
             route_result(&routes, &prefix, message, sequence).await;
+            // Raised once the result is in its job's inbox: the safety net
+            // takes `seen` for "every result stored so far has reached its job".
+            seen.fetch_max(sequence, Ordering::Relaxed);
         }
     })
 }

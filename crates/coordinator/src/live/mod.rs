@@ -135,7 +135,14 @@ impl<'a> LiveJob<'a> {
                 },
                 _ = lane.reported() => state.on_reports(lane),
                 _ = net_round.tick(), if !ending && state.looking.is_none() => state.look(),
-                looked = watch::join_some(&mut state.looking) => state.on_looked(lane, looked),
+                looked = watch::join_some(&mut state.looking) => {
+                    // Results already in the inbox first: the round only
+                    // counts on what reached the job before it ended.
+                    while let Ok(inbound) = inbox.try_recv() {
+                        state.on_inbound(lane, message, inbound).await;
+                    }
+                    state.on_looked(lane, looked)
+                }
                 _ = tokio::time::sleep_until(state.deadline), if !ending => {
                     let reason = format!("the job deadline of {} ms passed", job.spec.deadline_ms);
                     state.end(lane, EndedBy::Deadline, reason).await;

@@ -19,10 +19,7 @@ pub(super) async fn join_some(round: &mut Option<JoinHandle<Looked>>) -> Looked 
     let Some(handle) = round.as_mut() else {
         return std::future::pending().await;
     };
-    let looked = handle.await.unwrap_or(Looked {
-        found: Vec::new(),
-        caught_up: false,
-    });
+    let looked = handle.await.unwrap_or_else(|_| Looked::nothing());
     *round = None;
     looked
 }

@@ -68,6 +68,10 @@ struct Watch {
     next: Option<Instant>,
     /// The wait before the look after next.
     every: Duration,
+    /// Found gone before the follower had caught up: the results stream's
+    /// last sequence then. A result stored before the message went is at or
+    /// below it, so once the follower is past it, none is coming.
+    gone_at: Option<u64>,
 }
 
 /// A task to look up.
@@ -92,6 +96,23 @@ pub(crate) struct Looked {
     /// Whether every result stored by the end of the round had reached
     /// the coordinator (so a "gone" task without one has none).
     pub(crate) caught_up: bool,
+    /// The results stream's last sequence, read after the lookups (0 when
+    /// it could not be read).
+    pub(crate) last: u64,
+    /// The highest sequence the follower had handed to jobs at the end.
+    pub(crate) seen: u64,
+}
+
+impl Looked {
+    /// A round that found out nothing.
+    pub(crate) fn nothing() -> Self {
+        Self {
+            found: Vec::new(),
+            caught_up: false,
+            last: 0,
+            seen: 0,
+        }
+    }
 }
 
 /// One job's watches.
@@ -108,6 +129,7 @@ impl Net {
             sequence: 0,
             next: None,
             every: MAX_LOOK_EVERY,
+            gone_at: None,
         };
         Self {
             watches: vec![watch; total],
@@ -185,17 +207,27 @@ impl Net {
             if watch.dispatch != look.task.dispatch || !open(index) {
                 continue;
             }
+            let past_gone = watch.gone_at.is_some_and(|at| looked.seen >= at);
             match found {
-                Found::Gone if looked.caught_up => {
+                Found::Gone if looked.caught_up || past_gone => {
                     let again = TaskRef {
                         index,
                         dispatch: watch.dispatch + 1,
                     };
-                    self.watches[index as usize].dispatch = again.dispatch;
-                    self.watches[index as usize].sequence = 0;
+                    let watch = &mut self.watches[index as usize];
+                    watch.dispatch = again.dispatch;
+                    watch.sequence = 0;
+                    watch.gone_at = None;
                     lost.push(again);
                 }
-                Found::Gone => self.arm(index, now + Duration::from_secs(1)),
+                Found::Gone => {
+                    let watch = &mut self.watches[index as usize];
+                    if looked.last > 0 {
+                        watch.gone_at =
+                            Some(watch.gone_at.map_or(looked.last, |at| at.min(looked.last)));
+                    }
+                    self.arm(index, now + Duration::from_secs(1));
+                }
                 Found::Stored | Found::Unknown => {
                     let every = watch.every.saturating_mul(2).min(MAX_LOOK_EVERY);
                     self.watches[index as usize].every = every;
@@ -233,136 +265,19 @@ pub(crate) async fn look(
         };
         found.push((look, answer));
     }
-    let caught_up = match topology.results_last_sequence().await {
-        Ok(last) => {
-            let deadline = Instant::now() + CATCH_UP;
-            while seen.load(Ordering::Relaxed) < last && Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            seen.load(Ordering::Relaxed) >= last
-        }
-        Err(_) => false,
-    };
-    Looked { found, caught_up }
+    let last = topology.results_last_sequence().await.unwrap_or(0);
+    let deadline = Instant::now() + CATCH_UP;
+    while last > 0 && seen.load(Ordering::Relaxed) < last && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let seen = seen.load(Ordering::Relaxed);
+    Looked {
+        found,
+        caught_up: last > 0 && seen >= last,
+        last,
+        seen,
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn task(index: u32, dispatch: u32) -> TaskRef {
-        TaskRef { index, dispatch }
-    }
-
-    #[test]
-    fn budgets_cover_every_attempt() {
-        let spec = TaskSpec::new("t", serde_json::json!({}))
-            .timeout(Duration::from_secs(3))
-            .retries(2);
-        let ack_wait = Duration::from_secs(10);
-        assert_eq!(budget(&spec, ack_wait), Duration::from_secs(9 + 2 + 10 + 2));
-        let untimed = TaskSpec::new("t", serde_json::json!({}));
-        assert_eq!(budget(&untimed, ack_wait), Duration::from_secs(12));
-    }
-
-    #[test]
-    fn only_overdue_open_tasks_are_looked_at() {
-        let now = Instant::now();
-        let mut net = Net::new(3);
-        net.stored(task(0, 1), 10, Duration::from_secs(1), now);
-        net.stored(task(1, 1), 11, Duration::from_secs(5), now);
-        net.stored(task(2, 1), 12, Duration::from_secs(1), now);
-        assert!(net.due(now, |_| true).is_empty(), "nothing is due yet");
-        let later = now + Duration::from_secs(2);
-        let looks = net.due(later, |i| i != 2);
-        assert_eq!(
-            looks,
-            vec![Look {
-                task: task(0, 1),
-                sequence: 10
-            }]
-        );
-        assert!(
-            net.due(later, |_| true).is_empty(),
-            "disarmed while looked at"
-        );
-    }
-
-    #[test]
-    fn a_stored_task_is_left_alone_and_a_lost_one_sent_again() {
-        let now = Instant::now();
-        let mut net = Net::new(2);
-        let budget = Duration::from_secs(1);
-        net.stored(task(0, 1), 10, budget, now);
-        net.stored(task(1, 1), 11, budget, now);
-        let t1 = now + budget;
-        let looks = net.due(t1, |_| true);
-        let found = vec![(looks[0], Found::Stored), (looks[1], Found::Gone)];
-        let lost = net.looked(
-            Looked {
-                found,
-                caught_up: true,
-            },
-            t1,
-            |_| true,
-        );
-        assert_eq!(lost, vec![task(1, 2)]);
-        assert_eq!(net.current(1), task(1, 2));
-        assert_eq!(
-            net.current(0),
-            task(0, 1),
-            "a queued task is never sent twice"
-        );
-        // The stored one is looked at again after its budget, then after twice that.
-        assert!(net.due(t1 + budget / 2, |_| true).is_empty());
-        let t2 = t1 + budget;
-        let looks = net.due(t2, |_| true);
-        assert_eq!(looks.len(), 1);
-        let found = vec![(looks[0], Found::Stored)];
-        net.looked(
-            Looked {
-                found,
-                caught_up: true,
-            },
-            t2,
-            |_| true,
-        );
-        assert!(net.due(t2 + budget, |_| true).is_empty());
-        assert_eq!(net.due(t2 + budget * 2, |_| true).len(), 1);
-    }
-
-    #[test]
-    fn gone_is_trusted_only_once_the_follower_caught_up() {
-        let now = Instant::now();
-        let mut net = Net::new(1);
-        net.stored(task(0, 1), 10, Duration::ZERO, now);
-        let looks = net.due(now, |_| true);
-        let found = vec![(looks[0], Found::Gone)];
-        let lost = net.looked(
-            Looked {
-                found,
-                caught_up: false,
-            },
-            now,
-            |_| true,
-        );
-        assert!(lost.is_empty(), "its result may still be on its way");
-        let again = now + Duration::from_secs(1);
-        let looks = net.due(again, |_| true);
-        let found = vec![(looks[0], Found::Gone)];
-        assert_eq!(
-            net.looked(
-                Looked {
-                    found,
-                    caught_up: true
-                },
-                again,
-                |_| true
-            ),
-            vec![task(0, 2)]
-        );
-        // A late report of the first dispatch does not re-arm anything.
-        net.stored(task(0, 1), 10, Duration::ZERO, again);
-        assert!(net.due(again, |_| true).is_empty());
-    }
-}
+mod tests;
