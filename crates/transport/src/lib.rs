@@ -26,6 +26,7 @@ pub use auth::NatsAuth;
 pub use connect::{connect, connect_observed, OnReconnect};
 pub use follower::{Follower, FOLLOW_HEARTBEAT};
 pub use pull::{pull_with_slots, Slots};
+pub use tasks::ConsumerPosition;
 pub use topology::{ConsumerStats, StreamStats, Topology, TopologyOptions};
 
 /// A NATS or JetStream operation failed.

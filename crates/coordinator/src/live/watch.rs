@@ -71,6 +71,11 @@ impl JobState<'_> {
             return;
         }
         self.shared.metrics.net_looks.inc_by(looks.len() as u64);
+        let tasks = &self.job.spec.tasks;
+        let looks = looks
+            .into_iter()
+            .map(|l| (l, tasks[l.task.index as usize].tool.clone()))
+            .collect();
         let shared = self.shared;
         self.looking = Some(tokio::spawn(net::look(
             shared.topology.clone(),
@@ -93,7 +98,7 @@ impl JobState<'_> {
             return;
         }
         let indices: Vec<u32> = lost.iter().map(|t| t.index).collect();
-        tracing::warn!(job = %self.job.id, ?indices, "tasks lost (no result, message gone from the tasks stream); dispatching them again");
+        tracing::warn!(job = %self.job.id, ?indices, "tasks lost (no result; message gone from the tasks stream, or passed by its consumer); dispatching them again");
         self.shared
             .metrics
             .tasks_redispatched

@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
-use toolfan_protocol::TaskSpec;
+use toolfan_protocol::{TaskSpec, ToolName};
 use toolfan_transport::Topology;
 
 use crate::publisher::TaskRef;
@@ -86,6 +86,10 @@ pub(crate) struct Look {
 pub(crate) enum Found {
     Stored,
     Gone,
+    /// Still stored, but its consumer has passed it for good (its ack
+    /// floor is above it, or it was delivered and nothing awaits an ack):
+    /// lost like a gone one.
+    Orphaned,
     Unknown,
 }
 
@@ -209,7 +213,7 @@ impl Net {
             }
             let past_gone = watch.gone_at.is_some_and(|at| looked.seen >= at);
             match found {
-                Found::Gone if looked.caught_up || past_gone => {
+                Found::Gone | Found::Orphaned if looked.caught_up || past_gone => {
                     let again = TaskRef {
                         index,
                         dispatch: watch.dispatch + 1,
@@ -220,7 +224,7 @@ impl Net {
                     watch.gone_at = None;
                     lost.push(again);
                 }
-                Found::Gone => {
+                Found::Gone | Found::Orphaned => {
                     let watch = &mut self.watches[index as usize];
                     if looked.last > 0 {
                         watch.gone_at =
@@ -247,10 +251,11 @@ pub(crate) async fn look(
     topology: Topology,
     limit: Arc<Semaphore>,
     seen: Arc<AtomicU64>,
-    looks: Vec<Look>,
+    looks: Vec<(Look, ToolName)>,
 ) -> Looked {
     let mut found = Vec::with_capacity(looks.len());
-    for look in looks {
+    let mut stored_tools = Vec::new();
+    for (look, tool) in looks {
         let Ok(_permit) = limit.acquire().await else {
             found.push((look, Found::Unknown));
             continue;
@@ -263,8 +268,14 @@ pub(crate) async fn look(
                 Found::Unknown
             }
         };
+        if answer == Found::Stored {
+            stored_tools.push((found.len(), tool));
+        }
         found.push((look, answer));
     }
+    // After the lookups (an ack between the two is then seen as a result
+    // stored before the stream's last sequence read below).
+    orphans(&topology, &mut found, stored_tools).await;
     let last = topology.results_last_sequence().await.unwrap_or(0);
     let deadline = Instant::now() + CATCH_UP;
     while last > 0 && seen.load(Ordering::Relaxed) < last && Instant::now() < deadline {
@@ -276,6 +287,21 @@ pub(crate) async fn look(
         caught_up: last > 0 && seen >= last,
         last,
         seen,
+    }
+}
+
+/// Marks the stored tasks whose tool's consumer has passed them for good.
+async fn orphans(topology: &Topology, found: &mut [(Look, Found)], stored: Vec<(usize, ToolName)>) {
+    let mut positions = std::collections::HashMap::new();
+    for (at, tool) in stored {
+        if !positions.contains_key(&tool) {
+            let position = topology.tool_consumer_position(&tool).await.ok();
+            positions.insert(tool.clone(), position);
+        }
+        let (look, answer) = &mut found[at];
+        if positions[&tool].is_some_and(|p| p.orphaned(look.sequence)) {
+            *answer = Found::Orphaned;
+        }
     }
 }
 

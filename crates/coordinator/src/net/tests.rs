@@ -153,3 +153,19 @@ fn gone_is_trusted_only_once_the_follower_caught_up() {
     net.stored(task(0, 1), 10, Duration::ZERO, again);
     assert!(net.due(again, |_| true).is_empty());
 }
+
+#[test]
+fn a_task_its_consumer_passed_is_sent_again_like_a_gone_one() {
+    let now = Instant::now();
+    let mut net = Net::new(1);
+    net.stored(task(0, 1), 10, Duration::ZERO, now);
+    let looks = net.due(now, |_| true);
+    let found = vec![(looks[0], Found::Orphaned)];
+    let looked = Looked {
+        found,
+        caught_up: true,
+        last: 20,
+        seen: 20,
+    };
+    assert_eq!(net.looked(looked, now, |_| true), vec![task(0, 2)]);
+}
