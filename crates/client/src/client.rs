@@ -1,5 +1,7 @@
 //! Connecting and submitting jobs.
 
+use async_nats::connection::State;
+use async_nats::jetstream::context::{PublishError, PublishErrorKind};
 use std::time::Duration;
 
 use async_nats::jetstream;
@@ -197,14 +199,20 @@ impl Client {
         let mut wait = Duration::from_millis(100);
         let mut sent = job.clone();
         loop {
-            let stored = match self
-                .topology
-                .js
-                .send_publish(subject.clone(), message(&sent))
-                .await
-            {
-                Ok(ack) => ack.await,
-                Err(e) => Err(e),
+            // Not while disconnected: a copy buffered until the reconnect
+            // would be stored late, with the whole deadline.
+            let stored = if self.nats.connection_state() != State::Connected {
+                Err(PublishError::new(PublishErrorKind::BrokenPipe))
+            } else {
+                match self
+                    .topology
+                    .js
+                    .send_publish(subject.clone(), message(&sent))
+                    .await
+                {
+                    Ok(ack) => ack.await,
+                    Err(e) => Err(e),
+                }
             };
             let e = match stored {
                 // (A resend may have been dropped as a duplicate of an
@@ -236,8 +244,8 @@ const SUBMIT_PATIENCE: Duration = Duration::from_secs(30);
 
 /// Whether a publish failure may pass on its own: no ack in time, no
 /// stream answering the subject (no leader yet), a broken connection.
-fn transient(kind: jetstream::context::PublishErrorKind) -> bool {
-    use jetstream::context::PublishErrorKind as Kind;
+fn transient(kind: PublishErrorKind) -> bool {
+    use PublishErrorKind as Kind;
     matches!(
         kind,
         Kind::TimedOut | Kind::StreamNotFound | Kind::BrokenPipe
