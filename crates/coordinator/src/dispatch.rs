@@ -64,7 +64,8 @@ pub(crate) async fn dispatch(
     let mut unknown = Vec::new();
     while let Some(index) = window.take() {
         let spec = &job.spec.tasks[index as usize];
-        if shared.registry.serves(&spec.tool) {
+        // A tool served a moment ago is waited for, not refused.
+        if shared.registry.serves(&spec.tool) || shared.registry.known(&spec.tool) {
             ready.push(net.current(index));
         } else {
             unknown.push(index);

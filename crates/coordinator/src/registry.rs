@@ -22,7 +22,15 @@ pub struct Registry {
     /// Since when this coordinator has been hearing the fleet without a
     /// break (its start, or its last reconnect).
     listening_since: Mutex<Instant>,
+    /// When each tool was last announced by a live worker.
+    tools_seen: Mutex<HashMap<ToolName, Instant>>,
 }
+
+/// How long a tool some worker served stays known after the last one is
+/// heard: its tasks wait in JetStream for a worker meanwhile (heartbeats
+/// go missing for seconds while a NATS cluster re-forms its routes, and
+/// a fleet being restarted is not a tool nobody serves).
+pub const TOOL_REMEMBERED: Duration = Duration::from_secs(300);
 
 impl Registry {
     /// A registry that forgets a worker silent for `ttl`.
@@ -32,6 +40,7 @@ impl Registry {
             ttl,
             last_ping: Mutex::new(None),
             listening_since: Mutex::new(Instant::now()),
+            tools_seen: Mutex::default(),
         }
     }
 
@@ -49,12 +58,26 @@ impl Registry {
 
     /// Records a heartbeat; a `leaving` one removes the worker.
     pub fn heard(&self, info: WorkerInfo) {
+        if !info.leaving {
+            let mut seen = self.tools_seen.lock().expect("registry lock");
+            for tool in &info.tools {
+                seen.insert(tool.clone(), Instant::now());
+            }
+        }
         let mut workers = self.workers.lock().expect("registry lock");
         if info.leaving {
             workers.remove(&info.id);
         } else {
             workers.insert(info.id.clone(), (info, Instant::now()));
         }
+    }
+
+    /// Whether some worker announced `tool` within [`TOOL_REMEMBERED`]:
+    /// its tasks are dispatched even while no live worker is heard.
+    pub fn known(&self, tool: &ToolName) -> bool {
+        let seen = self.tools_seen.lock().expect("registry lock");
+        seen.get(tool)
+            .is_some_and(|at| at.elapsed() < TOOL_REMEMBERED)
     }
 
     /// Whether a live worker serves `tool`.
@@ -175,6 +198,18 @@ mod tests {
             in_flight: 0,
             leaving,
         }
+    }
+
+    #[test]
+    fn a_tool_once_served_stays_known_while_its_workers_are_silent() {
+        let registry = Registry::new(Duration::from_millis(10));
+        let echo = ToolName::new("echo").unwrap();
+        assert!(!registry.known(&echo), "never announced: unknown");
+        registry.heard(info("w1", &["echo"], false));
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(!registry.serves(&echo), "no live worker");
+        assert!(registry.known(&echo), "but served a moment ago: waited for");
+        assert!(!registry.known(&ToolName::new("sleep").unwrap()));
     }
 
     #[test]
