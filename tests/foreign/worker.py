@@ -98,8 +98,12 @@ async def run_task(js, limits, worker_id, msg):
         result = {"index": index, "ok": True, "attempts": attempt, "worker": worker_id,
                   "value": {"started_ms": started, "args": spec["args"]}}
         await limits.give_back(leases, member)
+    # A re-dispatch (`dispatch` n >= 2, the coordinator's safety net) has
+    # result ids of its own, so its result is not dropped as a duplicate.
+    dispatch = task.get("dispatch", 1)
+    msg_id = f"{job}.{index}.{attempt}" if dispatch <= 1 else f"{job}.{index}.d{dispatch}.{attempt}"
     await js.publish(f"toolfan.result.{job}", json.dumps(result).encode(),
-                     headers={"Nats-Msg-Id": f"{job}.{index}.{attempt}"})
+                     headers={"Nats-Msg-Id": msg_id})
     await msg.ack()
 
 
