@@ -116,7 +116,7 @@ async fn malformed_bodies_are_refused_without_harm() -> anyhow::Result<()> {
         (
             "string",
             b"\"tasks\"".to_vec(),
-            "invalid type: string \"tasks\", expected struct JobSpec",
+            "invalid type: string \"tasks\", expected struct Job",
         ),
         (
             "no-tasks",

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_nats::jetstream;
 use toolfan_protocol::{
-    encode, CallerId, JobId, JobLimits, JobSpec, Subjects, TaskResult, TaskSpec, TraceParent,
+    encode, CallerId, Job, JobId, JobLimits, Subjects, Task, TaskResult, TraceParent,
     TRACEPARENT_HEADER,
 };
 use toolfan_transport::{NatsAuth, Topology, TopologyOptions};
@@ -113,13 +113,13 @@ impl Client {
 
     /// Runs `tasks` as one job with the default window and deadline and
     /// returns one result per task, in input order.
-    pub async fn fanout(&self, tasks: Vec<TaskSpec>) -> Result<Vec<TaskResult>, ClientError> {
-        self.submit(JobSpec::new(tasks)).await?.results().await
+    pub async fn fanout(&self, tasks: Vec<Task>) -> Result<Vec<TaskResult>, ClientError> {
+        self.submit(Job::new(tasks)).await?.results().await
     }
 
     /// Submits `job` and returns a handle to follow it. The job is durable
     /// once this returns: JetStream has stored it. It starts a new trace.
-    pub async fn submit(&self, job: JobSpec) -> Result<JobHandle, ClientError> {
+    pub async fn submit(&self, job: Job) -> Result<JobHandle, ClientError> {
         self.submit_in_trace(job, TraceParent::generate()).await
     }
 
@@ -127,7 +127,7 @@ impl Client {
     /// span and every worker's task span carry `parent`'s trace id.
     pub async fn submit_in_trace(
         &self,
-        mut job: JobSpec,
+        mut job: Job,
         parent: TraceParent,
     ) -> Result<JobHandle, ClientError> {
         // Calls this client prefetched share their results.
@@ -182,12 +182,12 @@ impl Client {
     /// the caller's answer still comes within the deadline of the submit.
     pub(crate) async fn publish_job(
         &self,
-        job: &JobSpec,
+        job: &Job,
         id: &JobId,
         parent: TraceParent,
     ) -> Result<Duration, ClientError> {
         let subject = self.options.subjects.job(&self.options.caller);
-        let message = |job: &JobSpec| {
+        let message = |job: &Job| {
             jetstream::message::PublishMessage::build()
                 .payload(encode(job).into())
                 .message_id(id.as_str())
@@ -254,7 +254,7 @@ fn transient(kind: PublishErrorKind) -> bool {
 
 /// The job's structural checks; the cluster's own size limits are the
 /// coordinator's to apply.
-pub(crate) fn check(job: &JobSpec) -> Result<(), ClientError> {
+pub(crate) fn check(job: &Job) -> Result<(), ClientError> {
     let structural = JobLimits {
         max_tasks: usize::MAX,
         max_job_bytes: usize::MAX,

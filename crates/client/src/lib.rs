@@ -43,6 +43,6 @@ pub use client::{Client, ClientOptions};
 pub use error::ClientError;
 pub use handle::{Canceller, JobEvent, JobHandle, JobOutcome, TaskEvent};
 pub use toolfan_protocol::{
-    CacheUse, EndedBy, ErrorKind, JobId, JobSpec as Job, JobStatus, JobSummary, Policy, TaskError,
-    TaskResult, TaskSpec as Task, TraceParent, WorkerInfo,
+    CacheUse, EndedBy, ErrorKind, Job, JobId, JobStatus, JobSummary, Policy, Task, TaskError,
+    TaskResult, TraceParent, WorkerInfo,
 };

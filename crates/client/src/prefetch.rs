@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use toolfan_protocol::{JobId, JobSpec, TaskSpec, TraceParent, DEFAULT_DEADLINE_MS};
+use toolfan_protocol::{Job, JobId, Task, TraceParent, DEFAULT_DEADLINE_MS};
 
 use crate::client::check;
 use crate::{Client, ClientError};
@@ -28,7 +28,7 @@ pub const DEFAULT_PREFETCH_TTL: Duration = Duration::from_secs(30);
 pub(crate) struct Prefetched(Mutex<HashMap<(String, String), Instant>>);
 
 impl Prefetched {
-    fn remember(&self, tasks: &[TaskSpec], until: Instant) {
+    fn remember(&self, tasks: &[Task], until: Instant) {
         let mut calls = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         calls.retain(|_, until| *until > now);
@@ -41,7 +41,7 @@ impl Prefetched {
 
     /// Marks the uncached calls among `tasks` that equal a live prefetch as
     /// cached, so they share its outcome.
-    pub(crate) fn claim(&self, tasks: &mut [TaskSpec]) {
+    pub(crate) fn claim(&self, tasks: &mut [Task]) {
         let calls = self.0.lock().unwrap_or_else(|e| e.into_inner());
         if calls.is_empty() {
             return;
@@ -60,7 +60,7 @@ impl Client {
     /// the job); see the [module docs](crate::prefetch). Calls that are not
     /// cached are made cached (keyed by tool and args). Unclaimed calls are
     /// cancelled after [`DEFAULT_PREFETCH_TTL`].
-    pub async fn prefetch(&self, tasks: Vec<TaskSpec>) -> Result<JobId, ClientError> {
+    pub async fn prefetch(&self, tasks: Vec<Task>) -> Result<JobId, ClientError> {
         self.prefetch_for(tasks, DEFAULT_PREFETCH_TTL).await
     }
 
@@ -68,11 +68,11 @@ impl Client {
     /// them within `ttl` of their dispatch.
     pub async fn prefetch_for(
         &self,
-        tasks: Vec<TaskSpec>,
+        tasks: Vec<Task>,
         ttl: Duration,
     ) -> Result<JobId, ClientError> {
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
-        let tasks: Vec<TaskSpec> = tasks
+        let tasks: Vec<Task> = tasks
             .into_iter()
             .map(|mut task| {
                 task.cache = task.cache || task.idempotency_key.is_none();
@@ -88,7 +88,7 @@ impl Client {
             .max()
             .unwrap_or(0);
         let mut job =
-            JobSpec::new(tasks).deadline(Duration::from_millis(ttl_ms.saturating_add(longest)));
+            Job::new(tasks).deadline(Duration::from_millis(ttl_ms.saturating_add(longest)));
         let id = JobId::generate();
         job.id = Some(id.clone());
         check(&job)?;

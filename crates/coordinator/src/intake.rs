@@ -2,7 +2,7 @@
 
 use async_nats::jetstream::Message;
 use toolfan_protocol::{
-    CallerId, JobId, JobLimits, JobSpec, Subjects, TraceParent, ValidationError, MSG_ID_HEADER,
+    CallerId, Job, JobId, JobLimits, Subjects, TraceParent, ValidationError, MSG_ID_HEADER,
     TRACEPARENT_HEADER,
 };
 
@@ -11,7 +11,7 @@ use toolfan_protocol::{
 pub(crate) struct AcceptedJob {
     pub(crate) id: JobId,
     pub(crate) caller: CallerId,
-    pub(crate) spec: JobSpec,
+    pub(crate) spec: Job,
     /// When JetStream stored the job; the deadline counts from here, so a
     /// coordinator that takes the job over computes the same deadline.
     pub(crate) submitted_unix_ms: u64,
@@ -39,7 +39,7 @@ pub(crate) fn intake(subjects: &Subjects, limits: &JobLimits, message: &Message)
         Ok(caller) => caller,
         Err(e) => return Intake::Unanswerable(format!("subject {}: {e}", message.subject)),
     };
-    let parsed = JobSpec::parse(&message.payload, limits);
+    let parsed = Job::parse(&message.payload, limits);
     let header_id = message
         .headers
         .as_ref()

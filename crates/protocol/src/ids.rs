@@ -102,7 +102,7 @@ subject_token!(
 );
 
 impl ToolName {
-    /// Wraps `value` without checking it; [`crate::JobSpec::validate`]
+    /// Wraps `value` without checking it; [`crate::Job::validate`]
     /// checks it before anything uses it in a subject.
     pub(crate) fn unchecked(value: String) -> Self {
         Self(value)

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{JobId, TaskSpec, ToolName, ValidationError, PROTOCOL_VERSION};
+use crate::{JobId, Task, ToolName, ValidationError, PROTOCOL_VERSION};
 
 /// Default number of a job's tasks in flight at once.
 pub const DEFAULT_MAX_CONCURRENCY: u32 = 16;
@@ -32,7 +32,7 @@ pub enum Policy {
 /// Only `tasks` is required; `{"tasks": []}` is a valid job.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct JobSpec {
+pub struct Job {
     /// Protocol version, 1.
     #[serde(default = "version")]
     pub v: u32,
@@ -40,7 +40,7 @@ pub struct JobSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<JobId>,
     /// The tool calls, answered in this order.
-    pub tasks: Vec<TaskSpec>,
+    pub tasks: Vec<Task>,
     /// At most this many of the job's tasks are in flight at once.
     #[serde(default = "default_max_concurrency")]
     pub max_concurrency: u32,
@@ -67,9 +67,9 @@ fn default_deadline_ms() -> u64 {
     DEFAULT_DEADLINE_MS
 }
 
-impl JobSpec {
+impl Job {
     /// A job of `tasks` with the default window, deadline and policy.
-    pub fn new(tasks: Vec<TaskSpec>) -> Self {
+    pub fn new(tasks: Vec<Task>) -> Self {
         Self {
             v: PROTOCOL_VERSION,
             id: None,
@@ -112,11 +112,10 @@ impl JobSpec {
 
     /// Parses a job body, naming the field and position of any error.
     pub fn from_json(bytes: &[u8]) -> Result<Self, ValidationError> {
-        let job: JobSpec =
-            serde_json::from_slice(bytes).map_err(|e| ValidationError::Malformed {
-                what: "job",
-                reason: e.to_string(),
-            })?;
+        let job: Job = serde_json::from_slice(bytes).map_err(|e| ValidationError::Malformed {
+            what: "job",
+            reason: e.to_string(),
+        })?;
         Ok(job)
     }
 
@@ -192,7 +191,7 @@ impl JobSpec {
     }
 }
 
-fn validate_task(i: usize, task: &TaskSpec, limits: &JobLimits) -> Result<(), ValidationError> {
+fn validate_task(i: usize, task: &Task, limits: &JobLimits) -> Result<(), ValidationError> {
     if let Err(e) = ToolName::new(task.tool.as_str()) {
         return Err(ValidationError::field(
             format!("tasks[{i}].tool"),
@@ -308,7 +307,7 @@ mod tests {
 
     #[test]
     fn tasks_alone_is_a_job_with_defaults() {
-        let job = JobSpec::from_json(br#"{"tasks": [{"tool": "echo"}]}"#).unwrap();
+        let job = Job::from_json(br#"{"tasks": [{"tool": "echo"}]}"#).unwrap();
         assert_eq!(job.max_concurrency, 16);
         assert_eq!(job.deadline_ms, 30_000);
         assert_eq!(job.policy, Policy::All);
@@ -331,32 +330,32 @@ mod tests {
 
     #[test]
     fn errors_name_the_field() {
-        let err = JobSpec::from_json(br#"{"tasks": [{"tool": "a.b"}]}"#).unwrap_err();
+        let err = Job::from_json(br#"{"tasks": [{"tool": "a.b"}]}"#).unwrap_err();
         assert!(err.to_string().contains("tool name \"a.b\""), "{err}");
-        let err = JobSpec::from_json(br#"{"tasks": [], "deadline": 5}"#).unwrap_err();
+        let err = Job::from_json(br#"{"tasks": [], "deadline": 5}"#).unwrap_err();
         assert!(
             err.to_string().contains("unknown field `deadline`"),
             "{err}"
         );
-        let err = JobSpec::from_json(b"not json").unwrap_err();
+        let err = Job::from_json(b"not json").unwrap_err();
         assert!(err.to_string().starts_with("malformed job"), "{err}");
 
         let limits = JobLimits {
             max_tasks: 2,
             ..JobLimits::default()
         };
-        let three = JobSpec::new(vec![TaskSpec::new("echo", serde_json::json!({})); 3]);
+        let three = Job::new(vec![Task::new("echo", serde_json::json!({})); 3]);
         let err = three.validate(&limits).unwrap_err();
         assert_eq!(
             err.to_string(),
             "tasks: 3 tasks is over this cluster's limit of 2 per job"
         );
-        let err = JobSpec::new(vec![])
+        let err = Job::new(vec![])
             .max_concurrency(0)
             .validate(&limits)
             .unwrap_err();
         assert!(err.to_string().starts_with("max_concurrency"), "{err}");
-        let big = JobSpec::new(vec![TaskSpec::new(
+        let big = Job::new(vec![Task::new(
             "echo",
             serde_json::json!({"s": "x".repeat(100)}),
         )]);
@@ -369,15 +368,15 @@ mod tests {
             err.to_string(),
             "tasks[0].args: 108 bytes is over this cluster's limit of 50 bytes per task"
         );
-        let bad_tool = JobSpec::new(vec![TaskSpec::new(">", serde_json::json!({}))]);
+        let bad_tool = Job::new(vec![Task::new(">", serde_json::json!({}))]);
         let err = bad_tool.validate(&limits).unwrap_err();
         assert!(
             err.to_string()
                 .starts_with("tasks[0].tool: invalid tool name \">\""),
             "{err}"
         );
-        let zero_timeout = JobSpec::new(vec![
-            TaskSpec::new("echo", serde_json::json!({})).timeout(Duration::ZERO)
+        let zero_timeout = Job::new(vec![
+            Task::new("echo", serde_json::json!({})).timeout(Duration::ZERO)
         ]);
         let err = zero_timeout.validate(&limits).unwrap_err();
         assert!(err.to_string().starts_with("tasks[0].timeout_ms"), "{err}");
@@ -389,7 +388,7 @@ mod tests {
             max_job_bytes: 10,
             ..JobLimits::default()
         };
-        let err = JobSpec::parse(br#"{"tasks": []}"#, &limits).unwrap_err();
+        let err = Job::parse(br#"{"tasks": []}"#, &limits).unwrap_err();
         assert_eq!(
             err.to_string(),
             "job: 13 bytes is over this cluster's limit of 10 bytes per job"
@@ -398,7 +397,7 @@ mod tests {
 
     #[test]
     fn other_protocol_versions_are_refused() {
-        let job = JobSpec::from_json(br#"{"v": 2, "tasks": []}"#).unwrap();
+        let job = Job::from_json(br#"{"v": 2, "tasks": []}"#).unwrap();
         assert_eq!(
             job.validate(&JobLimits::default()).unwrap_err(),
             ValidationError::Version(2)

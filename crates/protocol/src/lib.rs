@@ -8,9 +8,9 @@
 //! # Layout
 //! - [`ids`] — validated names that end up inside NATS subjects (job ids,
 //!   caller ids, tool names).
-//! - [`task`] — a tool call as the caller asks for it ([`TaskSpec`]).
+//! - [`task`] — a tool call as the caller asks for it ([`Task`]).
 //! - [`job`] — a job of tasks with its window, deadline and policy
-//!   ([`JobSpec`]), and the limits a coordinator enforces ([`JobLimits`]).
+//!   ([`Job`]), and the limits a coordinator enforces ([`JobLimits`]).
 //! - [`result`] — the outcome of one task ([`TaskResult`], [`TaskError`]).
 //! - [`message`] — the envelopes on the wire: dispatched tasks, reply
 //!   events, worker heartbeats.
@@ -29,7 +29,7 @@ pub mod trace;
 
 pub use error::ValidationError;
 pub use ids::{CallerId, JobId, ToolName};
-pub use job::{JobLimits, JobSpec, Policy, DEFAULT_DEADLINE_MS, MAX_CACHE_TTL_MS};
+pub use job::{Job, JobLimits, Policy, DEFAULT_DEADLINE_MS, MAX_CACHE_TTL_MS};
 pub use message::{
     decode, encode, encode_task, result_event_bytes, result_msg_id, task_msg_id, CoordinatorFloor,
     EndedBy, JobStatus, JobSummary, ReplyEvent, TaskMessage, ToolDescription, WorkerInfo,
@@ -37,7 +37,7 @@ pub use message::{
 };
 pub use result::{CacheUse, ErrorKind, ResultHead, TaskError, TaskResult};
 pub use subjects::Subjects;
-pub use task::{TaskSpec, DEFAULT_CACHE_TTL_MS};
+pub use task::{Task, DEFAULT_CACHE_TTL_MS};
 pub use trace::{TraceParent, TRACEPARENT_HEADER};
 
 /// The protocol version every message carries as `"v"`.

@@ -5,7 +5,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{CallerId, JobId, Policy, TaskError, TaskResult, TaskSpec, ToolName, ValidationError};
+use crate::{CallerId, JobId, Policy, Task, TaskError, TaskResult, ToolName, ValidationError};
 
 /// Decodes a JSON message, naming `what` in the error.
 pub fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, ValidationError> {
@@ -32,7 +32,7 @@ pub struct TaskMessage {
     /// Who submitted the job.
     pub caller: CallerId,
     /// The call itself.
-    pub task: TaskSpec,
+    pub task: Task,
     /// The job deadline, milliseconds since the Unix epoch; no attempt runs past it.
     pub deadline_unix_ms: u64,
     /// Which dispatch of the task this is: 1, or more when the
@@ -81,7 +81,7 @@ pub fn encode_task(
     job: &JobId,
     index: u32,
     caller: &CallerId,
-    task: &TaskSpec,
+    task: &Task,
     deadline_unix_ms: u64,
     dispatch: u32,
 ) -> Vec<u8> {
@@ -91,7 +91,7 @@ pub fn encode_task(
         job: &'a JobId,
         index: u32,
         caller: &'a CallerId,
-        task: &'a TaskSpec,
+        task: &'a Task,
         deadline_unix_ms: u64,
         #[serde(skip_serializing_if = "is_first_dispatch")]
         dispatch: u32,
@@ -302,7 +302,7 @@ mod tests {
             job: JobId::new("j").unwrap(),
             index: 3,
             caller: CallerId::new("c").unwrap(),
-            task: TaskSpec::new("echo", serde_json::json!({"a": 1})),
+            task: Task::new("echo", serde_json::json!({"a": 1})),
             deadline_unix_ms: 99,
             dispatch: 1,
         };

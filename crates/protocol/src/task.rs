@@ -11,16 +11,16 @@ use crate::ToolName;
 ///
 /// ```
 /// use std::time::Duration;
-/// use toolfan_protocol::TaskSpec;
+/// use toolfan_protocol::Task;
 ///
-/// let task = TaskSpec::new("search", serde_json::json!({"q": "rust"}))
+/// let task = Task::new("search", serde_json::json!({"q": "rust"}))
 ///     .timeout(Duration::from_secs(5))
 ///     .retries(2);
 /// assert_eq!(task.timeout_ms, Some(5000));
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TaskSpec {
+pub struct Task {
     /// Which tool runs it.
     pub tool: ToolName,
     /// The tool's arguments; `{}` when absent.
@@ -111,7 +111,7 @@ fn one() -> u32 {
     1
 }
 
-impl TaskSpec {
+impl Task {
     /// A call of `tool` with `args`. The tool name is checked when the job
     /// is validated (the client does that before submitting).
     pub fn new(tool: impl Into<String>, args: Value) -> Self {
@@ -223,23 +223,20 @@ mod tests {
             serde_json::from_str(r#"{"q": "rust", "opts": {"n": 3, "lang": "en"}}"#).unwrap();
         let b: Value =
             serde_json::from_str(r#"{"opts": {"lang": "en", "n": 3}, "q": "rust"}"#).unwrap();
-        let id = TaskSpec::new("search", a).cached().cache_id().unwrap();
+        let id = Task::new("search", a).cached().cache_id().unwrap();
         assert_eq!(id.len(), 64);
-        assert_eq!(
-            Some(id.clone()),
-            TaskSpec::new("search", b).cached().cache_id()
-        );
+        assert_eq!(Some(id.clone()), Task::new("search", b).cached().cache_id());
         assert_ne!(
             Some(id),
-            TaskSpec::new("search", json!({"q": "rusty"}))
+            Task::new("search", json!({"q": "rusty"}))
                 .cached()
                 .cache_id()
         );
-        assert_eq!(TaskSpec::new("search", json!({})).cache_id(), None);
-        let keyed = TaskSpec::new("search", json!({"q": 1})).idempotency_key("k1");
+        assert_eq!(Task::new("search", json!({})).cache_id(), None);
+        let keyed = Task::new("search", json!({"q": 1})).idempotency_key("k1");
         assert_eq!(
             keyed.cache_id(),
-            TaskSpec::new("search", json!({"q": 2}))
+            Task::new("search", json!({"q": 2}))
                 .idempotency_key("k1")
                 .cache_id()
         );

@@ -3,7 +3,7 @@
 
 use proptest::prelude::*;
 use toolfan_protocol::{
-    decode, encode, CacheUse, ErrorKind, JobLimits, JobSpec, ReplyEvent, ResultHead, TaskError,
+    decode, encode, CacheUse, ErrorKind, Job, JobLimits, ReplyEvent, ResultHead, TaskError,
     TaskMessage, TaskResult, ToolName, WorkerInfo,
 };
 
@@ -82,7 +82,7 @@ fn jsonish() -> impl Strategy<Value = String> {
 proptest! {
     #[test]
     fn any_bytes_parse_to_a_job_or_an_error(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
-        let _ = JobSpec::parse(&bytes, &JobLimits::default());
+        let _ = Job::parse(&bytes, &JobLimits::default());
         let _ = decode::<TaskMessage>("task", &bytes);
         let _ = decode::<ReplyEvent>("event", &bytes);
         let _ = decode::<WorkerInfo>("heartbeat", &bytes);
@@ -91,9 +91,9 @@ proptest! {
 
     #[test]
     fn jsonish_text_parses_to_a_job_or_an_error(text in jsonish()) {
-        if let Ok(job) = JobSpec::parse(text.as_bytes(), &JobLimits::default()) {
+        if let Ok(job) = Job::parse(text.as_bytes(), &JobLimits::default()) {
             // Whatever passes validation re-encodes and passes again.
-            prop_assert_eq!(JobSpec::parse(&encode(&job), &JobLimits::default()).unwrap(), job);
+            prop_assert_eq!(Job::parse(&encode(&job), &JobLimits::default()).unwrap(), job);
         }
     }
 

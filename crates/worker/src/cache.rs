@@ -1,7 +1,7 @@
 //! The fleet-wide result cache and single flight, kept in Redis.
 //!
 //! A cached call (`cache: true` or an `idempotency_key`) is keyed by its
-//! caller, tool and [`TaskSpec::cache_id`](toolfan_protocol::TaskSpec::cache_id).
+//! caller, tool and [`Task::cache_id`](toolfan_protocol::Task::cache_id).
 //! Before running it a worker *claims* the key in one script call
 //! (`lua/cache_claim.lua`): a stored outcome is answered at once; otherwise
 //! the first claimant sets the *flight* key and runs the tool; any other

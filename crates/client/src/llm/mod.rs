@@ -12,7 +12,7 @@ pub mod anthropic;
 pub mod openai;
 
 use serde_json::Value;
-use toolfan_protocol::{JobSpec, TaskResult, TaskSpec, ToolName};
+use toolfan_protocol::{Job, Task, TaskResult, ToolName};
 
 /// One model call's place in a job: sent as task `n`, or refused up front.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,7 +26,7 @@ enum Slot {
 pub struct PreparedCalls {
     /// The job of the calls that could be sent (the caller may set its
     /// window, deadline and policy before submitting).
-    pub job: JobSpec,
+    pub job: Job,
     slots: Vec<Slot>,
 }
 
@@ -38,7 +38,7 @@ impl PreparedCalls {
         for (name, args) in calls {
             let slot = match (ToolName::new(name.as_str()), args) {
                 (Ok(_), Ok(args)) => {
-                    tasks.push(TaskSpec::new(name, args));
+                    tasks.push(Task::new(name, args));
                     Slot::Sent(tasks.len() - 1)
                 }
                 (Err(e), _) => Slot::Refused(format!("invalid_args: {e}")),
@@ -47,7 +47,7 @@ impl PreparedCalls {
             slots.push(slot);
         }
         Self {
-            job: JobSpec::new(tasks),
+            job: Job::new(tasks),
             slots,
         }
     }

@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
-use toolfan_protocol::{TaskSpec, ToolName};
+use toolfan_protocol::{Task, ToolName};
 use toolfan_transport::Topology;
 
 use crate::publisher::TaskRef;
@@ -47,7 +47,7 @@ const MAX_LOOKS: usize = 256;
 const CATCH_UP: Duration = Duration::from_secs(2);
 
 /// How long task `spec` may take before the net looks for it.
-pub(crate) fn budget(spec: &TaskSpec, ack_wait: Duration) -> Duration {
+pub(crate) fn budget(spec: &Task, ack_wait: Duration) -> Duration {
     let running = spec.timeout_ms.map_or(Duration::ZERO, |timeout| {
         let attempts = spec.retries.saturating_add(1);
         Duration::from_millis(timeout)

@@ -8,12 +8,12 @@ fn task(index: u32, dispatch: u32) -> TaskRef {
 
 #[test]
 fn budgets_cover_every_attempt() {
-    let spec = TaskSpec::new("t", serde_json::json!({}))
+    let spec = Task::new("t", serde_json::json!({}))
         .timeout(Duration::from_secs(3))
         .retries(2);
     let ack_wait = Duration::from_secs(10);
     assert_eq!(budget(&spec, ack_wait), Duration::from_secs(9 + 2 + 10 + 2));
-    let untimed = TaskSpec::new("t", serde_json::json!({}));
+    let untimed = Task::new("t", serde_json::json!({}));
     assert_eq!(budget(&untimed, ack_wait), Duration::from_secs(12));
 }
 
