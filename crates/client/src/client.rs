@@ -4,11 +4,10 @@ use async_nats::connection::State;
 use async_nats::jetstream::context::{PublishError, PublishErrorKind};
 use std::time::Duration;
 
-use async_nats::jetstream;
 use toolfan_protocol::{
-    encode, CallerId, Job, JobId, JobLimits, Subjects, Task, TaskResult, TraceParent,
-    TRACEPARENT_HEADER,
+    encode, job_msg_id, CallerId, Job, JobId, JobLimits, Subjects, Task, TaskResult, TraceParent,
 };
+use toolfan_transport::publish::{self, store, stored_message};
 use toolfan_transport::{NatsAuth, Topology, TopologyOptions};
 
 use tokio_util::task::AbortOnDropHandle;
@@ -187,12 +186,7 @@ impl Client {
         parent: TraceParent,
     ) -> Result<Duration, ClientError> {
         let subject = self.options.subjects.job(&self.options.caller);
-        let message = |job: &Job| {
-            jetstream::message::PublishMessage::build()
-                .payload(encode(job).into())
-                .message_id(id.as_str())
-                .header(TRACEPARENT_HEADER, parent.to_string().as_str())
-        };
+        let message = |job: &Job| stored_message(encode(job).into(), job_msg_id(id), Some(parent));
         // The job id is its `Nats-Msg-Id`: sending it again is safe.
         let patience = SUBMIT_PATIENCE.min(job.deadline_duration() / 2);
         let started = tokio::time::Instant::now();
@@ -204,15 +198,7 @@ impl Client {
             let stored = if self.nats.connection_state() != State::Connected {
                 Err(PublishError::new(PublishErrorKind::BrokenPipe))
             } else {
-                match self
-                    .topology
-                    .js
-                    .send_publish(subject.clone(), message(&sent))
-                    .await
-                {
-                    Ok(ack) => ack.await,
-                    Err(e) => Err(e),
-                }
+                store(&self.topology.js, subject.clone(), message(&sent)).await
             };
             let e = match stored {
                 // (A resend may have been dropped as a duplicate of an
@@ -223,7 +209,7 @@ impl Client {
             };
             // A cluster electing a stream leader (a node just lost) answers
             // late or not at all for a few seconds: wait that out.
-            if !transient(e.kind()) || started.elapsed() + wait > patience {
+            if !publish::transient(e.kind()) || started.elapsed() + wait > patience {
                 return Err(ClientError::Submit {
                     job: id.clone(),
                     reason: e.to_string(),
@@ -241,16 +227,6 @@ impl Client {
 /// How long a submit keeps sending a job JetStream does not store for a
 /// passing reason (at most half the job's deadline).
 const SUBMIT_PATIENCE: Duration = Duration::from_secs(30);
-
-/// Whether a publish failure may pass on its own: no ack in time, no
-/// stream answering the subject (no leader yet), a broken connection.
-fn transient(kind: PublishErrorKind) -> bool {
-    use PublishErrorKind as Kind;
-    matches!(
-        kind,
-        Kind::TimedOut | Kind::StreamNotFound | Kind::BrokenPipe
-    )
-}
 
 /// The job's structural checks; the cluster's own size limits are the
 /// coordinator's to apply.

@@ -5,11 +5,10 @@
 
 use std::sync::Arc;
 
-use async_nats::jetstream::message::PublishMessage;
 use toolfan_protocol::{
-    encode, encode_task, task_msg_id, ErrorKind, Subjects, TaskError, TaskResult,
-    TRACEPARENT_HEADER,
+    encode, encode_task, task_msg_id, verdict_msg_id, ErrorKind, Subjects, TaskError, TaskResult,
 };
+use toolfan_transport::stored_message;
 
 use crate::intake::AcceptedJob;
 use crate::net::Net;
@@ -31,10 +30,8 @@ impl Messages for JobMessages {
         let spec = &job.spec.tasks[index as usize];
         let deadline = self.deadline_unix_ms;
         let payload = encode_task(&job.id, index, &job.caller, spec, deadline, dispatch);
-        let message = PublishMessage::build()
-            .payload(payload.into())
-            .message_id(task_msg_id(&job.id, index, dispatch))
-            .header(TRACEPARENT_HEADER, job.trace.child().to_string().as_str());
+        let msg_id = task_msg_id(&job.id, index, dispatch);
+        let message = stored_message(payload.into(), &msg_id, Some(job.trace.child()));
         let subject = self.subjects.task(&spec.tool);
         Outgoing { subject, message }
     }
@@ -42,9 +39,8 @@ impl Messages for JobMessages {
     fn verdict(&self, index: u32, verdict: &Verdict) -> Outgoing {
         let job = &self.job.id;
         let result = TaskResult::decided(index, verdict.error.clone());
-        let message = PublishMessage::build()
-            .payload(encode(&result).into())
-            .message_id(format!("{job}.{index}.{}", verdict.tag));
+        let msg_id = verdict_msg_id(job, index, verdict.tag);
+        let message = stored_message(encode(&result).into(), &msg_id, None);
         let subject = self.subjects.result(job);
         Outgoing { subject, message }
     }

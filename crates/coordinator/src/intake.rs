@@ -2,8 +2,8 @@
 
 use async_nats::jetstream::Message;
 use toolfan_protocol::{
-    CallerId, Job, JobId, JobLimits, Subjects, TraceParent, ValidationError, MSG_ID_HEADER,
-    TRACEPARENT_HEADER,
+    CallerId, Deadline, Job, JobId, JobLimits, Subjects, TraceParent, ValidationError,
+    MSG_ID_HEADER, TRACEPARENT_HEADER,
 };
 
 /// A job ready to run.
@@ -17,6 +17,13 @@ pub(crate) struct AcceptedJob {
     pub(crate) submitted_unix_ms: u64,
     /// The caller's trace context (a new trace if it sent none).
     pub(crate) trace: TraceParent,
+}
+
+impl AcceptedJob {
+    /// The job's deadline: its budget counted from when it was stored.
+    pub(crate) fn deadline(&self) -> Deadline {
+        Deadline::after(self.submitted_unix_ms, self.spec.deadline_ms)
+    }
 }
 
 /// What a job message turned out to be.
@@ -59,7 +66,7 @@ pub(crate) fn intake(subjects: &Subjects, limits: &JobLimits, message: &Message)
     let submitted_unix_ms = message
         .info()
         .map(|info| (info.published.unix_timestamp_nanos() / 1_000_000) as u64)
-        .unwrap_or_else(|_| crate::job::now_unix_ms());
+        .unwrap_or_else(|_| toolfan_protocol::now_unix_ms());
     let invalid = |error| Intake::Invalid {
         caller: caller.clone(),
         id: id.clone(),

@@ -1,7 +1,7 @@
 //! One job message, from intake to its ack: refuse it, recognise it as a
 //! redelivery of a job live here, or run it (`live.rs`) and answer.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind};
 use tokio::time::Instant;
@@ -13,14 +13,6 @@ use crate::metrics::policy_label;
 use crate::reply::ReplyTo;
 use crate::routes::Inbound;
 use crate::Shared;
-
-/// Milliseconds since the Unix epoch, now.
-pub(crate) fn now_unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
 
 /// Handles one message from the jobs stream, to its ack.
 pub(crate) async fn handle(shared: &Shared, message: jetstream::Message) {
@@ -108,9 +100,7 @@ pub(crate) async fn handle(shared: &Shared, message: jetstream::Message) {
 /// that lost the `done` event reads the stream at its deadline plus its
 /// answer grace), and in any case `results_keep` after now.
 fn keep_until(shared: &Shared, job: &AcceptedJob) -> Instant {
-    let deadline_unix_ms = job.submitted_unix_ms.saturating_add(job.spec.deadline_ms);
-    let to_deadline = Duration::from_millis(deadline_unix_ms.saturating_sub(now_unix_ms()));
-    Instant::now() + to_deadline + shared.options.results_keep
+    job.deadline().plus(shared.options.results_keep)
 }
 
 /// Acks an answered job and waits for JetStream to confirm it, trying a

@@ -2,8 +2,8 @@
 //! coordinator and the workers.
 //!
 //! Everything that crosses NATS is JSON with `"v": 1`. This crate has no
-//! tokio, NATS or Redis dependency: it is serde types, subject names and
-//! validation, so a reader can see the whole protocol in one place.
+//! NATS or Redis dependency (and of tokio only its clock): it is serde
+//! types, subject names, deadlines and validation, so a reader can see the whole protocol in one place.
 //!
 //! # Layout
 //! - [`ids`] — validated names that end up inside NATS subjects (job ids,
@@ -16,8 +16,14 @@
 //!   events, worker heartbeats.
 //! - [`subjects`] — subject, stream and consumer names under a prefix.
 //! - [`trace`] — W3C `traceparent` carried in NATS headers.
+//! - [`deadline`] — [`Deadline`], the one type a deadline is computed,
+//!   checked and bounded with.
+//! - [`dedup`] — every `Nats-Msg-Id`, and so the rules that make sending
+//!   again safe.
 //! - [`error`] — [`ValidationError`], the one error type of this crate.
 
+pub mod deadline;
+pub mod dedup;
 pub mod error;
 pub mod ids;
 pub mod job;
@@ -27,13 +33,14 @@ pub mod subjects;
 pub mod task;
 pub mod trace;
 
+pub use deadline::{now_unix_ms, Deadline};
+pub use dedup::{job_msg_id, result_msg_id, task_msg_id, verdict_msg_id, MSG_ID_HEADER};
 pub use error::ValidationError;
 pub use ids::{CallerId, JobId, ToolName};
 pub use job::{Job, JobLimits, Policy, DEFAULT_DEADLINE_MS, MAX_CACHE_TTL_MS};
 pub use message::{
-    decode, encode, encode_task, result_event_bytes, result_msg_id, task_msg_id, CoordinatorFloor,
-    EndedBy, JobStatus, JobSummary, ReplyEvent, TaskMessage, ToolDescription, WorkerInfo,
-    WorkerTools,
+    decode, encode, encode_task, result_event_bytes, CoordinatorFloor, EndedBy, JobStatus,
+    JobSummary, ReplyEvent, TaskMessage, ToolDescription, WorkerInfo, WorkerTools,
 };
 pub use result::{CacheUse, ErrorKind, ResultHead, TaskError, TaskResult};
 pub use subjects::Subjects;
@@ -42,6 +49,3 @@ pub use trace::{TraceParent, TRACEPARENT_HEADER};
 
 /// The protocol version every message carries as `"v"`.
 pub const PROTOCOL_VERSION: u32 = 1;
-
-/// The header that carries a message's deduplication id (JetStream's own).
-pub const MSG_ID_HEADER: &str = "Nats-Msg-Id";

@@ -38,7 +38,7 @@ pub struct TaskMessage {
     /// Which dispatch of the task this is: 1, or more when the
     /// coordinator's safety net sent it again because the first one was
     /// lost. Absent means 1. Results of each dispatch have their own
-    /// `Nats-Msg-Id` ([`result_msg_id`]).
+    /// `Nats-Msg-Id` ([`result_msg_id`](crate::result_msg_id)).
     #[serde(default = "first_dispatch", skip_serializing_if = "is_first_dispatch")]
     pub dispatch: u32,
 }
@@ -49,31 +49,6 @@ fn first_dispatch() -> u32 {
 
 fn is_first_dispatch(dispatch: &u32) -> bool {
     *dispatch == 1
-}
-
-/// The `Nats-Msg-Id` of dispatch `dispatch` of task `index`:
-/// `<job>.<index>` for the first (so a coordinator taking a job over and
-/// sending it again is deduplicated), `<job>.<index>.d<dispatch>` for the
-/// safety net's later ones.
-pub fn task_msg_id(job: &JobId, index: u32, dispatch: u32) -> String {
-    if dispatch <= 1 {
-        format!("{job}.{index}")
-    } else {
-        format!("{job}.{index}.d{dispatch}")
-    }
-}
-
-/// The `Nats-Msg-Id` of the result of attempt `attempt` (JetStream's
-/// delivery count) of dispatch `dispatch` of task `index`:
-/// `<job>.<index>.<attempt>`, or `<job>.<index>.d<dispatch>.<attempt>`
-/// after the first dispatch (a re-dispatch's result is never taken for a
-/// duplicate of the lost one's).
-pub fn result_msg_id(job: &JobId, index: u32, dispatch: u32, attempt: u32) -> String {
-    if dispatch <= 1 {
-        format!("{job}.{index}.{attempt}")
-    } else {
-        format!("{job}.{index}.d{dispatch}.{attempt}")
-    }
 }
 
 /// Encodes a task message from borrowed parts, without copying the task.
@@ -118,9 +93,9 @@ pub fn result_event_bytes(result_json: &[u8]) -> Vec<u8> {
 }
 
 impl TaskMessage {
-    /// The `Nats-Msg-Id` of this dispatch; see [`task_msg_id`].
+    /// The `Nats-Msg-Id` of this dispatch; see [`task_msg_id`](crate::task_msg_id).
     pub fn msg_id(&self) -> String {
-        task_msg_id(&self.job, self.index, self.dispatch)
+        crate::dedup::task_msg_id(&self.job, self.index, self.dispatch)
     }
 }
 
@@ -320,15 +295,6 @@ mod tests {
         let event = result_event_bytes(&encode(&result));
         let expected = ReplyEvent::Result { v: 1, result };
         assert_eq!(decode::<ReplyEvent>("event", &event).unwrap(), expected);
-    }
-
-    #[test]
-    fn a_redispatch_has_its_own_message_ids() {
-        let job = JobId::new("j").unwrap();
-        assert_eq!(task_msg_id(&job, 3, 1), "j.3");
-        assert_eq!(task_msg_id(&job, 3, 2), "j.3.d2");
-        assert_eq!(result_msg_id(&job, 3, 1, 1), "j.3.1");
-        assert_eq!(result_msg_id(&job, 3, 2, 1), "j.3.d2.1");
     }
 
     #[test]

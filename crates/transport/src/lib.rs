@@ -9,6 +9,7 @@
 //!   consumers on them, created idempotently by whichever process starts first.
 //! - `follower` — reading a stream in order, recovering within seconds
 //!   from a lost server ([`Follower`]).
+//! - [`publish`] — storing a message under its deduplication id.
 //! - [`pull`] — pulling from a shared consumer no faster than there are free slots.
 //! - `results` — the results stream: every job's outcomes from one consumer,
 //!   one job's replayed, what no job needs purged (methods of [`Topology`]).
@@ -17,6 +18,7 @@
 pub mod auth;
 pub mod connect;
 mod follower;
+pub mod publish;
 pub mod pull;
 mod results;
 mod tasks;
@@ -25,6 +27,7 @@ pub mod topology;
 pub use auth::NatsAuth;
 pub use connect::{connect, connect_observed, OnReconnect};
 pub use follower::{Follower, FOLLOW_HEARTBEAT};
+pub use publish::{store, stored_message};
 pub use pull::{pull_with_slots, Slots};
 pub use tasks::ConsumerPosition;
 pub use topology::{ConsumerStats, StreamStats, Topology, TopologyOptions};

@@ -12,9 +12,12 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind};
 use tokio::time::Instant;
-use toolfan_protocol::{encode, result_msg_id, ErrorKind, TaskError, TaskMessage, TaskResult};
+use toolfan_protocol::{
+    encode, result_msg_id, Deadline, ErrorKind, TaskError, TaskMessage, TaskResult,
+};
+use toolfan_transport::{store, stored_message};
 
-use crate::execute::{now_unix_ms, with_progress};
+use crate::execute::with_progress;
 use crate::run::Shared;
 
 /// How long a result's publish is retried before the task is handed back.
@@ -36,25 +39,15 @@ pub(crate) async fn publish_and_ack(
     let msg_id = result_msg_id(&task.job, task.index, task.dispatch, result.attempts);
     let payload: bytes::Bytes = bounded_payload(shared, result).into();
     let subject = shared.topology.subjects.result(&task.job);
-    let to_deadline = Duration::from_millis(task.deadline_unix_ms.saturating_sub(now_unix_ms()));
+    let to_deadline = Deadline::from_unix_ms(task.deadline_unix_ms).remaining();
     let give_up = Instant::now() + RESULT_PATIENCE.min(to_deadline.max(FIRST_WAIT));
     let mut wait = FIRST_WAIT;
     let tries = async {
         loop {
-            let publish = jetstream::message::PublishMessage::build()
-                .payload(payload.clone())
-                .message_id(msg_id.as_str());
-            let stored = match shared
-                .topology
-                .js
-                .send_publish(subject.clone(), publish)
-                .await
-            {
-                Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
+            let message = stored_message(payload.clone(), &msg_id, None);
+            let stored = store(&shared.topology.js, subject.clone(), message).await;
             match stored {
-                Ok(()) => return Ok(()),
+                Ok(_) => return Ok(()),
                 Err(e) if Instant::now() + wait >= give_up => return Err(e),
                 Err(e) => {
                     tracing::info!(job = %task.job, index = task.index, error = %e, "publishing the result failed; sending it again");

@@ -17,12 +17,14 @@ use std::time::Duration;
 use async_nats::jetstream::{self, AckKind};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use toolfan_protocol::{EndedBy, ErrorKind, JobStatus, JobSummary, ResultHead, TaskError};
+use toolfan_protocol::{
+    Deadline, EndedBy, ErrorKind, JobStatus, JobSummary, ResultHead, TaskError,
+};
 
 use crate::dispatch::{abort, decide, dispatch, JobMessages};
 use crate::gather::{Accepted, Gather};
 use crate::intake::AcceptedJob;
-use crate::job::{ack, now_unix_ms};
+use crate::job::ack;
 use crate::net::{Looked, Net};
 use crate::policy::Judge;
 use crate::publisher::{Lane, Verdict};
@@ -59,8 +61,7 @@ impl<'a> LiveJob<'a> {
         hold: &'a Hold,
     ) -> Self {
         let total = job.spec.tasks.len();
-        let deadline_unix_ms = job.submitted_unix_ms.saturating_add(job.spec.deadline_ms);
-        let to_deadline = Duration::from_millis(deadline_unix_ms.saturating_sub(now_unix_ms()));
+        let deadline = job.deadline();
         let subjects = &shared.topology.subjects;
         let state = JobState {
             shared,
@@ -72,7 +73,7 @@ impl<'a> LiveJob<'a> {
             reply: ReplyTo::new(&shared.client, subjects, &job.caller, &job.id),
             ending: None,
             give_up: None,
-            deadline: Instant::now() + to_deadline,
+            deadline,
             replayed_upto: 0,
             last_alive: Instant::now(),
             hold,
@@ -83,7 +84,7 @@ impl<'a> LiveJob<'a> {
         let messages = JobMessages {
             job: job.clone(),
             subjects: subjects.clone(),
-            deadline_unix_ms,
+            deadline_unix_ms: deadline.unix_ms(),
         };
         Self {
             shared,
@@ -143,7 +144,7 @@ impl<'a> LiveJob<'a> {
                     }
                     state.on_looked(lane, looked)
                 }
-                _ = tokio::time::sleep_until(state.deadline), if !ending => {
+                _ = tokio::time::sleep_until(state.deadline.instant()), if !ending => {
                     let reason = format!("the job deadline of {} ms passed", job.spec.deadline_ms);
                     state.end(lane, EndedBy::Deadline, reason).await;
                 }
@@ -188,7 +189,7 @@ struct JobState<'a> {
     /// When to stop waiting for the job's own verdicts to come back through
     /// the stream (NATS may be down) and answer from memory.
     give_up: Option<Instant>,
-    deadline: Instant,
+    deadline: Deadline,
     /// Results up to this stream sequence came from the replay; the live
     /// route's copies of them are skipped.
     replayed_upto: u64,
@@ -345,7 +346,7 @@ impl JobState<'_> {
     fn summary(&mut self) -> JobSummary {
         let spec = &self.job.spec;
         let (ended_by, reason) = self.ending.take().unwrap_or_else(|| {
-            if Instant::now() >= self.deadline {
+            if self.deadline.passed() {
                 let reason = format!("the job deadline of {} ms passed", spec.deadline_ms);
                 (EndedBy::Deadline, reason)
             } else {
@@ -363,7 +364,7 @@ impl JobState<'_> {
             total: spec.tasks.len() as u32,
             succeeded: self.gather.succeeded(),
             failed: self.gather.failed(),
-            duration_ms: now_unix_ms().saturating_sub(self.job.submitted_unix_ms),
+            duration_ms: toolfan_protocol::now_unix_ms().saturating_sub(self.job.submitted_unix_ms),
             ended_by,
             reason: (!reason.is_empty()).then_some(reason),
             error: None,
