@@ -9,8 +9,9 @@ use tokio_util::sync::CancellationToken;
 use toolfan::{Client, ClientOptions, Task};
 use toolfan_coordinator::CoordinatorOptions;
 use toolfan_testkit::NatsServer;
+use toolfan_tools::builtin;
 use toolfan_transport::NatsAuth;
-use toolfan_worker::{builtin, Worker};
+use toolfan_worker::Worker;
 
 const CONFIG: &str = include_str!("../deploy/nats-auth.conf");
 

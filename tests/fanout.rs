@@ -130,8 +130,7 @@ async fn a_failing_panicking_or_slow_task_touches_no_other_task() -> anyhow::Res
         },
     );
     for name in ["echo", "fail", "sleep"] {
-        builder =
-            toolfan_worker::builtin::add_builtin(builder, name).map_err(anyhow::Error::msg)?;
+        builder = toolfan_tools::builtin::add_builtin(builder, name).map_err(anyhow::Error::msg)?;
     }
     cluster.worker(builder).await?;
     let client = cluster.client().await?;

@@ -8,7 +8,8 @@ use async_nats::jetstream;
 use serde_json::{json, Value};
 use toolfan::{ErrorKind, Job, Task};
 use toolfan_e2e::{refusal, submit_raw, Cluster};
-use toolfan_worker::{builtin, TaskContext, Worker, WorkerOptions};
+use toolfan_tools::builtin;
+use toolfan_worker::{TaskContext, Worker, WorkerOptions};
 
 /// A cluster whose coordinator takes jobs up to 30 kB with args up to 1 kB,
 /// and a worker that publishes results up to 1 kB.

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use toolfan::{ErrorKind, Job, Task, TaskResult};
 use toolfan_e2e::{spawn, stored_results, terminate, timed, Cluster};
 use toolfan_testkit::Process;
-use toolfan_worker::builtin::add_builtin;
+use toolfan_tools::builtin::add_builtin;
 use toolfan_worker::{TaskContext, ToolError, Worker, WorkerOptions};
 
 #[tokio::test]

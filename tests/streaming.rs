@@ -38,7 +38,7 @@ impl Naps {
                     }
                 });
         let builder =
-            toolfan_worker::builtin::add_builtin(builder, "span").map_err(anyhow::Error::msg)?;
+            toolfan_tools::builtin::add_builtin(builder, "span").map_err(anyhow::Error::msg)?;
         cluster.worker(builder).await
     }
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use toolfan::{ErrorKind, Job, Policy, Task};
 use toolfan_e2e::{one_task_jobs, Cluster};
-use toolfan_worker::command::CommandTool;
+use toolfan_tools::command::CommandTool;
 use toolfan_worker::Worker;
 
 fn command(argv: &[&str]) -> Arc<CommandTool> {
@@ -146,7 +146,7 @@ mod http {
     use axum::{Json, Router};
     use std::collections::HashMap;
     use std::sync::Mutex;
-    use toolfan_worker::http::{HttpDef, HttpTool};
+    use toolfan_tools::http::{HttpDef, HttpTool};
 
     type Calls = Arc<Mutex<Vec<Instant>>>;
 

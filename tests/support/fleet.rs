@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use toolfan::{Job, Task, TaskResult};
+use toolfan_limits::{LimitSpec, LimitStore};
 use toolfan_testkit::{Process, RedisServer};
-use toolfan_worker::limits::{LimitSpec, LimitStore};
 
 use crate::{spawn, timed, Cluster};
 

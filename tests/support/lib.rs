@@ -13,7 +13,8 @@ use toolfan_coordinator::CoordinatorOptions;
 use toolfan_protocol::ReplyEvent;
 pub use toolfan_testkit::stats::max_in_window;
 use toolfan_testkit::NatsServer;
-use toolfan_worker::{builtin, Worker, WorkerBuilder};
+use toolfan_tools::builtin;
+use toolfan_worker::{Worker, WorkerBuilder};
 
 /// A NATS server with a coordinator running against it, stopped on drop.
 pub struct Cluster {

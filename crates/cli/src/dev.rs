@@ -2,7 +2,7 @@
 //! a coordinator and workers — and a demo fan-out through it.
 
 use clap::Args;
-use toolfan_worker::builtin::BUILTIN_TOOLS;
+use toolfan_tools::builtin::BUILTIN_TOOLS;
 
 use crate::local::{LocalCluster, LocalOptions};
 

@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use toolfan_worker::limits::{LimitSpec, LimitStore, Rate};
+use toolfan_limits::{LimitSpec, LimitStore, Rate};
 
 /// Options of `toolfan limits`.
 #[derive(Args, Debug)]

@@ -9,9 +9,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use toolfan::{Client, ClientOptions};
 use toolfan_coordinator::CoordinatorOptions;
+use toolfan_limits::LimiterOptions;
 use toolfan_testkit::{NatsServer, RedisServer};
-use toolfan_worker::builtin::{add_builtin, BUILTIN_TOOLS};
-use toolfan_worker::limits::LimiterOptions;
+use toolfan_tools::builtin::{add_builtin, BUILTIN_TOOLS};
 use toolfan_worker::{CacheOptions, Worker, WorkerBuilder};
 
 /// A running local cluster; everything stops when it is dropped.

@@ -2,16 +2,15 @@
 //! once in answer to a ping, a last one marked `leaving`, and the tools'
 //! descriptions to whoever asks on `toolfan.worker.tools`.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 use toolfan_protocol::{
-    encode, ToolDescription, ToolName, WorkerInfo, WorkerTools, PROTOCOL_VERSION,
+    encode, Subjects, ToolDescription, ToolName, WorkerInfo, WorkerTools, PROTOCOL_VERSION,
 };
-
-use crate::run::Shared;
 
 fn host() -> String {
     std::env::var("HOSTNAME")
@@ -22,23 +21,40 @@ fn host() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// What a worker says of itself.
+pub(crate) struct Announcement {
+    pub(crate) client: async_nats::Client,
+    pub(crate) subjects: Subjects,
+    pub(crate) id: String,
+    pub(crate) concurrency: u32,
+    /// Tools running now, counted by the pipeline.
+    pub(crate) in_flight: Arc<AtomicU32>,
+    pub(crate) every: Duration,
+    pub(crate) tools: Vec<ToolName>,
+    pub(crate) descriptions: Vec<ToolDescription>,
+}
+
 /// Announces the worker until `shutdown`, then says it is leaving.
-pub(crate) async fn run(
-    client: async_nats::Client,
-    shared: Arc<Shared>,
-    tools: Vec<ToolName>,
-    descriptions: Vec<ToolDescription>,
-    shutdown: CancellationToken,
-) {
-    let subjects = &shared.topology.subjects;
+pub(crate) async fn run(announcement: Announcement, shutdown: CancellationToken) {
+    let Announcement {
+        client,
+        subjects,
+        id,
+        concurrency,
+        in_flight,
+        every,
+        tools,
+        descriptions,
+    } = announcement;
+    let subjects = &subjects;
     let host = host();
     let info = |leaving: bool| WorkerInfo {
         v: PROTOCOL_VERSION,
-        id: shared.options.id.clone(),
+        id: id.clone(),
         host: host.clone(),
         tools: tools.clone(),
-        concurrency: shared.options.concurrency,
-        in_flight: shared.in_flight.load(Ordering::Relaxed),
+        concurrency,
+        in_flight: in_flight.load(Ordering::Relaxed),
         leaving,
     };
     let publish = |leaving: bool| {
@@ -67,10 +83,10 @@ pub(crate) async fn run(
     };
     let described = encode(&WorkerTools {
         v: PROTOCOL_VERSION,
-        worker: shared.options.id.clone(),
+        worker: id.clone(),
         tools: descriptions,
     });
-    let mut ticker = tokio::time::interval(shared.options.heartbeat_interval);
+    let mut ticker = tokio::time::interval(every);
     loop {
         tokio::select! {
             _ = ticker.tick() => publish(false).await,

@@ -9,92 +9,16 @@ use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
-use toolfan_protocol::{Subjects, ToolDescription, ToolName};
-use toolfan_transport::TopologyOptions;
+use toolfan_limits::LimiterOptions;
+use toolfan_protocol::{ToolDescription, ToolName};
 
 use crate::batch::{BatchOptions, BatchOutcome, Batched};
 use crate::cache::CacheOptions;
-use crate::describe::{any_object, check_parameters, schema_of};
-use crate::limits::{check_key, LimiterOptions};
-use crate::tool::Typed;
-use crate::{TaskContext, Tool, ToolError, Worker, WorkerError};
-
-/// Where and how a worker runs.
-#[derive(Debug, Clone)]
-pub struct WorkerOptions {
-    /// NATS server URL.
-    pub nats_url: String,
-    /// NATS credentials and TLS.
-    pub nats_auth: toolfan_transport::NatsAuth,
-    /// This worker's id in the fleet (default `w-` and 8 random hex digits).
-    pub id: String,
-    /// How many tasks run at once, across all tools.
-    pub concurrency: u32,
-    /// Subject prefix (default `toolfan`).
-    pub subjects: Subjects,
-    /// Stream and consumer settings.
-    pub topology: TopologyOptions,
-    /// How often the worker announces itself.
-    pub heartbeat_interval: Duration,
-    /// How long a shutdown waits for running tasks.
-    pub drain_timeout: Duration,
-    /// Fleet-wide rate limits and concurrency caps; `None` runs every task unlimited.
-    pub limits: Option<LimiterOptions>,
-    /// The fleet-wide result cache for cached calls; `None` runs them uncached.
-    pub cache: Option<CacheOptions>,
-    /// Most prefetched calls running at once, as a fraction of
-    /// `concurrency` (at least one): speculative work never takes the
-    /// slots confirmed calls need.
-    pub prefetch_share: f64,
-    /// The limit keys each tool's calls are under (besides `global` and
-    /// each task's own `rate_key`).
-    pub tool_limit_keys: BTreeMap<String, Vec<String>>,
-    /// Fleet-wide cap on a tool's tasks in flight (its consumer's `max_ack_pending`).
-    pub tool_max_in_flight: BTreeMap<String, i64>,
-    /// First retry delay ceiling; attempt n waits a random time up to
-    /// `min(retry_cap, retry_base · 2^(n-1))` (exponential backoff, full jitter).
-    pub retry_base: Duration,
-    /// Longest retry delay ceiling.
-    pub retry_cap: Duration,
-    /// Largest result published, in bytes of JSON; larger ones are answered
-    /// `result_too_large` (NATS refuses messages over its max payload, 1 MiB
-    /// by default).
-    pub max_result_bytes: usize,
-    /// Where the metrics go.
-    pub metrics: prometheus::Registry,
-    /// Serve `/metrics`, `/healthz` and `/readyz` here.
-    pub metrics_addr: Option<std::net::SocketAddr>,
-    /// Most tasks a worker holds at once, running or waiting for a limit,
-    /// as a multiple of `concurrency`. Tasks waiting for a limit hold no
-    /// run slot, so other tools' tasks can run meanwhile.
-    pub max_held_factor: u32,
-}
-
-impl Default for WorkerOptions {
-    fn default() -> Self {
-        Self {
-            nats_url: "nats://127.0.0.1:4222".into(),
-            nats_auth: Default::default(),
-            id: format!("w-{:08x}", rand::random::<u32>()),
-            concurrency: 64,
-            subjects: Subjects::default(),
-            topology: TopologyOptions::default(),
-            heartbeat_interval: Duration::from_secs(1),
-            drain_timeout: Duration::from_secs(30),
-            limits: None,
-            cache: None,
-            prefetch_share: 0.25,
-            tool_limit_keys: BTreeMap::new(),
-            tool_max_in_flight: BTreeMap::new(),
-            max_held_factor: 4,
-            retry_base: Duration::from_millis(100),
-            retry_cap: Duration::from_secs(10),
-            max_result_bytes: 512 * 1024,
-            metrics: prometheus::Registry::new(),
-            metrics_addr: None,
-        }
-    }
-}
+use crate::describe::{any_object_schema, check_parameters, schema_of};
+use crate::error::{ConfigError, WorkerError};
+use crate::options::WorkerOptions;
+use crate::tool::{TaskContext, Tool, ToolError, Typed};
+use crate::worker::Worker;
 
 /// Builds a [`Worker`]; see the crate example.
 #[derive(Default)]
@@ -104,7 +28,7 @@ pub struct WorkerBuilder {
     descriptions: BTreeMap<String, String>,
     parameters: BTreeMap<String, Value>,
     /// Mistakes found while building, reported by `build`.
-    problems: Vec<String>,
+    problems: Vec<ConfigError>,
 }
 
 impl WorkerBuilder {
@@ -244,10 +168,11 @@ impl WorkerBuilder {
         R: Serialize + Send + 'static,
     {
         if options.max_size == 0 || options.max_wait > Duration::from_secs(60) {
-            self.problems.push(format!(
-                "batch tool {name:?}: max_size must be at least 1 and max_wait at most 60 s (got {} and {:?})",
-                options.max_size, options.max_wait
-            ));
+            self.problems.push(ConfigError::Batch {
+                tool: name.clone(),
+                max_size: options.max_size,
+                max_wait: options.max_wait,
+            });
         }
         self.tools
             .insert(name, Arc::new(Batched::<F, A, R>::new(handler, options)));
@@ -275,77 +200,46 @@ impl WorkerBuilder {
 
     /// Checks the configuration and returns the worker.
     pub fn build(mut self) -> Result<Worker, WorkerError> {
-        if let Some(problem) = self.problems.first() {
-            return Err(WorkerError::Config(problem.clone()));
+        if let Some(problem) = self.problems.pop() {
+            return Err(problem.into());
         }
         if self.tools.is_empty() {
-            return Err(WorkerError::Config(
-                "a worker needs at least one tool".into(),
-            ));
+            return Err(ConfigError::NoTools.into());
         }
-        if self.options.concurrency == 0 {
-            return Err(WorkerError::Config("concurrency must be at least 1".into()));
-        }
-        if self.options.id.is_empty() {
-            return Err(WorkerError::Config(
-                "the worker id must not be empty".into(),
-            ));
-        }
-        for (tool, keys) in &self.options.tool_limit_keys {
-            if !self.tools.contains_key(tool) {
-                return Err(WorkerError::Config(format!(
-                    "limit keys given for {tool:?}, which this worker does not serve"
-                )));
-            }
-            for key in keys {
-                check_key(key).map_err(|e| WorkerError::Config(e.to_string()))?;
-            }
-        }
-        if self.options.limits.is_none()
-            && self.options.tool_limit_keys.values().any(|k| !k.is_empty())
-        {
-            return Err(WorkerError::Config(
-                "limit keys need a Redis URL for the limits".into(),
-            ));
-        }
-        for (tool, max) in &self.options.tool_max_in_flight {
-            if !self.tools.contains_key(tool) || *max < 1 {
-                return Err(WorkerError::Config(format!("max in flight {max} for {tool:?}: the tool must be served here and the cap at least 1")));
-            }
-        }
-        if !(self.options.prefetch_share > 0.0 && self.options.prefetch_share <= 1.0) {
-            return Err(WorkerError::Config(format!(
-                "prefetch_share must be in (0, 1], not {}",
-                self.options.prefetch_share
-            )));
-        }
-        if self.options.max_held_factor == 0 {
-            return Err(WorkerError::Config(
-                "max_held_factor must be at least 1".into(),
-            ));
-        }
+        self.options.check(|tool| self.tools.contains_key(tool))?;
         for tool in self.descriptions.keys().chain(self.parameters.keys()) {
             if !self.tools.contains_key(tool) {
-                return Err(WorkerError::Config(format!(
-                    "a description or schema given for {tool:?}, which this worker does not serve"
-                )));
+                return Err(ConfigError::NotServed {
+                    tool: tool.clone(),
+                    what: "a description or schema",
+                }
+                .into());
             }
         }
         let mut tools = BTreeMap::new();
         let mut described = Vec::new();
-        for (name, tool) in self.tools {
-            let parameters = self.parameters.remove(&name).unwrap_or_else(any_object);
-            check_parameters(&parameters)
-                .map_err(|e| WorkerError::Config(format!("tool {name:?}: {e}")))?;
-            let description = self.descriptions.remove(&name).unwrap_or_default();
-            let name = ToolName::new(name).map_err(|e| WorkerError::Config(e.to_string()))?;
-            described.push(ToolDescription {
-                name: name.clone(),
-                description,
-                parameters,
-            });
-            tools.insert(name, tool);
+        for (name, tool) in std::mem::take(&mut self.tools) {
+            let description = self.described(&name)?;
+            tools.insert(description.name.clone(), tool);
+            described.push(description);
         }
         Ok(Worker::new(self.options, tools, described))
+    }
+
+    /// `name`'s description and checked argument schema.
+    fn described(&mut self, name: &str) -> Result<ToolDescription, ConfigError> {
+        let parameters = self
+            .parameters
+            .remove(name)
+            .unwrap_or_else(any_object_schema);
+        check_parameters(&parameters).map_err(|source| ConfigError::Schema {
+            tool: name.to_owned(),
+            source,
+        })?;
+        Ok(ToolDescription {
+            name: ToolName::new(name)?,
+            description: self.descriptions.remove(name).unwrap_or_default(),
+            parameters,
+        })
     }
 }

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use toolfan_protocol::{Subjects, TaskError, TaskMessage, DEFAULT_CACHE_TTL_MS};
 
-use crate::redis_conn::LazyRedis;
+use toolfan_limits::LazyRedis;
 
 static CLAIM: LazyLock<redis::Script> =
     LazyLock::new(|| redis::Script::new(include_str!("../lua/cache_claim.lua")));
@@ -60,17 +60,18 @@ impl CacheOptions {
 
 /// The cache could not be reached.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("the result cache in Redis ({context}): {reason}")]
+#[error("the result cache in Redis ({context}): {source}")]
 pub struct CacheError {
     context: &'static str,
-    reason: String,
+    #[source]
+    source: std::sync::Arc<redis::RedisError>,
 }
 
 impl CacheError {
-    fn redis(context: &'static str, e: impl std::fmt::Display) -> Self {
+    fn redis(context: &'static str, e: redis::RedisError) -> Self {
         Self {
             context,
-            reason: e.to_string(),
+            source: std::sync::Arc::new(e),
         }
     }
 }
@@ -205,24 +206,22 @@ impl Cache {
         let conn = self.conn().await?;
         let (key, id) = (flight.key.flight.clone(), flight.id.clone());
         let lease = self.options.flight_lease;
-        Ok(tokio_util::task::AbortOnDropHandle::new(tokio::spawn(
-            async move {
-                let mut ticker = tokio::time::interval(lease / 3);
-                ticker.tick().await;
-                loop {
-                    ticker.tick().await;
-                    let renewed: Result<i64, _> = RENEW
+        Ok(crate::keep::every_third_of(
+            lease,
+            "a flight's lease",
+            move || {
+                let (key, id, mut conn) = (key.clone(), id.clone(), conn.clone());
+                async move {
+                    RENEW
                         .key(&key)
                         .arg(&id)
                         .arg(lease.as_millis() as u64)
-                        .invoke_async(&mut conn.clone())
-                        .await;
-                    if let Err(e) = renewed {
-                        tracing::warn!(error = %e, "a flight's lease was not renewed");
-                    }
+                        .invoke_async::<i64>(&mut conn)
+                        .await
+                        .map(drop)
                 }
             },
-        )))
+        ))
     }
 
     /// Whether a call has joined `flight` (a prefetched call that nobody

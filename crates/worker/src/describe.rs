@@ -9,7 +9,7 @@ use schemars::JsonSchema;
 use serde_json::{json, Value};
 
 /// The schema of a tool that says nothing about its arguments: any object.
-pub fn any_object() -> Value {
+pub fn any_object_schema() -> Value {
     json!({ "type": "object" })
 }
 
@@ -34,26 +34,33 @@ pub fn schema_of<A: JsonSchema>() -> (String, Value) {
     }
     // `{}` or `true`: anything goes (e.g. `A = serde_json::Value`).
     if schema == json!({}) || schema == json!(true) {
-        schema = any_object();
+        schema = any_object_schema();
     }
     (description, schema)
+}
+
+/// Why a schema cannot describe a tool's arguments.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SchemaError {
+    /// Not a JSON object.
+    #[error("the argument schema must be a JSON object, not {0}")]
+    NotAnObject(Value),
+    /// A `type` other than `"object"`.
+    #[error("the argument schema must have \"type\": \"object\" (tool calls pass named arguments), not {0}")]
+    NotObjectType(Value),
 }
 
 /// Checks that `schema` can describe a tool's arguments to an LLM: a JSON
 /// object whose `type`, if given, is `"object"` (tool calls carry an object
 /// of named arguments).
-pub fn check_parameters(schema: &Value) -> Result<(), String> {
+pub fn check_parameters(schema: &Value) -> Result<(), SchemaError> {
     let Some(object) = schema.as_object() else {
-        return Err(format!(
-            "the argument schema must be a JSON object, not {schema}"
-        ));
+        return Err(SchemaError::NotAnObject(schema.clone()));
     };
     match object.get("type") {
         None => Ok(()),
         Some(Value::String(t)) if t == "object" => Ok(()),
-        Some(other) => Err(format!(
-            "the argument schema must have \"type\": \"object\" (tool calls pass named arguments), not {other}"
-        )),
+        Some(other) => Err(SchemaError::NotObjectType(other.clone())),
     }
 }
 
@@ -101,13 +108,14 @@ mod tests {
     #[test]
     fn untyped_args_are_any_object() {
         let (description, schema) = schema_of::<Value>();
-        assert_eq!((description.as_str(), schema), ("", any_object()));
+        assert_eq!((description.as_str(), schema), ("", any_object_schema()));
     }
 
     #[test]
     fn schemas_that_are_not_object_schemas_are_refused() {
         assert!(check_parameters(&json!({"type": "string"}))
             .unwrap_err()
+            .to_string()
             .contains("\"type\": \"object\""));
         assert!(check_parameters(&json!(true)).is_err());
         check_parameters(&json!({"properties": {}})).unwrap();

@@ -32,58 +32,52 @@
 //! # }
 //! ```
 //!
+//! Tools that need no Rust (HTTP, command, a tools file) and the
+//! `toolfan-worker` binary are in `toolfan-tools`; fleet-wide limits are in
+//! `toolfan-limits`.
+//!
 //! # Layout
-//! - [`tool`] — the [`Tool`] trait, [`TaskContext`] and [`ToolError`].
-//! - [`builder`] — [`Worker::builder`] and [`WorkerOptions`].
-//! - [`run`] — the pull loops, one per tool, sharing one concurrency budget.
-//! - [`execute`] — running one task message to its result.
-//! - `publish` — the result out, sent again while JetStream does not store it, then the ack.
-//! - [`announce`] — heartbeats and answers to pings.
-//! - [`batch`] — batch tools: one handler call for many tasks.
-//! - [`builtin`] — the tools of the `toolfan-worker` binary.
-//! - [`command`] — tools that run a program per call.
-//! - [`http`] — tools that make an HTTP request per call.
-//! - [`config`] — the worker binary's tools file.
-//! - [`describe`] — tool descriptions and argument schemas for callers.
-//! - [`cache`] — the fleet-wide result cache and single flight in Redis.
-//! - [`limits`] — fleet-wide rate limits and concurrency caps in Redis.
-//! - [`metrics`] — what the worker counts (docs/metrics.md).
+//! - `tool` — the [`Tool`] trait, [`TaskContext`] and [`ToolError`].
+//! - `builder`, `options` — [`Worker::builder`] and [`WorkerOptions`].
+//! - `worker` — [`Worker::run`]: connect, one pull loop per tool sharing
+//!   one budget of slots (`slots`), then drain.
+//! - `pipeline` — the steps one task goes through, each in a file of its
+//!   own: prefetch gate, cache, admission under limits, invoke under its
+//!   timeout, retry decision, report.
+//! - `runtime` — what every task of a worker shares.
+//! - `announce` — heartbeats and answers to pings.
+//! - `abort` — jobs whose tasks must stop.
+//! - `batch` — batch tools: one handler call for many tasks.
+//! - `describe` — tool descriptions and argument schemas for callers.
+//! - `cache` — the fleet-wide result cache and single flight in Redis.
+//! - `keep` — renewing a lease every third of its TTL.
+//! - `turns` — tasks under the same limits asking Redis in turn.
+//! - `metrics` — what the worker counts (docs/metrics.md).
+//! - `error` — [`WorkerError`] and [`ConfigError`].
 
 mod abort;
-mod admission;
-pub mod announce;
-pub mod batch;
-pub mod builder;
-pub mod builtin;
-pub mod cache;
-pub mod command;
-pub mod config;
-pub mod describe;
-pub mod execute;
-pub mod http;
-pub mod limits;
-pub mod metrics;
-mod publish;
-mod redis_conn;
-pub mod run;
-pub mod tool;
+mod announce;
+mod batch;
+mod builder;
+mod cache;
+mod describe;
+mod error;
+mod keep;
+mod metrics;
+mod options;
+mod pipeline;
+mod runtime;
+mod slots;
+mod tool;
+mod turns;
+mod worker;
 
 pub use batch::{BatchOptions, BatchOutcome};
-pub use builder::{WorkerBuilder, WorkerOptions};
-pub use cache::CacheOptions;
-pub use run::Worker;
-pub use tool::{TaskContext, Tool, ToolError, ToolRuntime};
-
-/// Why a worker could not start or stopped.
-#[derive(Debug, thiserror::Error)]
-pub enum WorkerError {
-    /// The configuration is unusable.
-    #[error("invalid worker configuration: {0}")]
-    Config(String),
-    /// NATS could not be reached or set up.
-    #[error(transparent)]
-    Transport(#[from] toolfan_transport::TransportError),
-    /// The metrics endpoint could not start.
-    #[error(transparent)]
-    Metrics(#[from] toolfan_telemetry::http::ServeError),
-}
+pub use builder::WorkerBuilder;
+pub use cache::{CacheError, CacheOptions};
+pub use describe::{any_object_schema, check_parameters, schema_of, SchemaError};
+pub use error::{ConfigError, WorkerError};
+pub use options::WorkerOptions;
+pub use tool::{TaskContext, Tool, ToolError, ToolFuture, ToolRuntime};
+pub use toolfan_limits::{LimitSpec, LimiterOptions};
+pub use worker::Worker;

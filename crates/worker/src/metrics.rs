@@ -7,43 +7,43 @@ use prometheus::{
 
 /// Counters, gauges and histograms of one worker.
 #[derive(Clone)]
-pub struct WorkerMetrics {
+pub(crate) struct WorkerMetrics {
     /// Tasks answered by this worker, by tool and outcome (`ok` or the error kind).
-    pub tasks: IntCounterVec,
+    pub(crate) tasks: IntCounterVec,
     /// Seconds a tool ran, by tool.
-    pub run_seconds: HistogramVec,
+    pub(crate) run_seconds: HistogramVec,
     /// Seconds from a task's dispatch to its tool's start, by tool.
-    pub queue_wait_seconds: HistogramVec,
+    pub(crate) queue_wait_seconds: HistogramVec,
     /// Tool starts (attempts), by tool.
-    pub attempts: IntCounterVec,
+    pub(crate) attempts: IntCounterVec,
     /// Attempts that failed retryably and were handed back for a retry, by tool.
-    pub retries: IntCounterVec,
+    pub(crate) retries: IntCounterVec,
     /// Tools running now, by tool.
-    pub in_flight_by_tool: IntGaugeVec,
+    pub(crate) in_flight_by_tool: IntGaugeVec,
     /// Tools running now on this worker.
-    pub in_flight: IntGauge,
+    pub(crate) in_flight: IntGauge,
     /// Tasks stopped because their job ended (cancel, policy, deadline), by tool.
-    pub aborted: IntCounterVec,
+    pub(crate) aborted: IntCounterVec,
     /// Times a task was told to wait by a limit, by the key that denied it.
-    pub limit_waits: IntCounterVec,
+    pub(crate) limit_waits: IntCounterVec,
     /// Of those, denials by a concurrency cap, by key.
-    pub lease_denials: IntCounterVec,
+    pub(crate) lease_denials: IntCounterVec,
     /// Seconds tasks spent waiting for their limits, by the last key that held them.
-    pub limit_wait_seconds: HistogramVec,
+    pub(crate) limit_wait_seconds: HistogramVec,
     /// Limiter calls that found Redis unreachable, by what the task did (`fail_closed`: waited, `fail_open`: ran).
-    pub limits_unavailable: IntCounterVec,
+    pub(crate) limits_unavailable: IntCounterVec,
     /// Reconnects to NATS.
-    pub nats_reconnects: IntCounter,
+    pub(crate) nats_reconnects: IntCounter,
     /// Cached calls by what the cache did: `hit` (a stored outcome),
     /// `miss` (this call ran the tool), `joined` (it waited for a running
     /// call's outcome), `unavailable` (no cache or Redis down: it ran uncached).
-    pub cache: IntCounterVec,
+    pub(crate) cache: IntCounterVec,
     /// Prefetched calls by what became of them: `ran`, `unclaimed`
     /// (cancelled: nobody claimed it within its TTL), `skipped` (already
     /// stored or running elsewhere).
-    pub prefetch: IntCounterVec,
+    pub(crate) prefetch: IntCounterVec,
     /// Items per call of a batch tool's handler, by tool.
-    pub batch_size: HistogramVec,
+    pub(crate) batch_size: HistogramVec,
 }
 
 const SECONDS: [f64; 14] = [
@@ -52,7 +52,7 @@ const SECONDS: [f64; 14] = [
 
 impl WorkerMetrics {
     /// Creates the metrics and registers them in `registry`.
-    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+    pub(crate) fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
         fn add<M: prometheus::core::Collector + Clone + 'static>(
             registry: &Registry,
             m: M,

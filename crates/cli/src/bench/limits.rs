@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use toolfan::{Job, Task, TaskResult};
+use toolfan_limits::{LimitSpec, LimitStore};
 use toolfan_testkit::stats::max_in_window;
-use toolfan_worker::limits::{LimitSpec, LimitStore};
 
 use super::Figures;
 use crate::local::{LocalCluster, LocalOptions};

@@ -1,4 +1,4 @@
-//! A task's result, out: published durably to the results stream, then
+//! Reporting a task's result: published durably to the results stream, then
 //! the task acked.
 //!
 //! A publish that fails (a stream leader lost mid-election, a timeout) is
@@ -17,8 +17,8 @@ use toolfan_protocol::{
 };
 use toolfan_transport::{store, stored_message};
 
-use crate::execute::with_progress;
-use crate::run::Shared;
+use crate::pipeline::progress::with_progress;
+use crate::runtime::Shared;
 
 /// How long a result's publish is retried before the task is handed back.
 const RESULT_PATIENCE: Duration = Duration::from_secs(20);

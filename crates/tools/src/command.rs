@@ -12,9 +12,7 @@ use std::process::Stdio;
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 
-use crate::batch::BatchOutcome;
-use crate::tool::ToolFuture;
-use crate::{TaskContext, Tool, ToolError};
+use toolfan_worker::{BatchOutcome, TaskContext, Tool, ToolError, ToolFuture};
 
 /// Longest stderr kept in an error message.
 const STDERR_KEPT: usize = 2048;

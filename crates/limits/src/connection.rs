@@ -7,14 +7,14 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 /// A lazily connected, automatically reconnecting Redis connection.
-pub(crate) struct LazyRedis {
+pub struct LazyRedis {
     client: redis::Client,
     conn: tokio::sync::RwLock<Option<ConnectionManager>>,
 }
 
 impl LazyRedis {
     /// Checks `url`; connects on the first [`get`](Self::get).
-    pub(crate) fn new(url: &str) -> Result<Self, redis::RedisError> {
+    pub fn new(url: &str) -> Result<Self, redis::RedisError> {
         Ok(Self {
             client: redis::Client::open(url)?,
             conn: tokio::sync::RwLock::new(None),
@@ -22,7 +22,7 @@ impl LazyRedis {
     }
 
     /// The connection, made now if it was not yet.
-    pub(crate) async fn get(&self) -> Result<ConnectionManager, redis::RedisError> {
+    pub async fn get(&self) -> Result<ConnectionManager, redis::RedisError> {
         if let Some(conn) = self.conn.read().await.as_ref() {
             return Ok(conn.clone());
         }

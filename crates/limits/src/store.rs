@@ -4,11 +4,11 @@
 //! Every write also sets `<prefix>:limits:written`. A store without that
 //! marker was never written, or lost its data (Redis restarted without
 //! persistence): workers that read definitions before then write them
-//! back rather than lift every limit (see [`crate::limits::Limiter`]).
+//! back rather than lift every limit (see [`crate::Limiter`]).
 
 use std::collections::BTreeMap;
 
-use super::{check_key, LimitError, LimitSpec};
+use crate::{check_key, LimitError, LimitSpec};
 
 /// Reads and writes the fleet's limit definitions.
 #[derive(Clone)]

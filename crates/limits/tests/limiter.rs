@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use redis::AsyncCommands;
+use toolfan_limits::{Decision, LimitSpec, LimitStore, Limiter, LimiterOptions};
 use toolfan_testkit::RedisServer;
-use toolfan_worker::limits::{Decision, LimitSpec, LimitStore, Limiter, LimiterOptions};
 
 fn rate(per_second: u64, burst: u64) -> LimitSpec {
     LimitSpec::per_second(per_second, burst)

@@ -7,7 +7,9 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::{TaskContext, ToolError, WorkerBuilder};
+use toolfan_worker::{TaskContext, ToolError, WorkerBuilder};
+
+use crate::ToolsError;
 
 /// Names of the built-in tools.
 pub const BUILTIN_TOOLS: [&str; 5] = ["sleep", "echo", "fail", "flaky", "span"];
@@ -53,7 +55,7 @@ struct FlakyArgs {
 }
 
 /// Adds the built-in tool `name` to `builder`, or says which names exist.
-pub fn add_builtin(builder: WorkerBuilder, name: &str) -> Result<WorkerBuilder, String> {
+pub fn add_builtin(builder: WorkerBuilder, name: &str) -> Result<WorkerBuilder, ToolsError> {
     Ok(match name {
         // `sleep {ms}`: waits `ms` milliseconds, returns `{"slept_ms": ms}`.
         "sleep" => builder.typed_tool("sleep", |_ctx: TaskContext, a: SleepArgs| async move {
@@ -100,10 +102,9 @@ pub fn add_builtin(builder: WorkerBuilder, name: &str) -> Result<WorkerBuilder, 
             })
             .describe("span", "Waits, then says when it started and ended (µs since the Unix epoch) and on which worker."),
         other => {
-            return Err(format!(
-                "unknown built-in tool {other:?}; the built-in tools are {}",
-                BUILTIN_TOOLS.join(", ")
-            ))
+            return Err(ToolsError::UnknownBuiltin {
+                name: other.to_owned(),
+            })
         }
     })
 }

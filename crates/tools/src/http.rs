@@ -13,8 +13,7 @@ use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::tool::ToolFuture;
-use crate::{TaskContext, Tool, ToolError};
+use toolfan_worker::{TaskContext, Tool, ToolError, ToolFuture};
 
 /// Longest response excerpt kept in an error message.
 const EXCERPT: usize = 512;
@@ -91,14 +90,34 @@ impl fmt::Debug for HttpTool {
     }
 }
 
+/// Why an HTTP tool could not be made (never a variable's value).
+#[derive(Debug, thiserror::Error)]
+pub enum HttpToolError {
+    /// The method is not an HTTP method.
+    #[error("unknown HTTP method {0:?}")]
+    Method(String),
+    /// No host is allowed.
+    #[error("`allowed_hosts` must name the hosts the tool may call")]
+    NoAllowedHosts,
+    /// A header value has `${` without its `}`.
+    #[error("unclosed ${{ in a header value: {0:?}")]
+    UnclosedVariable(String),
+    /// A header names a variable that is not set.
+    #[error("the environment variable {0} is not set")]
+    UnsetVariable(String),
+    /// The HTTP client could not be made.
+    #[error("cannot make the HTTP client: {0}")]
+    Client(#[source] reqwest::Error),
+}
+
 impl HttpTool {
     /// Makes the tool, reading header variables from the environment;
     /// the error names what is wrong (never a variable's value).
-    pub fn new(def: HttpDef) -> Result<Self, String> {
+    pub fn new(def: HttpDef) -> Result<Self, HttpToolError> {
         let method = reqwest::Method::from_bytes(def.method.to_ascii_uppercase().as_bytes())
-            .map_err(|_| format!("unknown HTTP method {:?}", def.method))?;
+            .map_err(|_| HttpToolError::Method(def.method.clone()))?;
         if def.allowed_hosts.is_empty() {
-            return Err("`allowed_hosts` must name the hosts the tool may call".into());
+            return Err(HttpToolError::NoAllowedHosts);
         }
         let mut headers = Vec::new();
         for (name, value) in def.headers {
@@ -109,7 +128,7 @@ impl HttpTool {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_millis(def.timeout_ms))
             .build()
-            .map_err(|e| format!("cannot make the HTTP client: {e}"))?;
+            .map_err(HttpToolError::Client)?;
         Ok(Self {
             client,
             method,
@@ -184,16 +203,15 @@ impl Tool for HttpTool {
 }
 
 /// Replaces `${VAR}` with the environment variable's value.
-fn expand_env(value: &str) -> Result<String, String> {
+fn expand_env(value: &str) -> Result<String, HttpToolError> {
     let mut out = String::new();
     let mut rest = value;
     while let Some(start) = rest.find("${") {
         let end = rest[start..]
             .find('}')
-            .ok_or_else(|| format!("unclosed ${{ in a header value: {value:?}"))?;
+            .ok_or_else(|| HttpToolError::UnclosedVariable(value.to_owned()))?;
         let name = &rest[start + 2..start + end];
-        let var = std::env::var(name)
-            .map_err(|_| format!("the environment variable {name} is not set"))?;
+        let var = std::env::var(name).map_err(|_| HttpToolError::UnsetVariable(name.to_owned()))?;
         out.push_str(&rest[..start]);
         out.push_str(&var);
         rest = &rest[start + end + 1..];
@@ -305,7 +323,7 @@ mod tests {
         .unwrap();
         assert_eq!(tool.headers[0].1, "Bearer s3cret-value");
         assert!(!format!("{tool:?}").contains("s3cret"));
-        let err = expand_env("${TOOLFAN_SURELY_UNSET_VAR}").unwrap_err();
+        let err = expand_env("${TOOLFAN_SURELY_UNSET_VAR}").unwrap_err().to_string();
         assert_eq!(
             err,
             "the environment variable TOOLFAN_SURELY_UNSET_VAR is not set"

@@ -1,17 +1,23 @@
-//! Fleet-wide rate limits and concurrency caps, kept in Redis.
+//! toolfan-limits: fleet-wide rate limits and concurrency caps, kept in
+//! Redis and shared by every worker (and `toolfan limits`).
 //!
+//! # Layout
 //! - [`spec`] — what a limit is ([`LimitSpec`]) and its text forms.
 //! - [`gcra`] — the GCRA arithmetic that `lua/acquire.lua` runs in Redis.
 //! - [`store`] — limit definitions in a Redis hash ([`LimitStore`]).
 //! - [`limiter`] — taking every limit of a task in one atomic script call,
 //!   leases, and the definitions each worker keeps current ([`Limiter`]).
+//! - [`connection`] — a Redis connection made on first use ([`LazyRedis`]),
+//!   which the worker's result cache shares.
 
+pub mod connection;
 pub mod gcra;
 pub mod limiter;
 pub mod spec;
 pub mod store;
 
-pub use limiter::{Decision, Lease, Limiter, LimiterOptions};
+pub use connection::LazyRedis;
+pub use limiter::{Decision, Lease, Limiter, LimiterOptions, GLOBAL_KEY};
 pub use spec::{check_key, LimitSpec, Rate};
 pub use store::LimitStore;
 
@@ -22,12 +28,21 @@ pub enum LimitError {
     #[error("{0}")]
     Spec(String),
     /// Redis could not be reached or refused a command.
-    #[error("Redis ({context}): {reason}")]
+    #[error("Redis ({context}): {source}")]
     Redis {
         /// What was being done.
         context: String,
-        /// The error.
-        reason: String,
+        /// Redis' error.
+        #[source]
+        source: std::sync::Arc<redis::RedisError>,
+    },
+    /// Redis answered, but not as a script of this version does.
+    #[error("Redis ({context}): unexpected reply {reply}")]
+    Reply {
+        /// What was being done.
+        context: &'static str,
+        /// The reply.
+        reply: String,
     },
 }
 
@@ -35,7 +50,7 @@ impl LimitError {
     pub(crate) fn redis(context: impl Into<String>, e: redis::RedisError) -> Self {
         Self::Redis {
             context: context.into(),
-            reason: e.to_string(),
+            source: std::sync::Arc::new(e),
         }
     }
 }

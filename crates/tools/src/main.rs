@@ -5,12 +5,12 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
+use toolfan_limits::{LimitSpec, LimiterOptions};
 use toolfan_protocol::Subjects;
 use toolfan_telemetry::{MetricsAddr, ServiceArgs};
-use toolfan_worker::builtin::{add_builtin, BUILTIN_TOOLS};
-use toolfan_worker::cache::CacheOptions;
-use toolfan_worker::config::ToolsFile;
-use toolfan_worker::limits::{LimitSpec, LimiterOptions};
+use toolfan_tools::builtin::{add_builtin, BUILTIN_TOOLS};
+use toolfan_tools::config::ToolsFile;
+use toolfan_worker::CacheOptions;
 use toolfan_worker::{Worker, WorkerOptions};
 
 /// Serves toolfan's built-in tools (sleep, echo, fail, flaky, span) to the fleet.

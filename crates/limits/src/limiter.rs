@@ -7,15 +7,15 @@ use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 
-use crate::redis_conn::LazyRedis;
+use crate::connection::LazyRedis;
 use tokio_util::sync::CancellationToken;
 
-use super::{LimitError, LimitSpec, LimitStore};
+use crate::{LimitError, LimitSpec, LimitStore};
 
 static ACQUIRE: LazyLock<redis::Script> =
-    LazyLock::new(|| redis::Script::new(include_str!("../../lua/acquire.lua")));
+    LazyLock::new(|| redis::Script::new(include_str!("../lua/acquire.lua")));
 static RENEW: LazyLock<redis::Script> =
-    LazyLock::new(|| redis::Script::new(include_str!("../../lua/renew.lua")));
+    LazyLock::new(|| redis::Script::new(include_str!("../lua/renew.lua")));
 
 /// The key every task is under, when a limit is defined for it.
 pub const GLOBAL_KEY: &str = "global";
@@ -102,7 +102,7 @@ impl Limiter {
     /// A limiter for `options`; Redis need not be up yet.
     pub fn new(options: LimiterOptions) -> Result<Self, LimitError> {
         for (key, spec) in &options.defaults {
-            super::check_key(key)?;
+            crate::check_key(key)?;
             spec.validate()?;
         }
         let redis = LazyRedis::new(&options.redis_url)
@@ -229,7 +229,7 @@ impl Limiter {
         cost: u64,
         member: &str,
     ) -> Result<Decision, LimitError> {
-        let rated: Vec<(&String, &super::Rate, u64)> = limits
+        let rated: Vec<(&String, &crate::Rate, u64)> = limits
             .iter()
             .filter_map(|(k, s)| s.rate.as_ref().map(|r| (k, r, s.burst)))
             .collect();
@@ -292,9 +292,9 @@ impl Limiter {
                     cap,
                 })
             }
-            other => Err(LimitError::Redis {
-                context: "acquire script".into(),
-                reason: format!("unexpected reply {other:?}"),
+            other => Err(LimitError::Reply {
+                context: "acquire script",
+                reply: format!("{other:?}"),
             }),
         }
     }

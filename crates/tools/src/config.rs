@@ -24,11 +24,11 @@ use serde::Deserialize;
 
 use std::time::Duration;
 
-use crate::batch::BatchOptions;
+use toolfan_worker::{any_object_schema, check_parameters, BatchOptions, Tool, WorkerBuilder};
+
 use crate::command::CommandTool;
-use crate::describe::{any_object, check_parameters};
 use crate::http::{HttpDef, HttpTool};
-use crate::{Tool, WorkerBuilder, WorkerError};
+use crate::ToolsError;
 
 /// A tools file.
 #[derive(Debug, Clone, Deserialize)]
@@ -76,52 +76,34 @@ pub struct BatchDef {
 
 impl ToolsFile {
     /// Reads and checks `path`, naming the file in any error.
-    pub fn load(path: &Path) -> Result<Self, WorkerError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| WorkerError::Config(format!("cannot read {}: {e}", path.display())))?;
-        Self::parse(&text).map_err(|e| WorkerError::Config(format!("{}: {e}", path.display())))
+    pub fn load(path: &Path) -> Result<Self, ToolsError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ToolsError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|e| ToolsError::InFile {
+            path: path.to_owned(),
+            source: Box::new(e),
+        })
     }
 
     /// Parses a tools file's text.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let file: ToolsFile = toml::from_str(text).map_err(|e| e.to_string())?;
+    pub fn parse(text: &str) -> Result<Self, ToolsError> {
+        let file: ToolsFile = toml::from_str(text)?;
         for tool in &file.tools {
-            if let Some(schema) = &tool.parameters {
-                check_parameters(schema).map_err(|e| format!("tool {:?}: {e}", tool.name))?;
-            }
-            if tool.batch.is_some() && tool.command.is_none() {
-                return Err(format!(
-                    "tool {:?}: `batch` applies to command tools only",
-                    tool.name
-                ));
-            }
-            match (&tool.command, &tool.http) {
-                (Some(argv), None) if argv.is_empty() => {
-                    return Err(format!(
-                        "tool {:?}: `command` needs at least the program",
-                        tool.name
-                    ))
-                }
-                (Some(_), None) | (None, Some(_)) => {}
-                _ => {
-                    return Err(format!(
-                        "tool {:?}: give exactly one of `command` and `http`",
-                        tool.name
-                    ))
-                }
-            }
+            tool.check()?;
         }
         Ok(file)
     }
 
     /// Adds every tool to `builder`; an HTTP tool whose header variables
     /// are not set, or whose method is unknown, is an error naming it.
-    pub fn apply(self, mut builder: WorkerBuilder) -> Result<WorkerBuilder, WorkerError> {
+    pub fn apply(self, mut builder: WorkerBuilder) -> Result<WorkerBuilder, ToolsError> {
         for tool in self.tools {
             let parameters = match (tool.parameters, &tool.http) {
                 (Some(schema), _) => schema,
                 (None, Some(http)) => http.placeholder_schema(),
-                (None, None) => any_object(),
+                (None, None) => any_object_schema(),
             };
             builder = builder.parameters(tool.name.clone(), parameters);
             if let Some(description) = tool.description {
@@ -141,16 +123,44 @@ impl ToolsFile {
             }
             let made: Arc<dyn Tool> = match (tool.command, tool.http) {
                 (Some(argv), _) => Arc::new(CommandTool::new(argv).expect("checked when parsed")),
-                (None, Some(http)) => Arc::new(
-                    HttpTool::new(http)
-                        .map_err(|e| WorkerError::Config(format!("tool {:?}: {e}", tool.name)))?,
-                ),
+                (None, Some(http)) => {
+                    Arc::new(HttpTool::new(http).map_err(|source| ToolsError::Http {
+                        tool: tool.name.clone(),
+                        source,
+                    })?)
+                }
                 (None, None) => unreachable!("checked when parsed"),
             };
             builder = builder.boxed_tool(tool.name.clone(), made);
             builder = limits_of(builder, tool.name, tool.limit_keys, tool.max_in_flight);
         }
         Ok(builder)
+    }
+}
+
+impl ToolDef {
+    /// Checks what can be checked before the tool is made.
+    fn check(&self) -> Result<(), ToolsError> {
+        let problem = |problem: &str| ToolsError::Tool {
+            tool: self.name.clone(),
+            problem: problem.to_owned(),
+        };
+        if let Some(schema) = &self.parameters {
+            check_parameters(schema).map_err(|source| ToolsError::Schema {
+                tool: self.name.clone(),
+                source,
+            })?;
+        }
+        if self.batch.is_some() && self.command.is_none() {
+            return Err(problem("`batch` applies to command tools only"));
+        }
+        match (&self.command, &self.http) {
+            (Some(argv), None) if argv.is_empty() => {
+                Err(problem("`command` needs at least the program"))
+            }
+            (Some(_), None) | (None, Some(_)) => Ok(()),
+            _ => Err(problem("give exactly one of `command` and `http`")),
+        }
     }
 }
 
@@ -191,16 +201,23 @@ mod tests {
             Some(&["wc".to_owned(), "-c".to_owned()][..])
         );
         assert_eq!(file.tools[0].max_in_flight, Some(4));
-        let err = ToolsFile::parse("[[tools]]\nname = \"x\"\ncommand = []\n").unwrap_err();
+        let err = ToolsFile::parse("[[tools]]\nname = \"x\"\ncommand = []\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("needs at least the program"), "{err}");
-        let err = ToolsFile::parse("[[tools]]\nname = \"x\"\ncmd = [\"ls\"]\n").unwrap_err();
+        let err = ToolsFile::parse("[[tools]]\nname = \"x\"\ncmd = [\"ls\"]\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("unknown field `cmd`"), "{err}");
-        let err = ToolsFile::parse("[[tools]]\nname = \"x\"\n").unwrap_err();
+        let err = ToolsFile::parse("[[tools]]\nname = \"x\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("exactly one of `command` and `http`"), "{err}");
         let err = ToolsFile::parse(
             "[[tools]]\nname = \"x\"\ncommand = [\"ls\"]\nparameters = { type = \"array\" }\n",
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(
             err.contains("tool \"x\"") && err.contains("\"type\": \"object\""),
             "{err}"
@@ -222,7 +239,7 @@ mod tests {
         let err = ToolsFile::parse(
             "[[tools]]\nname = \"x\"\nhttp = { url = \"http://h/\", allowed_hosts = [\"h\"] }\nbatch = { max_size = 2, max_wait_ms = 5 }\n",
         )
-        .unwrap_err();
+        .unwrap_err().to_string();
         assert!(err.contains("command tools only"), "{err}");
     }
 }

@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use super::LimitError;
+use crate::LimitError;
 
 /// A limit key's longest length.
 const MAX_KEY_LEN: usize = 128;
