@@ -229,74 +229,19 @@ impl Limiter {
         cost: u64,
         member: &str,
     ) -> Result<Decision, LimitError> {
-        let rated: Vec<(&String, &crate::Rate, u64)> = limits
-            .iter()
-            .filter_map(|(k, s)| s.rate.as_ref().map(|r| (k, r, s.burst)))
-            .collect();
-        if let Some((key, _, burst)) = rated.iter().find(|(_, _, burst)| cost > *burst) {
+        let asked = Asked::new(limits);
+        if let Some((key, _, burst)) = asked.rated.iter().find(|(_, _, burst)| cost > *burst) {
             return Ok(Decision::Never(format!(
                 "a call of cost {cost} can never pass limit {key:?}, whose burst is {burst}; raise its burst to at least {cost}"
             )));
         }
-        let capped: Vec<(&String, u32)> = limits
-            .iter()
-            .filter_map(|(k, s)| s.concurrency.map(|c| (k, c)))
-            .collect();
-        let prefix = &self.options.prefix;
-        let mut call = ACQUIRE.prepare_invoke();
-        for (key, _, _) in &rated {
-            call.key(format!("{prefix}:gcra:{key}"));
-        }
-        for (key, _) in &capped {
-            call.key(format!("{prefix}:lease:{key}"));
-        }
-        call.arg(rated.len())
-            .arg(capped.len())
-            .arg(cost)
-            .arg(member)
-            .arg(self.options.lease_ttl.as_millis() as u64);
-        for (_, rate, burst) in &rated {
-            call.arg(rate.interval_us()).arg(*burst);
-        }
-        for (_, cap) in &capped {
-            call.arg(*cap);
-        }
+        let call = asked.invocation(&self.options, cost, member);
         let mut conn = self.conn().await?;
         let reply: Vec<i64> = call
             .invoke_async(&mut conn)
             .await
             .map_err(|e| LimitError::redis("acquire script", e))?;
-        match reply.as_slice() {
-            [1] => Ok(Decision::Admitted((!capped.is_empty()).then(|| {
-                Lease {
-                    keys: capped
-                        .iter()
-                        .map(|(k, _)| format!("{prefix}:lease:{k}"))
-                        .collect(),
-                    member: member.to_owned(),
-                }
-            }))),
-            [0, wait_us, index] => {
-                // The script names the denying limit by its 1-based place among KEYS.
-                let place = (*index as usize).saturating_sub(1);
-                let (key, cap) = match place.checked_sub(rated.len()) {
-                    None => (rated[place].0.clone(), false),
-                    Some(j) => (
-                        capped.get(j).map(|(k, _)| (*k).clone()).unwrap_or_default(),
-                        true,
-                    ),
-                };
-                Ok(Decision::Wait {
-                    after: Duration::from_micros((*wait_us).max(1) as u64),
-                    key,
-                    cap,
-                })
-            }
-            other => Err(LimitError::Reply {
-                context: "acquire script",
-                reply: format!("{other:?}"),
-            }),
-        }
+        asked.decision(&reply, &self.options.prefix, member)
     }
 
     /// Extends `lease` by the lease TTL from now.
@@ -334,5 +279,93 @@ impl Limiter {
     /// The lease TTL.
     pub fn lease_ttl(&self) -> Duration {
         self.options.lease_ttl
+    }
+}
+
+/// The limits one call asks for: rates (key, rate, burst) and caps (key, cap).
+struct Asked<'a> {
+    rated: Vec<(&'a String, &'a crate::Rate, u64)>,
+    capped: Vec<(&'a String, u32)>,
+}
+
+impl<'a> Asked<'a> {
+    fn new(limits: &'a [(String, LimitSpec)]) -> Self {
+        let rated = limits
+            .iter()
+            .filter_map(|(k, s)| s.rate.as_ref().map(|r| (k, r, s.burst)))
+            .collect();
+        let capped = limits
+            .iter()
+            .filter_map(|(k, s)| s.concurrency.map(|c| (k, c)))
+            .collect();
+        Self { rated, capped }
+    }
+
+    /// The call of `lua/acquire.lua` (its KEYS and ARGV) for these limits.
+    fn invocation(
+        &self,
+        options: &LimiterOptions,
+        cost: u64,
+        member: &str,
+    ) -> redis::ScriptInvocation<'static> {
+        let prefix = &options.prefix;
+        let mut call = ACQUIRE.prepare_invoke();
+        for (key, _, _) in &self.rated {
+            call.key(format!("{prefix}:gcra:{key}"));
+        }
+        for (key, _) in &self.capped {
+            call.key(format!("{prefix}:lease:{key}"));
+        }
+        call.arg(self.rated.len())
+            .arg(self.capped.len())
+            .arg(cost)
+            .arg(member)
+            .arg(options.lease_ttl.as_millis() as u64);
+        for (_, rate, burst) in &self.rated {
+            call.arg(rate.interval_us()).arg(*burst);
+        }
+        for (_, cap) in &self.capped {
+            call.arg(*cap);
+        }
+        call
+    }
+
+    /// What the script's `reply` means.
+    fn decision(&self, reply: &[i64], prefix: &str, member: &str) -> Result<Decision, LimitError> {
+        match reply {
+            [1] => Ok(Decision::Admitted((!self.capped.is_empty()).then(|| {
+                Lease {
+                    keys: self
+                        .capped
+                        .iter()
+                        .map(|(k, _)| format!("{prefix}:lease:{k}"))
+                        .collect(),
+                    member: member.to_owned(),
+                }
+            }))),
+            [0, wait_us, index] => {
+                // The script names the denying limit by its 1-based place among KEYS.
+                let place = (*index as usize).saturating_sub(1);
+                let (key, cap) = match place.checked_sub(self.rated.len()) {
+                    None => {
+                        let key = self.rated.get(place).map(|(k, _, _)| (*k).clone());
+                        (key.unwrap_or_default(), false)
+                    }
+                    Some(j) => {
+                        let key = self.capped.get(j).map(|(k, _)| (*k).clone());
+                        (key.unwrap_or_default(), true)
+                    }
+                };
+                Ok(Decision::Wait {
+                    after: Duration::from_micros((*wait_us).max(1) as u64),
+                    key,
+                    cap,
+                })
+            }
+            other => Err(LimitError::Reply {
+                context: "acquire script",
+                reply: format!("{other:?}"),
+            }),
+        }
     }
 }

@@ -323,7 +323,9 @@ mod tests {
         .unwrap();
         assert_eq!(tool.headers[0].1, "Bearer s3cret-value");
         assert!(!format!("{tool:?}").contains("s3cret"));
-        let err = expand_env("${TOOLFAN_SURELY_UNSET_VAR}").unwrap_err().to_string();
+        let err = expand_env("${TOOLFAN_SURELY_UNSET_VAR}")
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             err,
             "the environment variable TOOLFAN_SURELY_UNSET_VAR is not set"

@@ -11,7 +11,7 @@ use toolfan_telemetry::{MetricsAddr, ServiceArgs};
 use toolfan_tools::builtin::{add_builtin, BUILTIN_TOOLS};
 use toolfan_tools::config::ToolsFile;
 use toolfan_worker::CacheOptions;
-use toolfan_worker::{Worker, WorkerOptions};
+use toolfan_worker::{Worker, WorkerBuilder, WorkerOptions};
 
 /// Serves toolfan's built-in tools (sleep, echo, fail, flaky, span) to the fleet.
 #[derive(Parser, Debug)]
@@ -76,6 +76,15 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     toolfan_telemetry::logging::init(args.service.log_format);
+    let options = options(&args)?;
+    let worker = builder(args, options)?.build()?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(toolfan_telemetry::shutdown_on_signal(shutdown.clone()));
+    worker.run(shutdown).await.context("worker failed")
+}
+
+/// The worker's options from its flags.
+fn options(args: &Args) -> anyhow::Result<WorkerOptions> {
     let mut options = WorkerOptions {
         nats_url: args.service.nats_url.clone(),
         nats_auth: args.service.auth.to_auth(),
@@ -86,24 +95,14 @@ async fn main() -> anyhow::Result<()> {
         retry_cap: Duration::from_millis(args.retry_cap_ms),
         metrics_addr: args.metrics_addr.0,
         max_result_bytes: args.max_result_bytes as usize,
+        topology: args.service.topology(),
         ..WorkerOptions::default()
     };
-    options.topology = args.service.topology();
-    if let Some(id) = args.id {
-        options.id = id;
+    if let Some(id) = &args.id {
+        options.id = id.clone();
     }
     if let Some(url) = &args.redis_url {
-        let mut limits = LimiterOptions::new(url);
-        limits.prefix = args.service.prefix.clone();
-        limits.fail_open = args.limits_fail_open;
-        limits.lease_ttl = Duration::from_millis(args.lease_ttl_ms);
-        for flag in &args.limits {
-            let (key, spec) = split_flag("--limit", flag)?;
-            limits
-                .defaults
-                .insert(key.to_owned(), LimitSpec::parse_flag(spec)?);
-        }
-        options.limits = Some(limits);
+        options.limits = Some(limits(args, url)?);
         let mut cache = CacheOptions::new(url);
         cache.prefix = args.service.prefix.clone();
         options.cache = Some(cache);
@@ -127,6 +126,27 @@ async fn main() -> anyhow::Result<()> {
             .with_context(|| format!("--tool-max-in-flight {flag:?}: {max:?} is not a number"))?;
         options.tool_max_in_flight.insert(tool.to_owned(), max);
     }
+    Ok(options)
+}
+
+/// The limiter's options: Redis at `url`, and the `--limit` defaults.
+fn limits(args: &Args, url: &str) -> anyhow::Result<LimiterOptions> {
+    let mut limits = LimiterOptions::new(url);
+    limits.prefix = args.service.prefix.clone();
+    limits.fail_open = args.limits_fail_open;
+    limits.lease_ttl = Duration::from_millis(args.lease_ttl_ms);
+    for flag in &args.limits {
+        let (key, spec) = split_flag("--limit", flag)?;
+        limits
+            .defaults
+            .insert(key.to_owned(), LimitSpec::parse_flag(spec)?);
+    }
+    Ok(limits)
+}
+
+/// The tools to serve: the tools file's, then the built-in ones asked for
+/// (all of them when neither is given).
+fn builder(args: Args, options: WorkerOptions) -> anyhow::Result<WorkerBuilder> {
     let names: Vec<String> = match (&args.config, args.tools.is_empty()) {
         (None, true) => BUILTIN_TOOLS.iter().map(|s| s.to_string()).collect(),
         _ => args.tools,
@@ -136,12 +156,9 @@ async fn main() -> anyhow::Result<()> {
         builder = ToolsFile::load(path)?.apply(builder)?;
     }
     for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
-        builder = add_builtin(builder, name).map_err(anyhow::Error::msg)?;
+        builder = add_builtin(builder, name)?;
     }
-    let worker = builder.build()?;
-    let shutdown = CancellationToken::new();
-    tokio::spawn(toolfan_telemetry::shutdown_on_signal(shutdown.clone()));
-    worker.run(shutdown).await.context("worker failed")
+    Ok(builder)
 }
 
 /// Splits `NAME=VALUE`, naming the flag in the error.

@@ -34,66 +34,70 @@ pub(crate) struct Announcement {
     pub(crate) descriptions: Vec<ToolDescription>,
 }
 
-/// Announces the worker until `shutdown`, then says it is leaving.
-pub(crate) async fn run(announcement: Announcement, shutdown: CancellationToken) {
-    let Announcement {
-        client,
-        subjects,
-        id,
-        concurrency,
-        in_flight,
-        every,
-        tools,
-        descriptions,
-    } = announcement;
-    let subjects = &subjects;
-    let host = host();
-    let info = |leaving: bool| WorkerInfo {
-        v: PROTOCOL_VERSION,
-        id: id.clone(),
-        host: host.clone(),
-        tools: tools.clone(),
-        concurrency,
-        in_flight: in_flight.load(Ordering::Relaxed),
-        leaving,
-    };
-    let publish = |leaving: bool| {
-        let client = client.clone();
-        let payload = encode(&info(leaving));
-        let subject = subjects.heartbeat();
-        async move {
-            if let Err(e) = client.publish(subject, payload.into()).await {
-                tracing::warn!(error = %e, "heartbeat not sent");
+impl Announcement {
+    /// The heartbeat (`leaving` on the last one).
+    fn heartbeat(&self, host: &str, leaving: bool) -> Vec<u8> {
+        encode(&WorkerInfo {
+            v: PROTOCOL_VERSION,
+            id: self.id.clone(),
+            host: host.to_owned(),
+            tools: self.tools.clone(),
+            concurrency: self.concurrency,
+            in_flight: self.in_flight.load(Ordering::Relaxed),
+            leaving,
+        })
+    }
+
+    async fn publish(&self, host: &str, leaving: bool) {
+        let payload = self.heartbeat(host, leaving);
+        let subject = self.subjects.heartbeat();
+        if let Err(e) = self.client.publish(subject, payload.into()).await {
+            tracing::warn!(error = %e, "heartbeat not sent");
+        }
+    }
+
+    /// Subscribes to `subject`; without it the worker does without `what`.
+    async fn listen(&self, subject: String, what: &str) -> Option<async_nats::Subscriber> {
+        match self.client.subscribe(subject).await {
+            Ok(subscriber) => Some(subscriber),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot answer {what}");
+                None
             }
         }
-    };
-    let mut pings = match client.subscribe(subjects.ping()).await {
-        Ok(pings) => Some(pings),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot answer pings; heartbeats only");
-            None
-        }
-    };
-    let mut asks = match client.subscribe(subjects.tools()).await {
-        Ok(asks) => Some(asks),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot answer requests for tool descriptions");
-            None
-        }
-    };
+    }
+}
+
+/// The next message of `subscriber`, or never without one.
+async fn next(subscriber: &mut Option<async_nats::Subscriber>) -> Option<async_nats::Message> {
+    match subscriber.as_mut() {
+        Some(subscriber) => subscriber.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Announces the worker until `shutdown`, then says it is leaving.
+pub(crate) async fn run(announcement: Announcement, shutdown: CancellationToken) {
+    let host = host();
+    let me = &announcement;
+    let mut pings = me
+        .listen(me.subjects.ping(), "pings; heartbeats only")
+        .await;
+    let what = "requests for tool descriptions";
+    let mut asks = me.listen(me.subjects.tools(), what).await;
     let described = encode(&WorkerTools {
         v: PROTOCOL_VERSION,
-        worker: id.clone(),
-        tools: descriptions,
+        worker: me.id.clone(),
+        tools: me.descriptions.clone(),
     });
-    let mut ticker = tokio::time::interval(every);
+    let mut ticker = tokio::time::interval(me.every);
     loop {
         tokio::select! {
-            _ = ticker.tick() => publish(false).await,
-            Some(_) = async { match pings.as_mut() { Some(p) => p.next().await, None => None } } => publish(false).await,
-            Some(ask) = async { match asks.as_mut() { Some(a) => a.next().await, None => None } } => {
+            _ = ticker.tick() => me.publish(&host, false).await,
+            Some(_) = next(&mut pings) => me.publish(&host, false).await,
+            Some(ask) = next(&mut asks) => {
                 if let Some(reply) = ask.reply {
-                    if let Err(e) = client.publish(reply, described.clone().into()).await {
+                    if let Err(e) = me.client.publish(reply, described.clone().into()).await {
                         tracing::warn!(error = %e, "tool descriptions not sent");
                     }
                 }
@@ -101,6 +105,6 @@ pub(crate) async fn run(announcement: Announcement, shutdown: CancellationToken)
             _ = shutdown.cancelled() => break,
         }
     }
-    publish(true).await;
-    let _ = client.flush().await;
+    me.publish(&host, true).await;
+    let _ = me.client.flush().await;
 }

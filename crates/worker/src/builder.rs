@@ -20,6 +20,13 @@ use crate::options::WorkerOptions;
 use crate::tool::{TaskContext, Tool, ToolError, Typed};
 use crate::worker::Worker;
 
+impl Worker {
+    /// Starts building a worker.
+    pub fn builder() -> WorkerBuilder {
+        WorkerBuilder::default()
+    }
+}
+
 /// Builds a [`Worker`]; see the crate example.
 #[derive(Default)]
 pub struct WorkerBuilder {

@@ -16,7 +16,6 @@ use toolfan_transport::{pull_with_slots, Topology};
 
 use crate::abort;
 use crate::announce::{self, Announcement};
-use crate::builder::WorkerBuilder;
 use crate::cache::Cache;
 use crate::error::{ConfigError, WorkerError};
 use crate::metrics::WorkerMetrics;
@@ -26,7 +25,8 @@ use crate::runtime::{Shared, ToolEntry};
 use crate::slots::{PullSlots, TaskSlots};
 use crate::tool::{Tool, ToolRuntime};
 
-/// A worker serving a set of tools; build one with [`Worker::builder`].
+/// A worker serving a set of tools; build one with
+/// [`Worker::builder`](crate::WorkerBuilder).
 pub struct Worker {
     options: WorkerOptions,
     tools: BTreeMap<ToolName, Arc<dyn Tool>>,
@@ -37,11 +37,6 @@ type Pulled = consumer::Consumer<consumer::pull::Config>;
 type Running = Arc<Mutex<JoinSet<()>>>;
 
 impl Worker {
-    /// Starts building a worker.
-    pub fn builder() -> WorkerBuilder {
-        WorkerBuilder::default()
-    }
-
     pub(crate) fn new(
         options: WorkerOptions,
         tools: BTreeMap<ToolName, Arc<dyn Tool>>,
