@@ -100,7 +100,7 @@ impl Fleet {
 /// going to this process's stderr.
 fn spawn(name: &str, args: &[&str]) -> anyhow::Result<Process> {
     let path = toolfan_testkit::binary(name).with_context(|| {
-        format!("the soak runs the real binaries: build them with `cargo build --release -p toolfan-cli -p toolfan-coordinator -p toolfan-worker` ({name})")
+        format!("the soak runs the real binaries: build them with `cargo build --release -p toolfan-cli -p toolfan-coordinator -p toolfan-tools` ({name})")
     })?;
     let mut cmd = Command::new(path);
     cmd.args(args)
