@@ -20,7 +20,7 @@ import nats
 import redis.asyncio as redis
 from nats.js.api import AckPolicy, ConsumerConfig
 
-LUA = os.path.join(os.path.dirname(__file__), "..", "..", "crates", "worker", "lua")
+LUA = os.path.join(os.path.dirname(__file__), "..", "..", "crates", "limits", "lua")
 LEASE_TTL_MS = 10_000
 
 

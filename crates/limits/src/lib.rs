@@ -36,6 +36,9 @@ pub enum LimitError {
         #[source]
         source: std::sync::Arc<redis::RedisError>,
     },
+    /// A definition in Redis is not a limit's JSON.
+    #[error("not a limit definition: {0}")]
+    Stored(#[source] std::sync::Arc<serde_json::Error>),
     /// Redis answered, but not as a script of this version does.
     #[error("Redis ({context}): unexpected reply {reply}")]
     Reply {

@@ -22,7 +22,7 @@ pub struct LimitStore {
 #[derive(Debug, Default)]
 pub struct Stored {
     /// Every definition; a value that does not parse is reported, not hidden.
-    pub specs: BTreeMap<String, Result<LimitSpec, String>>,
+    pub specs: BTreeMap<String, Result<LimitSpec, LimitError>>,
     /// Whether the store was ever written (and has not lost its data since).
     pub written: bool,
 }
@@ -76,7 +76,9 @@ impl LimitStore {
     }
 
     /// Every definition. A value that does not parse is reported, not hidden.
-    pub async fn list(&self) -> Result<BTreeMap<String, Result<LimitSpec, String>>, LimitError> {
+    pub async fn list(
+        &self,
+    ) -> Result<BTreeMap<String, Result<LimitSpec, LimitError>>, LimitError> {
         Ok(self.read().await?.specs)
     }
 
@@ -96,8 +98,8 @@ impl LimitStore {
             .into_iter()
             .map(|(key, json)| {
                 let spec = serde_json::from_str::<LimitSpec>(&json)
-                    .map_err(|e| e.to_string())
-                    .and_then(|s| s.validate().map(|()| s).map_err(|e| e.to_string()));
+                    .map_err(|e| LimitError::Stored(std::sync::Arc::new(e)))
+                    .and_then(|s| s.validate().map(|()| s));
                 (key, spec)
             })
             .collect();
