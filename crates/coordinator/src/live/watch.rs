@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::JobState;
+use super::state::JobState;
 use crate::net::{self, Looked};
 use crate::publisher::{Lane, Published};
 
