@@ -1,17 +1,16 @@
 //! What every job of a coordinator shares ([`Shared`]): its options, its
 //! connection, the worker registry, and the coordinator-wide services
-//! (publisher, routes, retention, the safety net's bounds) started once
+//! (publisher, routes, retention, the safety net's lookups) started once
 //! by `start`.
 
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use toolfan_transport::Topology;
 
 use crate::metrics::CoordinatorMetrics;
+use crate::net::Lookups;
 use crate::options::CoordinatorOptions;
 use crate::publisher::Publisher;
 use crate::registry::Registry;
@@ -32,10 +31,8 @@ pub(crate) struct Shared {
     pub(crate) publisher: Publisher,
     pub(crate) routes: Arc<Routes>,
     pub(crate) retention: Retention,
-    /// The highest results-stream sequence the follower has handed out.
-    pub(crate) seen: Arc<AtomicU64>,
-    /// Bounds the safety net's lookups in flight, across all jobs.
-    pub(crate) net_looks: Arc<Semaphore>,
+    /// What the safety net's rounds of lookups share.
+    pub(crate) lookups: Lookups,
 }
 
 impl Shared {

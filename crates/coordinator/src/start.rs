@@ -7,22 +7,19 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use async_nats::jetstream::consumer::{pull, Consumer};
-use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use toolfan_transport::Topology;
 
 use crate::error::CoordinatorError;
 use crate::metrics::CoordinatorMetrics;
+use crate::net::Lookups;
 use crate::options::CoordinatorOptions;
 use crate::publisher::{PublishGauges, Publisher};
 use crate::registry::{self, Registry};
 use crate::retention::{self, Retention};
 use crate::routes::{self, Routes};
 use crate::shared::{floor_ttl, Shared};
-
-/// Most safety-net lookups in flight at once, across a coordinator's jobs.
-const MAX_NET_LOOKS: usize = 32;
 
 /// A coordinator ready to take jobs.
 pub(crate) struct Started {
@@ -38,18 +35,16 @@ pub(crate) struct Started {
 pub(crate) struct Background {
     /// Stops the results and callers followers, the publisher and retention.
     stop: CancellationToken,
-    /// Heartbeats into the registry (stops with the coordinator's shutdown).
-    heartbeats: JoinHandle<()>,
-    results: JoinHandle<()>,
-    callers: JoinHandle<()>,
-    trimmer: JoinHandle<()>,
+    /// Following heartbeats (until the coordinator's shutdown), results and
+    /// callers; retention's.
+    tasks: Vec<JoinHandle<()>>,
 }
 
 impl Background {
     /// Stops the services and waits for their tasks.
     pub(crate) async fn stop(self) {
         self.stop.cancel();
-        let _ = tokio::join!(self.heartbeats, self.results, self.callers, self.trimmer);
+        futures::future::join_all(self.tasks).await;
     }
 }
 
@@ -77,7 +72,10 @@ pub(crate) async fn start(
     let publisher = start_publisher(&topology, &options, &metrics, &stop);
     let retention = Retention::new(followed.seen.clone());
     let trimmer = start_retention(&retention, &topology, job_ack_wait, &stop).await?;
+    let mut tasks = followed.tasks;
+    tasks.push(trimmer);
     let shared = Arc::new(Shared {
+        lookups: Lookups::new(topology.clone(), followed.seen),
         options,
         client,
         topology,
@@ -88,21 +86,11 @@ pub(crate) async fn start(
         publisher,
         routes: followed.routes,
         retention,
-        seen: followed.seen,
-        net_looks: Arc::new(Semaphore::new(MAX_NET_LOOKS)),
     });
-    let [heartbeats, results, callers] = followed.tasks;
-    let background = Background {
-        stop,
-        heartbeats,
-        results,
-        callers,
-        trimmer,
-    };
     Ok(Started {
         shared,
         consumer,
-        background,
+        background: Background { stop, tasks },
     })
 }
 
@@ -115,7 +103,7 @@ struct Followed {
     /// The highest results-stream sequence handed out to jobs.
     seen: Arc<AtomicU64>,
     /// Following heartbeats, results and callers.
-    tasks: [JoinHandle<()>; 3],
+    tasks: Vec<JoinHandle<()>>,
 }
 
 /// Follows the workers' heartbeats (until `shutdown`), every job's results
@@ -150,7 +138,7 @@ async fn follow(
         registry,
         routes,
         seen,
-        tasks: [heartbeats, results, callers],
+        tasks: vec![heartbeats, results, callers],
     })
 }
 
