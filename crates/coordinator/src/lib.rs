@@ -10,7 +10,7 @@
 //! # Layout
 //! Each module below uses only modules listed after it (this file only
 //! declares and re-exports).
-//! - `run`: [`run`], the pull loop over the jobs stream and the drain.
+//! - `run`: [`run()`], the pull loop over the jobs stream and the drain.
 //! - `start`: bringing up what every job shares (connection, followers,
 //!   publisher, retention) and stopping it again.
 //! - `job`: one job message to its ack: refused, a redelivery of a live job, or run.

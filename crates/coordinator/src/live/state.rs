@@ -1,6 +1,7 @@
-//! What a live job knows ([`JobState`]) and how it takes what reaches it:
-//! its results (first per task wins), its caller's cancel and silence,
-//! and the end of the job before its last task, and its summary.
+//! What a live job knows ([`JobState`]), and what it does with what
+//! reaches it: a result (the first per task wins), its caller's cancel
+//! or keepalive, a redelivery of its message, its caller's silence; how it
+//! ends before its last task, and its summary.
 
 use std::sync::Arc;
 use std::time::Duration;
