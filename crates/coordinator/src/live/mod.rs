@@ -123,7 +123,7 @@ impl<'a> LiveJob<'a> {
                 state.on_looked(lane, looked)
             }
             _ = tokio::time::sleep_until(state.deadline.instant()), if !ending => {
-                let reason = format!("the job deadline of {} ms passed", job.spec.deadline_ms);
+                let reason = state::deadline_passed(job);
                 state.end(lane, EndedBy::Deadline, reason).await;
             }
             _ = timers.caller_check.tick(), if !ending => {

@@ -229,8 +229,7 @@ impl JobState<'_> {
         let spec = &self.job.spec;
         let (ended_by, reason) = self.ending.take().unwrap_or_else(|| {
             if self.deadline.passed() {
-                let reason = format!("the job deadline of {} ms passed", spec.deadline_ms);
-                (EndedBy::Deadline, reason)
+                (EndedBy::Deadline, deadline_passed(self.job))
             } else {
                 (EndedBy::AllDone, String::new())
             }
@@ -252,6 +251,11 @@ impl JobState<'_> {
             error: None,
         }
     }
+}
+
+/// Why a job whose deadline passed ended.
+pub(super) fn deadline_passed(job: &AcceptedJob) -> String {
+    format!("the job deadline of {} ms passed", job.spec.deadline_ms)
 }
 
 /// Counts a task's first result by its outcome, and the coordinator's
