@@ -13,8 +13,8 @@ use toolfan_transport::stored_message;
 use crate::intake::AcceptedJob;
 use crate::net::Net;
 use crate::publisher::{Lane, Messages, Outgoing, TaskRef, Verdict};
+use crate::shared::Shared;
 use crate::window::Window;
-use crate::Shared;
 
 /// A job's task dispatches and verdicts, made when the publisher takes them.
 pub(crate) struct JobMessages {

@@ -38,30 +38,42 @@ pub(crate) enum Intake {
         error: ValidationError,
     },
     /// No reply subject can be derived (no valid caller or id): log and drop.
-    Unanswerable(String),
+    Unanswerable(Unanswerable),
 }
 
+/// Why a job message names no reply subject.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Unanswerable {
+    /// Its subject names no valid caller.
+    #[error("subject {subject}: {source}")]
+    Subject {
+        subject: String,
+        #[source]
+        source: ValidationError,
+    },
+    /// Its `Nats-Msg-Id` header is no valid job id.
+    #[error("{MSG_ID_HEADER}: {0}")]
+    MsgId(#[source] ValidationError),
+    /// Neither its header nor its body names the job.
+    #[error("neither a {MSG_ID_HEADER} header nor a valid body names the job")]
+    NoId,
+}
+
+/// Reads a job message: its caller from the subject, its id from the
+/// header (or the body), its body validated against `limits`.
 pub(crate) fn intake(subjects: &Subjects, limits: &JobLimits, message: &Message) -> Intake {
     let caller = match subjects.caller_of_job_subject(&message.subject) {
         Ok(caller) => caller,
-        Err(e) => return Intake::Unanswerable(format!("subject {}: {e}", message.subject)),
+        Err(source) => {
+            let subject = message.subject.to_string();
+            return Intake::Unanswerable(Unanswerable::Subject { subject, source });
+        }
     };
     let parsed = Job::parse(&message.payload, limits);
-    let header_id = message
-        .headers
-        .as_ref()
-        .and_then(|h| h.get(MSG_ID_HEADER))
-        .map(|v| JobId::new(v.as_str()));
     let body_id = parsed.as_ref().ok().and_then(|spec| spec.id.clone());
-    let id = match (header_id, body_id) {
-        (Some(Ok(id)), _) => id,
-        (Some(Err(e)), _) => return Intake::Unanswerable(format!("{MSG_ID_HEADER}: {e}")),
-        (None, Some(id)) => id,
-        (None, None) => {
-            return Intake::Unanswerable(format!(
-                "neither a {MSG_ID_HEADER} header nor a valid body names the job"
-            ))
-        }
+    let id = match job_id(message, body_id) {
+        Ok(id) => id,
+        Err(why) => return Intake::Unanswerable(why),
     };
     let submitted_unix_ms = message
         .info()
@@ -82,17 +94,36 @@ pub(crate) fn intake(subjects: &Subjects, limits: &JobLimits, message: &Message)
             reason: format!("differs from the {MSG_ID_HEADER} header {id:?}"),
         });
     }
-    let trace = message
-        .headers
-        .as_ref()
-        .and_then(|h| h.get(TRACEPARENT_HEADER))
-        .and_then(|v| v.as_str().parse().ok())
-        .unwrap_or_else(TraceParent::generate);
     Intake::Accepted(AcceptedJob {
         id,
         caller,
         spec,
         submitted_unix_ms,
-        trace,
+        trace: trace(message),
     })
+}
+
+/// The job's id: the `Nats-Msg-Id` header's, or else the body's.
+fn job_id(message: &Message, body_id: Option<JobId>) -> Result<JobId, Unanswerable> {
+    let header_id = message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(MSG_ID_HEADER))
+        .map(|v| JobId::new(v.as_str()));
+    match (header_id, body_id) {
+        (Some(Ok(id)), _) => Ok(id),
+        (Some(Err(e)), _) => Err(Unanswerable::MsgId(e)),
+        (None, Some(id)) => Ok(id),
+        (None, None) => Err(Unanswerable::NoId),
+    }
+}
+
+/// The caller's trace context, or a new trace if it sent none.
+fn trace(message: &Message) -> TraceParent {
+    message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(TRACEPARENT_HEADER))
+        .and_then(|v| v.as_str().parse().ok())
+        .unwrap_or_else(TraceParent::generate)
 }

@@ -1,37 +1,30 @@
 //! One job message, from intake to its ack: refuse it, recognise it as a
-//! redelivery of a job live here, or run it (`live.rs`) and answer.
+//! redelivery of a job live here, or run it (`live`) and answer it or
+//! hand it back.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
+use toolfan_protocol::JobSummary;
 use tracing::Instrument;
 
+use crate::ack::{ack, final_ack};
+use crate::error::HandBack;
 use crate::intake::{intake, AcceptedJob, Intake};
 use crate::live::LiveJob;
 use crate::metrics::policy_label;
 use crate::reply::ReplyTo;
-use crate::routes::Inbound;
-use crate::Shared;
+use crate::retention::Hold;
+use crate::routes::{Inbound, Registration};
+use crate::shared::Shared;
 
 /// Handles one message from the jobs stream, to its ack.
 pub(crate) async fn handle(shared: &Shared, message: jetstream::Message) {
-    let job = match intake(&shared.topology.subjects, &shared.options.limits, &message) {
-        Intake::Accepted(job) => job,
-        Intake::Invalid { caller, id, error } => {
-            tracing::info!(job = %id, caller = %caller, %error, "job refused");
-            shared.metrics.jobs_refused.inc();
-            ReplyTo::new(&shared.client, &shared.topology.subjects, &caller, &id)
-                .invalid(id.clone(), &error)
-                .await;
-            ack(&message, AckKind::Ack).await;
-            return;
-        }
-        Intake::Unanswerable(why) => {
-            tracing::error!(subject = %message.subject, %why, "dropping a job message that names no reply subject");
-            ack(&message, AckKind::Term).await;
-            return;
-        }
+    let Some(job) = accept(shared, &message).await else {
+        return;
     };
     // Room for every task's result twice over before the router waits.
     let capacity = 2 * job.spec.tasks.len() + 64;
@@ -44,12 +37,45 @@ pub(crate) async fn handle(shared: &Shared, message: jetstream::Message) {
         shared.routes.deliver(&job.id, None, redelivered).await;
         return;
     };
+    run(shared, Arc::new(job), message, registration, inbox).await;
+}
+
+/// The job in `message`, if it is valid; a refused one is answered and
+/// acked, one naming no reply subject dropped.
+async fn accept(shared: &Shared, message: &jetstream::Message) -> Option<AcceptedJob> {
+    match intake(&shared.topology.subjects, &shared.options.limits, message) {
+        Intake::Accepted(job) => Some(job),
+        Intake::Invalid { caller, id, error } => {
+            tracing::info!(job = %id, caller = %caller, %error, "job refused");
+            shared.metrics.jobs_refused.inc();
+            ReplyTo::new(&shared.client, &shared.topology.subjects, &caller, &id)
+                .invalid(id.clone(), &error)
+                .await;
+            ack(message, AckKind::Ack).await;
+            None
+        }
+        Intake::Unanswerable(why) => {
+            tracing::error!(subject = %message.subject, %why, "dropping a job message that names no reply subject");
+            ack(message, AckKind::Term).await;
+            None
+        }
+    }
+}
+
+/// Runs a registered job live until it is answered, handed back, or this
+/// coordinator abandons it.
+async fn run(
+    shared: &Shared,
+    job: Arc<AcceptedJob>,
+    message: jetstream::Message,
+    registration: Registration,
+    inbox: mpsc::Receiver<Inbound>,
+) {
     let span = tracing::info_span!("job", job = %job.id, caller = %job.caller, trace_id = %job.trace.trace_id_hex());
     let policy = policy_label(job.spec.policy);
     let metrics = &shared.metrics;
     metrics.jobs_submitted.with_label_values(&[policy]).inc();
     metrics.live_jobs.inc();
-    let job = std::sync::Arc::new(job);
     // Delivered before (its first owner died or handed it back), or of
     // unknown delivery count: replay what is stored, and hold it all.
     let taken_over = !message.info().is_ok_and(|info| info.delivered == 1);
@@ -57,29 +83,14 @@ pub(crate) async fn handle(shared: &Shared, message: jetstream::Message) {
     let mut live = LiveJob::new(shared, &job, message, inbox, &hold);
     let outcome = tokio::select! {
         outcome = live.run(taken_over).instrument(span.clone()) => outcome,
-        _ = shared.abandon.cancelled() => Err("this coordinator is shutting down".into()),
+        _ = shared.abandon.cancelled() => Err(HandBack::ShuttingDown),
     };
     let message = live.into_message();
     metrics.live_jobs.dec();
     let _entered = span.enter();
     match outcome {
         Ok(summary) => {
-            tracing::info!(total = summary.total, succeeded = summary.succeeded, failed = summary.failed, duration_ms = summary.duration_ms, ended_by = ?summary.ended_by, "job done");
-            let labels = [summary.status.as_str(), policy, summary.ended_by.as_str()];
-            metrics.jobs_completed.with_label_values(&labels).inc();
-            metrics
-                .job_duration
-                .with_label_values(&[policy])
-                .observe(summary.duration_ms as f64 / 1000.0);
-            ReplyTo::new(
-                &shared.client,
-                &shared.topology.subjects,
-                &job.caller,
-                &job.id,
-            )
-            .done(summary)
-            .await;
-            final_ack(&message).await;
+            answer(shared, &job, summary, policy, &message).await;
             drop(registration);
             hold.release_at(keep_until(shared, &job));
         }
@@ -88,12 +99,45 @@ pub(crate) async fn handle(shared: &Shared, message: jetstream::Message) {
             // and recovers what was already done from the results stream.
             tracing::warn!(job = %job.id, %why, "job handed back");
             drop(registration);
-            // Its next owner holds its results once it takes the job.
-            hold.release_at(Instant::now() + shared.floor_ttl());
-            let delay = (!shared.abandon.is_cancelled()).then_some(Duration::from_secs(1));
-            ack(&message, AckKind::Nak(delay)).await;
+            hand_back(shared, hold, &message).await;
         }
     }
+}
+
+/// Counts a finished job, sends its `done` event and acks it.
+async fn answer(
+    shared: &Shared,
+    job: &AcceptedJob,
+    summary: JobSummary,
+    policy: &'static str,
+    message: &jetstream::Message,
+) {
+    tracing::info!(total = summary.total, succeeded = summary.succeeded, failed = summary.failed, duration_ms = summary.duration_ms, ended_by = ?summary.ended_by, "job done");
+    let metrics = &shared.metrics;
+    let labels = [summary.status.as_str(), policy, summary.ended_by.as_str()];
+    metrics.jobs_completed.with_label_values(&labels).inc();
+    metrics
+        .job_duration
+        .with_label_values(&[policy])
+        .observe(summary.duration_ms as f64 / 1000.0);
+    ReplyTo::new(
+        &shared.client,
+        &shared.topology.subjects,
+        &job.caller,
+        &job.id,
+    )
+    .done(summary)
+    .await;
+    final_ack(message).await;
+}
+
+/// Releases a job handed back and naks it (at once when this coordinator
+/// is shutting down, else after a second).
+async fn hand_back(shared: &Shared, hold: Hold, message: &jetstream::Message) {
+    // Its next owner holds its results once it takes the job.
+    hold.release_at(Instant::now() + shared.floor_ttl());
+    let delay = (!shared.abandon.is_cancelled()).then_some(Duration::from_secs(1));
+    ack(message, AckKind::Nak(delay)).await;
 }
 
 /// Until when an answered job's results stay: past its deadline (a client
@@ -101,31 +145,4 @@ pub(crate) async fn handle(shared: &Shared, message: jetstream::Message) {
 /// answer grace), and in any case `results_keep` after now.
 fn keep_until(shared: &Shared, job: &AcceptedJob) -> Instant {
     job.deadline().plus(shared.options.results_keep)
-}
-
-/// Acks an answered job and waits for JetStream to confirm it, trying a
-/// few times: an ack lost with a NATS node would have the job delivered
-/// again and answered twice.
-async fn final_ack(message: &jetstream::Message) {
-    for attempt in 1..=FINAL_ACK_TRIES {
-        match message.double_ack().await {
-            Ok(()) => return,
-            Err(e) if attempt == FINAL_ACK_TRIES => {
-                tracing::warn!(error = %e, "job ack not confirmed; the job may be delivered again")
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, attempt, "job ack not confirmed; acking again");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-        }
-    }
-}
-
-/// How many times an answered job's ack is sent before giving up.
-const FINAL_ACK_TRIES: u32 = 4;
-
-pub(crate) async fn ack(message: &jetstream::Message, kind: AckKind) {
-    if let Err(e) = message.ack_with(kind).await {
-        tracing::warn!(error = %e, "job ack failed; the job may be delivered again");
-    }
 }

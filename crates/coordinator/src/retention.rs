@@ -159,44 +159,79 @@ pub(crate) async fn run(
     let client = topology.js.client();
     let subject = topology.subjects.coordinator_floor();
     let mut floors = client.subscribe(subject.clone()).await?;
-    let started = Instant::now();
+    let mut trimmer = Trimmer {
+        retention,
+        topology,
+        client,
+        subject,
+        coordinator,
+        ttl,
+        started: Instant::now(),
+        purged: 0,
+    };
     Ok(tokio::spawn(async move {
         let mut tick = tokio::time::interval(EVERY);
-        let mut purged = 0;
         loop {
             tokio::select! {
-                _ = tick.tick() => {}
-                Some(message) = floors.next() => {
-                    match toolfan_protocol::decode::<FloorMessage>("floor", &message.payload) {
-                        Ok(peer) if peer.coordinator != coordinator => retention.heard(peer, Instant::now()),
-                        Ok(_) => {}
-                        Err(e) => tracing::debug!(error = %e, "ignoring a malformed floor message"),
-                    }
-                    continue;
-                }
+                _ = tick.tick() => trimmer.tell_and_purge().await,
+                Some(message) = floors.next() => trimmer.heard(&message.payload),
                 _ = stop.cancelled() => return,
-            }
-            let now = Instant::now();
-            let own = retention.own_floor(now);
-            let told = FloorMessage {
-                v: PROTOCOL_VERSION,
-                coordinator: coordinator.clone(),
-                floor: own,
-            };
-            let _ = client
-                .publish(subject.clone(), toolfan_protocol::encode(&told).into())
-                .await;
-            let floor = retention.fleet_floor(own, now, ttl);
-            if now.duration_since(started) >= ttl && floor > purged + 1 {
-                match topology.purge_results_below(floor).await {
-                    Ok(_) => purged = floor - 1,
-                    Err(e) => {
-                        tracing::debug!(error = %e, "results not purged; trying again in a second")
-                    }
-                }
             }
         }
     }))
+}
+
+/// The state of [`run`]'s task.
+struct Trimmer {
+    retention: Retention,
+    topology: Topology,
+    client: async_nats::Client,
+    /// Where floors are told.
+    subject: String,
+    /// This coordinator's name in the floors it tells.
+    coordinator: String,
+    ttl: Duration,
+    started: Instant,
+    /// Everything up to this sequence is purged already.
+    purged: u64,
+}
+
+impl Trimmer {
+    /// Takes a floor message of another coordinator (its own are ignored).
+    fn heard(&self, payload: &[u8]) {
+        match toolfan_protocol::decode::<FloorMessage>("floor", payload) {
+            Ok(peer) if peer.coordinator != self.coordinator => {
+                self.retention.heard(peer, Instant::now())
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = %e, "ignoring a malformed floor message"),
+        }
+    }
+
+    /// Tells this coordinator's floor, and purges below the fleet's once
+    /// the first `ttl` has passed.
+    async fn tell_and_purge(&mut self) {
+        let now = Instant::now();
+        let own = self.retention.own_floor(now);
+        let told = FloorMessage {
+            v: PROTOCOL_VERSION,
+            coordinator: self.coordinator.clone(),
+            floor: own,
+        };
+        let _ = self
+            .client
+            .publish(self.subject.clone(), toolfan_protocol::encode(&told).into())
+            .await;
+        let floor = self.retention.fleet_floor(own, now, self.ttl);
+        if now.duration_since(self.started) >= self.ttl && floor > self.purged + 1 {
+            match self.topology.purge_results_below(floor).await {
+                Ok(_) => self.purged = floor - 1,
+                Err(e) => {
+                    tracing::debug!(error = %e, "results not purged; trying again in a second")
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -6,10 +6,14 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use toolfan_protocol::{encode, EndedBy, ErrorKind, TaskError, TaskResult};
+use toolfan_transport::TransportError;
 
-use super::{JobState, REPLAY_TIMEOUT};
+use super::state::JobState;
+use crate::error::HandBack;
 use crate::publisher::Lane;
 
+/// How long to wait for each stored result while replaying a taken-over job.
+const REPLAY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the last look before answering from memory may take.
 const LAST_LOOK: Duration = Duration::from_secs(2);
 
@@ -17,12 +21,13 @@ impl JobState<'_> {
     /// Takes every result the stream holds for the job, in stream order,
     /// waiting up to `each` for each; returns the sequence of the first.
     /// Results routed live later are skipped up to the last one read.
-    async fn read_stored(&mut self, lane: &Lane, each: Duration) -> Result<Option<u64>, String> {
+    async fn read_stored(
+        &mut self,
+        lane: &Lane,
+        each: Duration,
+    ) -> Result<Option<u64>, TransportError> {
         let topology = &self.shared.topology;
-        let (mut results, stored) = topology
-            .job_results(&self.job.id)
-            .await
-            .map_err(|e| e.to_string())?;
+        let (mut results, stored) = topology.job_results(&self.job.id).await?;
         let mut first = None;
         for _ in 0..stored {
             match tokio::time::timeout(each, results.next()).await {
@@ -40,8 +45,11 @@ impl JobState<'_> {
 
     /// Reads what the results stream already holds for the job, in stream
     /// order, before anything is dispatched.
-    pub(super) async fn replay(&mut self, lane: &Lane) -> Result<(), String> {
-        let first = self.read_stored(lane, REPLAY_TIMEOUT).await?;
+    pub(super) async fn replay(&mut self, lane: &Lane) -> Result<(), HandBack> {
+        let first = self
+            .read_stored(lane, REPLAY_TIMEOUT)
+            .await
+            .map_err(HandBack::Replay)?;
         // Its results start at the first one stored, or after what the
         // replay saw when none was.
         self.hold.lower_to(first.unwrap_or(self.replayed_upto + 1));
@@ -62,8 +70,13 @@ impl JobState<'_> {
     pub(super) async fn answer_from_memory(&mut self, lane: &Lane) {
         self.give_up = None;
         lane.drop_tasks();
-        let last_look = tokio::time::timeout(LAST_LOOK, self.read_stored(lane, LAST_LOOK));
-        if let Ok(Err(e)) | Err(e) = last_look.await.map_err(|e| e.to_string()) {
+        let last_look = tokio::time::timeout(LAST_LOOK, self.read_stored(lane, LAST_LOOK)).await;
+        let unread: Option<&dyn std::fmt::Display> = match &last_look {
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) => Some(e),
+            Err(timed_out) => Some(timed_out),
+        };
+        if let Some(e) = unread {
             tracing::debug!(job = %self.job.id, error = %e, "the job's stored results cannot be read");
         }
         let missing: Vec<u32> = self.gather.missing().collect();

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::JobState;
+use super::state::JobState;
 use crate::net::{self, Looked};
 use crate::publisher::{Lane, Published};
 
@@ -76,13 +76,8 @@ impl JobState<'_> {
             .into_iter()
             .map(|l| (l, tasks[l.task.index as usize].tool.clone()))
             .collect();
-        let shared = self.shared;
-        self.looking = Some(tokio::spawn(net::look(
-            shared.topology.clone(),
-            shared.net_looks.clone(),
-            shared.seen.clone(),
-            looks,
-        )));
+        let lookups = self.shared.lookups.clone();
+        self.looking = Some(tokio::spawn(net::look(lookups, looks)));
     }
 
     /// Takes a round's answers: lost tasks are dispatched again.

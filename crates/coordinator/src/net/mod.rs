@@ -42,6 +42,8 @@ const RETRY_ALLOWANCE: Duration = Duration::from_secs(1);
 pub(crate) const MAX_LOOK_EVERY: Duration = Duration::from_secs(60);
 /// Most tasks of one job looked up in one round.
 const MAX_LOOKS: usize = 256;
+/// Most lookups in flight at once, across a coordinator's jobs.
+const MAX_IN_FLIGHT: usize = 32;
 /// How long a round waits for the results follower to catch up with the
 /// results stream before it trusts a "gone".
 const CATCH_UP: Duration = Duration::from_secs(2);
@@ -243,16 +245,38 @@ impl Net {
     }
 }
 
-/// Looks `looks` up in the tasks stream (under the coordinator-wide
-/// bound `limit` on concurrent lookups), then waits briefly for the
-/// results follower (whose highest sequence is `seen`) to reach the last
-/// result stored.
-pub(crate) async fn look(
+/// What the net's rounds of lookups share across a coordinator's jobs.
+#[derive(Clone)]
+pub(crate) struct Lookups {
+    /// The tasks stream (looked in) and the results stream (its last sequence).
     topology: Topology,
+    /// Bounds the lookups in flight, across all jobs.
     limit: Arc<Semaphore>,
+    /// The highest results-stream sequence the follower has handed out.
     seen: Arc<AtomicU64>,
-    looks: Vec<(Look, ToolName)>,
-) -> Looked {
+}
+
+impl Lookups {
+    /// Lookups in `topology`'s tasks stream, at most [`MAX_IN_FLIGHT`] at
+    /// once; `seen` is the results follower's highest sequence handed out.
+    pub(crate) fn new(topology: Topology, seen: Arc<AtomicU64>) -> Self {
+        Self {
+            topology,
+            limit: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+            seen,
+        }
+    }
+}
+
+/// Looks `looks` up in the tasks stream (under the coordinator-wide
+/// bound on concurrent lookups), then waits briefly for the results
+/// follower to reach the last result stored.
+pub(crate) async fn look(lookups: Lookups, looks: Vec<(Look, ToolName)>) -> Looked {
+    let Lookups {
+        topology,
+        limit,
+        seen,
+    } = lookups;
     let mut found = Vec::with_capacity(looks.len());
     let mut stored_tools = Vec::new();
     for (look, tool) in looks {
