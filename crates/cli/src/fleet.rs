@@ -8,7 +8,7 @@ use toolfan::llm::{anthropic, openai};
 use toolfan::{Client, ClientOptions};
 use toolfan_protocol::Subjects;
 use toolfan_telemetry::NatsAuthArgs;
-use toolfan_transport::{Topology, TopologyOptions};
+use toolfan_transport::{ConsumerStats, StreamStats, Topology, TopologyOptions};
 
 /// `toolfan workers` and `toolfan stats`' arguments.
 #[derive(Args, Debug)]
@@ -151,34 +151,44 @@ pub(crate) async fn stats(args: FleetArgs) -> anyhow::Result<()> {
     );
     let (streams, consumers) = topology.stats().await?;
     if args.json {
-        let streams: serde_json::Map<String, serde_json::Value> = streams
-            .iter()
-            .map(|s| {
-                let value = serde_json::json!({"messages": s.messages, "bytes": s.bytes,
-                    "max_bytes": s.max_bytes, "consumers": s.consumers});
-                (s.name.clone(), value)
-            })
-            .collect();
-        let consumers: Vec<serde_json::Value> = consumers
-            .iter()
-            .map(|c| {
-                serde_json::json!({"stream": c.stream, "consumer": c.name, "pending": c.pending,
-                    "ack_pending": c.ack_pending, "redelivered": c.redelivered, "waiting": c.waiting})
-            })
-            .collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(
-                &serde_json::json!({"streams": streams, "consumers": consumers})
-            )?
-        );
-        return Ok(());
+        print_stats_json(&streams, &consumers)
+    } else {
+        print_stats_table(&streams, &consumers);
+        Ok(())
     }
+}
+
+fn print_stats_json(streams: &[StreamStats], consumers: &[ConsumerStats]) -> anyhow::Result<()> {
+    let streams: serde_json::Map<String, serde_json::Value> = streams
+        .iter()
+        .map(|s| {
+            let value = serde_json::json!({"messages": s.messages, "bytes": s.bytes,
+                "max_bytes": s.max_bytes, "consumers": s.consumers});
+            (s.name.clone(), value)
+        })
+        .collect();
+    let consumers: Vec<serde_json::Value> = consumers
+        .iter()
+        .map(|c| {
+            serde_json::json!({"stream": c.stream, "consumer": c.name, "pending": c.pending,
+                "ack_pending": c.ack_pending, "redelivered": c.redelivered, "waiting": c.waiting})
+        })
+        .collect();
+    println!(
+        "{}",
+        serde_json::to_string_pretty(
+            &serde_json::json!({"streams": streams, "consumers": consumers})
+        )?
+    );
+    Ok(())
+}
+
+fn print_stats_table(streams: &[StreamStats], consumers: &[ConsumerStats]) {
     println!(
         "{:<20} {:>10} {:>14} {:>14} {:>10}",
         "stream", "messages", "bytes", "max bytes", "consumers"
     );
-    for s in &streams {
+    for s in streams {
         let max = if s.max_bytes < 0 {
             "unbounded".to_owned()
         } else {
@@ -194,11 +204,10 @@ pub(crate) async fn stats(args: FleetArgs) -> anyhow::Result<()> {
         "{:<16} {:<20} {:>9} {:>11} {:>11} {:>8}",
         "stream", "consumer", "queued", "in flight", "redelivered", "pullers"
     );
-    for c in &consumers {
+    for c in consumers {
         println!(
             "{:<16} {:<20} {:>9} {:>11} {:>11} {:>8}",
             c.stream, c.name, c.pending, c.ack_pending, c.redelivered, c.waiting
         );
     }
-    Ok(())
 }

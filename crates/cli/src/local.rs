@@ -50,22 +50,7 @@ impl LocalCluster {
         coordinator: CoordinatorOptions,
         configure: impl Fn(WorkerBuilder) -> WorkerBuilder,
     ) -> anyhow::Result<Self> {
-        let (nats, nats_url) = match &options.nats_url {
-            Some(url) => (None, url.clone()),
-            None => {
-                let server = NatsServer::start().context("cannot start nats-server")?;
-                let url = server.url();
-                (Some(server), url)
-            }
-        };
-        let (redis, redis_url) = match &options.redis_url {
-            Some(url) => (None, url.clone()),
-            None => {
-                let server = RedisServer::start().context("cannot start redis-server")?;
-                let url = server.url();
-                (Some(server), url)
-            }
-        };
+        let (nats, nats_url, redis, redis_url) = servers(options)?;
         let shutdown = CancellationToken::new();
         let mut tasks = Vec::new();
         let coordinator = CoordinatorOptions {
@@ -78,26 +63,9 @@ impl LocalCluster {
                 eprintln!("toolfan: the coordinator stopped: {e}");
             }
         }));
-        let mut ids = Vec::new();
-        for i in 1..=options.workers {
-            let mut builder = Worker::builder()
-                .nats_url(&nats_url)
-                .id(format!("local-w{i}"))
-                .concurrency(options.concurrency)
-                .limits(LimiterOptions::new(&redis_url))
-                .cache(CacheOptions::new(&redis_url));
-            for name in BUILTIN_TOOLS {
-                builder = add_builtin(builder, name).map_err(anyhow::Error::msg)?;
-            }
-            let worker = configure(builder).build()?;
-            ids.push(worker.id().to_owned());
-            let stop = shutdown.clone();
-            tasks.push(tokio::spawn(async move {
-                if let Err(e) = worker.run(stop).await {
-                    eprintln!("toolfan: a worker stopped: {e}");
-                }
-            }));
-        }
+        let ids = spawn_workers(
+            options, &nats_url, &redis_url, &configure, &shutdown, &mut tasks,
+        )?;
         let client = Client::connect(ClientOptions::new(&nats_url).caller("local")?).await?;
         let cluster = Self {
             nats_server: nats,
@@ -133,4 +101,62 @@ impl LocalCluster {
         // them vanish and warn about a lost connection.
         let _ = tokio::time::timeout(Duration::from_secs(1), self.client.close()).await;
     }
+}
+
+/// The servers given by URL, or else started here: nats-server and its URL,
+/// redis-server and its URL.
+fn servers(
+    options: &LocalOptions,
+) -> anyhow::Result<(Option<NatsServer>, String, Option<RedisServer>, String)> {
+    let (nats, nats_url) = match &options.nats_url {
+        Some(url) => (None, url.clone()),
+        None => {
+            let server = NatsServer::start().context("cannot start nats-server")?;
+            let url = server.url();
+            (Some(server), url)
+        }
+    };
+    let (redis, redis_url) = match &options.redis_url {
+        Some(url) => (None, url.clone()),
+        None => {
+            let server = RedisServer::start().context("cannot start redis-server")?;
+            let url = server.url();
+            (Some(server), url)
+        }
+    };
+    Ok((nats, nats_url, redis, redis_url))
+}
+
+/// Builds `options.workers` workers serving the built-in tools (and what
+/// `configure` adds), each running until `shutdown` as one of `tasks`;
+/// returns their ids.
+fn spawn_workers(
+    options: &LocalOptions,
+    nats_url: &str,
+    redis_url: &str,
+    configure: &impl Fn(WorkerBuilder) -> WorkerBuilder,
+    shutdown: &CancellationToken,
+    tasks: &mut Vec<JoinHandle<()>>,
+) -> anyhow::Result<Vec<String>> {
+    let mut ids = Vec::new();
+    for i in 1..=options.workers {
+        let mut builder = Worker::builder()
+            .nats_url(nats_url)
+            .id(format!("local-w{i}"))
+            .concurrency(options.concurrency)
+            .limits(LimiterOptions::new(redis_url))
+            .cache(CacheOptions::new(redis_url));
+        for name in BUILTIN_TOOLS {
+            builder = add_builtin(builder, name).map_err(anyhow::Error::msg)?;
+        }
+        let worker = configure(builder).build()?;
+        ids.push(worker.id().to_owned());
+        let stop = shutdown.clone();
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = worker.run(stop).await {
+                eprintln!("toolfan: a worker stopped: {e}");
+            }
+        }));
+    }
+    Ok(ids)
 }

@@ -3,6 +3,7 @@
 mod bench;
 mod demo;
 mod dev;
+mod error_text;
 mod fleet;
 mod limits;
 mod local;
@@ -61,7 +62,7 @@ async fn main() -> std::process::ExitCode {
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("toolfan: {e:#}");
+            eprintln!("toolfan: {}", error_text::describe(&e));
             std::process::ExitCode::FAILURE
         }
     }

@@ -13,7 +13,7 @@ use toolfan_transport::{NatsAuth, Topology, TopologyOptions};
 use tokio_util::task::AbortOnDropHandle;
 
 use crate::handle::{Control, Submitted};
-use crate::prefetch::Prefetched;
+use crate::prefetched::Prefetched;
 use crate::{ClientError, JobHandle};
 
 /// Where and as whom a client connects.
@@ -142,10 +142,7 @@ impl Client {
             .nats
             .subscribe(subjects.reply(&self.options.caller, &id))
             .await
-            .map_err(|e| ClientError::Submit {
-                job: id.clone(),
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| ClientError::submit(&id, e))?;
         let deadline = self.publish_job(&job, &id, parent).await?;
         let wait = deadline + self.options.answer_grace;
         let keepalive = job.client_grace_ms.map(|grace_ms| {
@@ -210,10 +207,7 @@ impl Client {
             // A cluster electing a stream leader (a node just lost) answers
             // late or not at all for a few seconds: wait that out.
             if !publish::transient(e.kind()) || started.elapsed() + wait > patience {
-                return Err(ClientError::Submit {
-                    job: id.clone(),
-                    reason: e.to_string(),
-                });
+                return Err(ClientError::submit(id, e));
             }
             tracing::debug!(job = %id, error = %e, "job not stored yet; sending it again");
             tokio::time::sleep(wait).await;

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use toolfan_protocol::JobId;
+use toolfan_transport::BoxError;
 
 /// Why a job could not be submitted or answered. Task failures are not
 /// errors here: they are results with `ok: false`.
@@ -15,12 +16,13 @@ pub enum ClientError {
     #[error("job refused: {0}")]
     Invalid(String),
     /// JetStream did not accept the job.
-    #[error("job {job} was not accepted by JetStream: {reason}")]
+    #[error("job {job} was not accepted by JetStream: {source}")]
     Submit {
         /// The job.
         job: JobId,
-        /// Why.
-        reason: String,
+        /// Why: the NATS or JetStream error.
+        #[source]
+        source: BoxError,
     },
     /// No coordinator answered by the deadline plus the grace period.
     #[error("no answer for job {job} within {waited:?} (its deadline plus grace); is a toolfan-coordinator running?")]
@@ -45,7 +47,15 @@ pub enum ClientError {
 
 impl ClientError {
     /// NATS failed while doing `what`.
-    pub(crate) fn transport(what: &str, reason: impl std::fmt::Display) -> Self {
-        Self::Transport(toolfan_transport::TransportError::jetstream(what, reason))
+    pub(crate) fn transport(what: &str, source: impl Into<BoxError>) -> Self {
+        Self::Transport(toolfan_transport::TransportError::jetstream(what, source))
+    }
+
+    /// JetStream did not take job `job` because of `source`.
+    pub(crate) fn submit(job: &JobId, source: impl Into<BoxError>) -> Self {
+        Self::Submit {
+            job: job.clone(),
+            source: source.into(),
+        }
     }
 }

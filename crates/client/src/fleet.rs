@@ -13,18 +13,16 @@ impl Client {
     /// fleet (every worker answers at once) and collects heartbeats.
     pub async fn workers(&self, listen: Duration) -> Result<Vec<WorkerInfo>, ClientError> {
         let subjects = &self.options.subjects;
-        let failed = |e: &dyn std::fmt::Display| {
-            ClientError::transport("listening for worker heartbeats", e)
-        };
+        let what = "listening for worker heartbeats";
         let mut beats = self
             .nats
             .subscribe(subjects.heartbeat())
             .await
-            .map_err(|e| failed(&e))?;
+            .map_err(|e| ClientError::transport(what, e))?;
         self.nats
             .publish(subjects.ping(), "".into())
             .await
-            .map_err(|e| failed(&e))?;
+            .map_err(|e| ClientError::transport(what, e))?;
         let mut seen = BTreeMap::new();
         let collect = async {
             while let Some(beat) = beats.next().await {
@@ -49,18 +47,17 @@ impl Client {
     /// the same tool differently (a rolling upgrade) are logged, and the
     /// description of the lowest worker id is kept.
     pub async fn tools(&self, listen: Duration) -> Result<Vec<ToolDescription>, ClientError> {
-        let failed =
-            |e: &dyn std::fmt::Display| ClientError::transport("asking workers for their tools", e);
+        let what = "asking workers for their tools";
         let inbox = self.nats.new_inbox();
         let mut answers = self
             .nats
             .subscribe(inbox.clone())
             .await
-            .map_err(|e| failed(&e))?;
+            .map_err(|e| ClientError::transport(what, e))?;
         self.nats
             .publish_with_reply(self.options.subjects.tools(), inbox, "".into())
             .await
-            .map_err(|e| failed(&e))?;
+            .map_err(|e| ClientError::transport(what, e))?;
         let mut by_worker = BTreeMap::new();
         let collect = async {
             while let Some(answer) = answers.next().await {

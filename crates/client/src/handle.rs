@@ -352,19 +352,25 @@ impl Canceller {
         self.control
             .send_cancel()
             .await
-            .map_err(|e| ClientError::Submit {
-                job: self.job.clone(),
-                reason: format!("cancel not sent: {e}"),
-            })
+            .map_err(|e| ClientError::submit(&self.job, e))
     }
 }
 
+/// Why a cancel did not go out.
+#[derive(Debug, thiserror::Error)]
+enum CancelNotSent {
+    #[error("cancel not sent: {0}")]
+    Publish(#[source] async_nats::PublishError),
+    #[error("cancel not sent: {0}")]
+    Flush(#[source] async_nats::client::FlushError),
+}
+
 impl Control {
-    async fn send_cancel(&self) -> Result<(), String> {
+    async fn send_cancel(&self) -> Result<(), CancelNotSent> {
         self.nats
             .publish(self.cancel_subject.clone(), "".into())
             .await
-            .map_err(|e| e.to_string())?;
-        self.nats.flush().await.map_err(|e| e.to_string())
+            .map_err(CancelNotSent::Publish)?;
+        self.nats.flush().await.map_err(CancelNotSent::Flush)
     }
 }

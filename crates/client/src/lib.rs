@@ -30,6 +30,7 @@
 //! - [`fleet`] — [`Client::workers`], the live workers.
 //! - [`llm`] — OpenAI and Anthropic tool calls in, tool messages out.
 //! - [`prefetch`] — [`Client::prefetch`], speculative calls the confirmed ones take over.
+//! - `prefetched` — the calls prefetched lately, which later calls claim.
 //! - [`error`] — [`ClientError`].
 
 pub mod client;
@@ -38,6 +39,7 @@ pub mod fleet;
 pub mod handle;
 pub mod llm;
 pub mod prefetch;
+mod prefetched;
 
 pub use client::{Client, ClientOptions};
 pub use error::ClientError;

@@ -10,8 +10,6 @@
 //! has joined when its TTL passes is cancelled; one that finished is simply
 //! kept for its cache TTL.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use toolfan_protocol::{Job, JobId, Task, TraceParent, DEFAULT_DEADLINE_MS};
@@ -21,39 +19,6 @@ use crate::{Client, ClientError};
 
 /// How long a prefetched call waits to be claimed unless told otherwise.
 pub const DEFAULT_PREFETCH_TTL: Duration = Duration::from_secs(30);
-
-/// The calls this client prefetched lately: (tool, cache id) → until when
-/// a confirmed call may still claim them.
-#[derive(Debug, Default)]
-pub(crate) struct Prefetched(Mutex<HashMap<(String, String), Instant>>);
-
-impl Prefetched {
-    fn remember(&self, tasks: &[Task], until: Instant) {
-        let mut calls = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        calls.retain(|_, until| *until > now);
-        for task in tasks {
-            if let Some(id) = task.cache_id() {
-                calls.insert((task.tool.to_string(), id), until);
-            }
-        }
-    }
-
-    /// Marks the uncached calls among `tasks` that equal a live prefetch as
-    /// cached, so they share its outcome.
-    pub(crate) fn claim(&self, tasks: &mut [Task]) {
-        let calls = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if calls.is_empty() {
-            return;
-        }
-        let now = Instant::now();
-        for task in tasks.iter_mut().filter(|t| !t.is_cached()) {
-            task.cache = calls
-                .get(&(task.tool.to_string(), task.args_cache_id()))
-                .is_some_and(|until| *until > now);
-        }
-    }
-}
 
 impl Client {
     /// Starts `tasks` speculatively and returns at once (once JetStream has

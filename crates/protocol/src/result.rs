@@ -3,103 +3,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// What went wrong with a task. An open set: a kind this version does not
-/// know (from a newer or a foreign worker) is kept, by name, as
-/// [`ErrorKind::Other`] and passed on.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(from = "String", into = "String")]
-pub enum ErrorKind {
-    /// The job itself was refused (bad JSON, out-of-range field).
-    Invalid,
-    /// The task ran past its own `timeout_ms`.
-    Timeout,
-    /// The job deadline passed before the task finished.
-    DeadlineExceeded,
-    /// The tool returned an error or panicked.
-    ToolError,
-    /// No live worker serves the tool.
-    UnknownTool,
-    /// The tool refused its arguments.
-    InvalidArgs,
-    /// A rate limit could not admit the task in time.
-    RateLimited,
-    /// The job was cancelled before the task finished.
-    Cancelled,
-    /// The result was larger than allowed.
-    ResultTooLarge,
-    /// toolfan itself failed.
-    Internal,
-    /// A kind this version does not know, as it was named.
-    Other(String),
-}
+mod kind;
 
-/// The kinds this version knows, by their wire names.
-const KNOWN: [(&str, ErrorKind); 10] = [
-    ("invalid", ErrorKind::Invalid),
-    ("timeout", ErrorKind::Timeout),
-    ("deadline_exceeded", ErrorKind::DeadlineExceeded),
-    ("tool_error", ErrorKind::ToolError),
-    ("unknown_tool", ErrorKind::UnknownTool),
-    ("invalid_args", ErrorKind::InvalidArgs),
-    ("rate_limited", ErrorKind::RateLimited),
-    ("cancelled", ErrorKind::Cancelled),
-    ("result_too_large", ErrorKind::ResultTooLarge),
-    ("internal", ErrorKind::Internal),
-];
-
-impl From<String> for ErrorKind {
-    fn from(name: String) -> Self {
-        KNOWN
-            .iter()
-            .find(|(known, _)| *known == name)
-            .map_or(Self::Other(name), |(_, kind)| kind.clone())
-    }
-}
-
-impl From<ErrorKind> for String {
-    fn from(kind: ErrorKind) -> Self {
-        match kind {
-            ErrorKind::Other(name) => name,
-            known => known.as_str().to_owned(),
-        }
-    }
-}
-
-impl ErrorKind {
-    /// A bounded label for metrics: the kind's name, or `other` for a kind
-    /// this version does not know (their names are not bounded).
-    pub fn label(&self) -> &'static str {
-        match self {
-            Self::Other(_) => "other",
-            known => known.known_name(),
-        }
-    }
-
-    /// The kind's name on the wire (`"deadline_exceeded"`, or an unknown
-    /// kind's own name).
-    pub fn as_str(&self) -> &str {
-        match self {
-            Self::Other(name) => name,
-            known => known.known_name(),
-        }
-    }
-
-    fn known_name(&self) -> &'static str {
-        match self {
-            Self::Invalid => "invalid",
-            Self::Timeout => "timeout",
-            Self::DeadlineExceeded => "deadline_exceeded",
-            Self::ToolError => "tool_error",
-            Self::UnknownTool => "unknown_tool",
-            Self::InvalidArgs => "invalid_args",
-            Self::RateLimited => "rate_limited",
-            Self::Cancelled => "cancelled",
-            Self::ResultTooLarge => "result_too_large",
-            Self::Internal => "internal",
-            Self::Other(_) => "other",
-        }
-    }
-}
+pub use kind::ErrorKind;
 
 /// A task's error: its kind, a message for people, and whether trying again may help.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -216,14 +122,23 @@ struct WireResult {
     cache: Option<CacheUse>,
 }
 
+/// A result on the wire whose `ok` and `error` contradict each other.
+#[derive(Debug, thiserror::Error)]
+enum Contradiction {
+    #[error("a result with ok=true has no error")]
+    ErrorOnSuccess,
+    #[error("a result with ok=false needs an error")]
+    NoErrorOnFailure,
+}
+
 impl TryFrom<WireResult> for TaskResult {
-    type Error = String;
-    fn try_from(w: WireResult) -> Result<Self, String> {
+    type Error = Contradiction;
+    fn try_from(w: WireResult) -> Result<Self, Contradiction> {
         let outcome = match (w.ok, w.error) {
             (true, None) => Ok(w.value.unwrap_or(Value::Null)),
             (false, Some(error)) => Err(error),
-            (true, Some(_)) => return Err("a result with ok=true has no error".into()),
-            (false, None) => return Err("a result with ok=false needs an error".into()),
+            (true, Some(_)) => return Err(Contradiction::ErrorOnSuccess),
+            (false, None) => return Err(Contradiction::NoErrorOnFailure),
         };
         Ok(Self {
             index: w.index,
@@ -252,104 +167,6 @@ impl From<TaskResult> for WireResult {
             worker: r.worker,
             cache: r.cache,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-
-    #[test]
-    fn error_kinds_are_an_open_set_kept_by_name() {
-        let json = r#"{"index":0,"ok":false,"error":{"kind":"http_error","message":"502"}}"#;
-        let result: TaskResult = crate::decode("result", json.as_bytes()).unwrap();
-        let error = result.error().unwrap();
-        assert_eq!(error.kind, ErrorKind::Other("http_error".into()));
-        assert_eq!(
-            (error.kind.as_str(), error.kind.label()),
-            ("http_error", "other")
-        );
-        assert!(String::from_utf8(crate::encode(&result))
-            .unwrap()
-            .contains(r#""kind":"http_error""#));
-        let head = ResultHead::decode(json.as_bytes()).unwrap();
-        assert_eq!(head.error, Some(ErrorKind::Other("http_error".into())));
-        for (name, kind) in KNOWN {
-            assert_eq!(ErrorKind::from(name.to_owned()), kind);
-            assert_eq!((kind.as_str(), kind.label()), (name, name));
-        }
-    }
-
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn results_use_the_documented_flat_shape() {
-        let ok = TaskResult {
-            index: 3,
-            outcome: Ok(json!({"x": 1})),
-            attempts: 1,
-            duration_ms: 104,
-            worker: Some("w-7f3a".into()),
-            cache: None,
-        };
-        assert_eq!(
-            serde_json::to_value(&ok).unwrap(),
-            json!({"index":3,"ok":true,"value":{"x":1},"attempts":1,"duration_ms":104,"worker":"w-7f3a"})
-        );
-        let failed = TaskResult::decided(2, TaskError::new(ErrorKind::DeadlineExceeded, "late"));
-        let text = serde_json::to_string(&failed).unwrap();
-        assert_eq!(
-            text,
-            r#"{"index":2,"ok":false,"error":{"kind":"deadline_exceeded","message":"late","retryable":false},"attempts":0,"duration_ms":0}"#
-        );
-        assert_eq!(serde_json::from_str::<TaskResult>(&text).unwrap(), failed);
-        let joined = TaskResult {
-            cache: Some(CacheUse::Joined),
-            ..ok
-        };
-        let text = serde_json::to_string(&joined).unwrap();
-        assert!(text.ends_with(r#","cache":"joined"}"#), "{text}");
-        assert_eq!(serde_json::from_str::<TaskResult>(&text).unwrap(), joined);
-    }
-
-    #[test]
-    fn a_head_reads_what_a_full_decode_would() {
-        let ok = serde_json::to_vec(&TaskResult {
-            index: 7,
-            outcome: Ok(json!({"big": [1, 2, 3]})),
-            attempts: 1,
-            duration_ms: 3,
-            worker: Some("w".into()),
-            cache: Some(CacheUse::Hit),
-        })
-        .unwrap();
-        assert_eq!(
-            ResultHead::decode(&ok).unwrap(),
-            ResultHead {
-                index: 7,
-                error: None,
-                from_worker: true
-            }
-        );
-        let verdict = serde_json::to_vec(&TaskResult::decided(
-            2,
-            TaskError::new(ErrorKind::Cancelled, "x"),
-        ))
-        .unwrap();
-        let head = ResultHead::decode(&verdict).unwrap();
-        assert_eq!(
-            (head.error, head.from_worker),
-            (Some(ErrorKind::Cancelled), false)
-        );
-        assert!(ResultHead::decode(br#"{"index": 1, "ok": false}"#).is_err());
-        assert!(ResultHead::decode(b"nope").is_err());
-    }
-
-    #[test]
-    fn contradictory_results_are_refused() {
-        let err =
-            serde_json::from_value::<TaskResult>(json!({"index": 0, "ok": false})).unwrap_err();
-        assert!(err.to_string().contains("needs an error"), "{err}");
     }
 }
 
@@ -406,3 +223,6 @@ impl ResultHead {
         self.error.is_none()
     }
 }
+
+#[cfg(test)]
+mod tests;

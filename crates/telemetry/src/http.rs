@@ -25,17 +25,29 @@ struct Endpoint {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MetricsAddr(pub Option<SocketAddr>);
 
-impl std::str::FromStr for MetricsAddr {
-    type Err = String;
+/// A `--metrics-addr` value that is neither `HOST:PORT` nor `off`.
+#[derive(Debug, thiserror::Error)]
+#[error("{value:?}: expected HOST:PORT (e.g. 127.0.0.1:9470) or off")]
+pub struct MetricsAddrError {
+    value: String,
+    #[source]
+    source: std::net::AddrParseError,
+}
 
-    fn from_str(value: &str) -> Result<Self, String> {
+impl std::str::FromStr for MetricsAddr {
+    type Err = MetricsAddrError;
+
+    fn from_str(value: &str) -> Result<Self, MetricsAddrError> {
         if value == "off" {
             return Ok(Self(None));
         }
         value
             .parse()
             .map(|a| Self(Some(a)))
-            .map_err(|_| format!("{value:?}: expected HOST:PORT (e.g. 127.0.0.1:9470) or off"))
+            .map_err(|source| MetricsAddrError {
+                value: value.to_owned(),
+                source,
+            })
     }
 }
 

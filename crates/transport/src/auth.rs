@@ -7,6 +7,27 @@ use std::path::PathBuf;
 
 use crate::TransportError;
 
+/// Why credentials and TLS settings cannot be used (the source of a
+/// [`TransportError::Connect`] to `(credentials)`).
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// A user without a password, or a password without a user.
+    #[error("a NATS user needs a password, and a password a user")]
+    UserWithoutPassword,
+    /// A client certificate without its key, or a key without a certificate.
+    #[error("a TLS client certificate needs its key, and a key its certificate")]
+    CertWithoutKey,
+    /// The `.creds` file could not be read.
+    #[error("cannot read the credentials file {}: {source}", path.display())]
+    CredsFile {
+        /// The file.
+        path: PathBuf,
+        /// Why it could not be read.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// Credentials and TLS settings for a NATS connection.
 #[derive(Clone, Default)]
 pub struct NatsAuth {
@@ -57,20 +78,13 @@ impl NatsAuth {
         &self,
         mut options: async_nats::ConnectOptions,
     ) -> Result<async_nats::ConnectOptions, TransportError> {
-        let bad = |reason: String| TransportError::Connect {
-            url: "(credentials)".into(),
-            reason,
-        };
+        let bad = |error: AuthError| TransportError::connect("(credentials)", error);
         match (&self.user, &self.password) {
             (Some(user), Some(password)) => {
                 options = options.user_and_password(user.clone(), password.clone())
             }
             (None, None) => {}
-            _ => {
-                return Err(bad(
-                    "a NATS user needs a password, and a password a user".into()
-                ))
-            }
+            _ => return Err(bad(AuthError::UserWithoutPassword)),
         }
         if let Some(token) = &self.token {
             options = options.token(token.clone());
@@ -79,11 +93,11 @@ impl NatsAuth {
             options = options.nkey(seed.clone());
         }
         if let Some(path) = &self.creds_file {
-            options = options.credentials_file(path).await.map_err(|e| {
-                bad(format!(
-                    "cannot read the credentials file {}: {e}",
-                    path.display()
-                ))
+            options = options.credentials_file(path).await.map_err(|source| {
+                bad(AuthError::CredsFile {
+                    path: path.clone(),
+                    source,
+                })
             })?;
         }
         if let Some(ca) = &self.tls_ca {
@@ -94,11 +108,7 @@ impl NatsAuth {
                 options = options.add_client_certificate(cert.clone(), key.clone())
             }
             (None, None) => {}
-            _ => {
-                return Err(bad(
-                    "a TLS client certificate needs its key, and a key its certificate".into(),
-                ))
-            }
+            _ => return Err(bad(AuthError::CertWithoutKey)),
         }
         if self.tls_required {
             options = options.require_tls(true);

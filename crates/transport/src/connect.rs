@@ -75,8 +75,5 @@ pub async fn connect_observed(
         })
         .connect(servers)
         .await
-        .map_err(|e| TransportError::Connect {
-            url: url.to_owned(),
-            reason: e.to_string(),
-        })
+        .map_err(|e| TransportError::connect(url, e))
 }

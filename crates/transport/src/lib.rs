@@ -32,33 +32,47 @@ pub use pull::{pull_with_slots, Slots};
 pub use tasks::ConsumerPosition;
 pub use topology::{ConsumerStats, StreamStats, Topology, TopologyOptions};
 
+/// The error underneath a [`TransportError`]: async-nats's own, or a
+/// description where there is none (a refused credentials setting).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// A NATS or JetStream operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
     /// The server could not be reached or refused the connection.
-    #[error("cannot connect to NATS at {url}: {reason}")]
+    #[error("cannot connect to NATS at {url}: {source}")]
     Connect {
         /// The URL tried.
         url: String,
         /// Why it failed.
-        reason: String,
+        #[source]
+        source: BoxError,
     },
     /// A JetStream request failed.
-    #[error("{what}: {reason}")]
+    #[error("{what}: {source}")]
     JetStream {
         /// What was being done ("creating stream TOOLFAN_JOBS").
         what: String,
         /// The server's or client's error.
-        reason: String,
+        #[source]
+        source: BoxError,
     },
 }
 
 impl TransportError {
-    /// A JetStream error while doing `what`.
-    pub fn jetstream(what: impl Into<String>, reason: impl std::fmt::Display) -> Self {
+    /// A JetStream error while doing `what`, caused by `source`.
+    pub fn jetstream(what: impl Into<String>, source: impl Into<BoxError>) -> Self {
         Self::JetStream {
             what: what.into(),
-            reason: reason.to_string(),
+            source: source.into(),
+        }
+    }
+
+    /// Connecting to `url` failed because of `source`.
+    pub fn connect(url: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        Self::Connect {
+            url: url.into(),
+            source: source.into(),
         }
     }
 }

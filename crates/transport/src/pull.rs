@@ -6,6 +6,7 @@
 //! other; each message takes its slot when it arrives.
 
 use std::future::Future;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -66,13 +67,13 @@ pub async fn pull_with_slots<S, H, Fut>(
             },
         }
         let want = slots.free().clamp(1, MAX_PULL);
-        let batch = consumer
+        let batch = match consumer
             .batch()
             .max_messages(want)
             .expires(PULL_EXPIRES)
             .messages()
-            .await;
-        let mut batch = match batch {
+            .await
+        {
             Ok(batch) => {
                 failures = 0;
                 batch
@@ -87,22 +88,41 @@ pub async fn pull_with_slots<S, H, Fut>(
                 }
             }
         };
-        while let Some(next) = batch.next().await {
-            let message = match next {
-                Ok(message) => message,
-                Err(e) => {
-                    tracing::debug!(error = %e, "pull batch ended with an error");
-                    break;
-                }
-            };
-            if stop.is_cancelled() {
-                let _ = message.ack_with(AckKind::Nak(None)).await;
-                continue;
-            }
-            match slots.acquire().await {
-                Some(permit) => handle(message, permit).await,
-                None => return,
-            }
+        if hand_out(batch, &slots, &stop, &mut handle).await.is_break() {
+            return;
         }
     }
+}
+
+/// Hands each message of `batch` with its slot to `handle`, or back (nak)
+/// once `stop` is cancelled; breaks when the budget is closed.
+async fn hand_out<S, H, Fut>(
+    mut batch: consumer::pull::Batch,
+    slots: &S,
+    stop: &CancellationToken,
+    handle: &mut H,
+) -> ControlFlow<()>
+where
+    S: Slots,
+    H: FnMut(Message, S::Permit) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    while let Some(next) = batch.next().await {
+        let message = match next {
+            Ok(message) => message,
+            Err(e) => {
+                tracing::debug!(error = %e, "pull batch ended with an error");
+                break;
+            }
+        };
+        if stop.is_cancelled() {
+            let _ = message.ack_with(AckKind::Nak(None)).await;
+            continue;
+        }
+        match slots.acquire().await {
+            Some(permit) => handle(message, permit).await,
+            None => return ControlFlow::Break(()),
+        }
+    }
+    ControlFlow::Continue(())
 }

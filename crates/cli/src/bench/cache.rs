@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use toolfan::{Client, Task};
 use toolfan_worker::{BatchOptions, TaskContext, ToolError};
 
-use super::Figures;
+use super::common::Figures;
 use crate::local::{LocalCluster, LocalOptions};
 
 /// One request of the backend: it serves one at a time.
@@ -22,16 +22,37 @@ const REQUEST: Duration = Duration::from_millis(20);
 const JOBS: usize = 200;
 
 pub(crate) async fn run() -> anyhow::Result<Figures> {
-    let backend = Arc::new(tokio::sync::Mutex::new(()));
     let requests = Arc::new(AtomicU64::new(0));
+    let cluster = start(requests.clone()).await?;
+    let client = &cluster.client;
+
+    let plain = one_task_jobs(client, "score").await?;
+    let plain_requests = requests.swap(0, Ordering::Relaxed);
+    let batched = one_task_jobs(client, "score_batch").await?;
+    let batched_requests = requests.swap(0, Ordering::Relaxed);
+    let batching = Batching {
+        plain,
+        plain_requests,
+        batched,
+        batched_requests,
+    };
+    let cache = cache_and_prefetch(client).await?;
+    cluster.stop().await;
+    Ok(figures(batching, cache))
+}
+
+/// A one-worker cluster whose `score` and `score_batch` tools share one
+/// backend that serves a request at a time, counting its requests.
+async fn start(requests: Arc<AtomicU64>) -> anyhow::Result<LocalCluster> {
+    let backend = Arc::new(tokio::sync::Mutex::new(()));
     let options = LocalOptions {
         nats_url: None,
         redis_url: None,
         workers: 1,
         concurrency: 256,
     };
-    let (b1, b2, r1, r2) = (backend.clone(), backend, requests.clone(), requests.clone());
-    let cluster = LocalCluster::start(&options, move |builder| {
+    let (b1, b2, r1, r2) = (backend.clone(), backend, requests.clone(), requests);
+    LocalCluster::start(&options, move |builder| {
         let (b1, b2, r1, r2) = (b1.clone(), b2.clone(), r1.clone(), r2.clone());
         builder
             .tool("score", move |_ctx: TaskContext, args: Value| {
@@ -62,14 +83,25 @@ pub(crate) async fn run() -> anyhow::Result<Figures> {
                 },
             )
     })
-    .await?;
-    let client = &cluster.client;
+    .await
+}
 
-    let plain = one_task_jobs(client, "score").await?;
-    let plain_requests = requests.swap(0, Ordering::Relaxed);
-    let batched = one_task_jobs(client, "score_batch").await?;
-    let batched_requests = requests.swap(0, Ordering::Relaxed);
+/// The plain tool against the batch tool: time taken and backend requests.
+struct Batching {
+    plain: Duration,
+    plain_requests: u64,
+    batched: Duration,
+    batched_requests: u64,
+}
 
+/// Five calls of a 500 ms tool: cold, from the cache, and prefetched.
+struct CacheTimes {
+    cold: Duration,
+    hit: Duration,
+    prefetched: Duration,
+}
+
+async fn cache_and_prefetch(client: &Client) -> anyhow::Result<CacheTimes> {
     // `sleep` takes only `ms`, so the five calls differ by a millisecond.
     let calls: Vec<Task> = (0..5)
         .map(|i| Task::new("sleep", json!({ "ms": 500 + i })).cached())
@@ -82,8 +114,25 @@ pub(crate) async fn run() -> anyhow::Result<Figures> {
     client.prefetch(fresh.clone()).await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let prefetched = timed(client, fresh).await?;
-    cluster.stop().await;
+    Ok(CacheTimes {
+        cold,
+        hit,
+        prefetched,
+    })
+}
 
+fn figures(batching: Batching, cache: CacheTimes) -> Figures {
+    let Batching {
+        plain,
+        plain_requests,
+        batched,
+        batched_requests,
+    } = batching;
+    let CacheTimes {
+        cold,
+        hit,
+        prefetched,
+    } = cache;
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let figures = json!({
         "scenario": "cache",
@@ -114,10 +163,10 @@ pub(crate) async fn run() -> anyhow::Result<Figures> {
         ms(hit),
         ms(prefetched),
     );
-    Ok(Figures {
+    Figures {
         table,
         json: figures,
-    })
+    }
 }
 
 /// Submits `JOBS` one-task jobs for `tool` at once; the time until the last answer.

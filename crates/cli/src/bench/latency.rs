@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use toolfan::{Client, Job, Task};
 
-use super::{percentile, Figures};
+use super::common::{percentile, Figures};
 use crate::local::{LocalCluster, LocalOptions};
 
 fn options(workers: u32, concurrency: u32) -> LocalOptions {

@@ -8,7 +8,7 @@ use toolfan::{Job, Task, TaskResult};
 use toolfan_limits::{LimitSpec, LimitStore};
 use toolfan_testkit::stats::max_in_window;
 
-use super::Figures;
+use super::common::Figures;
 use crate::local::{LocalCluster, LocalOptions};
 
 pub(crate) async fn run(
@@ -39,8 +39,36 @@ pub(crate) async fn run(
     cluster.stop().await;
 
     let starts = starts_us(&results)?;
-    let per_second = per_second(&starts);
-    let most = max_in_window(&starts, 1_000_000);
+    let run = Run {
+        workers,
+        rate,
+        burst,
+        calls,
+        elapsed,
+    };
+    Ok(report(&run, &starts))
+}
+
+/// What one run of the scenario was.
+struct Run {
+    workers: u32,
+    rate: u64,
+    burst: u64,
+    calls: u64,
+    elapsed: Duration,
+}
+
+/// The figures of `run`, from the sorted start times of its calls.
+fn report(run: &Run, starts: &[u64]) -> Figures {
+    let Run {
+        workers,
+        rate,
+        burst,
+        calls,
+        elapsed,
+    } = *run;
+    let per_second = per_second(starts);
+    let most = max_in_window(starts, 1_000_000);
     // The burst passes at once; the rest arrive at the steady rate.
     let steady_s = (starts[starts.len() - 1] - starts[0]) as f64 / 1e6;
     let sustained = (calls - burst) as f64 / steady_s;
@@ -69,10 +97,10 @@ pub(crate) async fn run(
         rate + burst,
         elapsed.as_secs_f64()
     );
-    Ok(Figures {
+    Figures {
         table,
         json: figures,
-    })
+    }
 }
 
 fn starts_us(results: &[TaskResult]) -> anyhow::Result<Vec<u64>> {

@@ -12,8 +12,12 @@
 //!   backend; a 500 ms call cold, from the cache, and prefetched.
 //! - `load`     — wide windows, many jobs at once, and a soak at a fixed rate
 //!   (RSS and store size over time); see `load/mod.rs`.
+//!
+//! This module only dispatches; what the scenarios share (`Figures`,
+//! percentiles) is in `common`.
 
 mod cache;
+mod common;
 mod latency;
 mod limits;
 mod load;
@@ -105,32 +109,5 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     match failure {
         Some(why) => Err(anyhow::anyhow!(why)),
         None => Ok(()),
-    }
-}
-
-/// What a scenario measured: a table for people, JSON for BENCHMARKS.md.
-pub(crate) struct Figures {
-    pub(crate) table: String,
-    pub(crate) json: serde_json::Value,
-}
-
-/// The `p`-th percentile (0–100) of `samples`, nearest rank.
-pub(crate) fn percentile(samples: &[f64], p: f64) -> f64 {
-    let mut sorted = samples.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::percentile;
-
-    #[test]
-    fn nearest_rank_percentiles() {
-        let samples: Vec<f64> = (1..=100).map(f64::from).collect();
-        assert_eq!(percentile(&samples, 50.0), 50.0);
-        assert_eq!(percentile(&samples, 99.0), 99.0);
-        assert_eq!(percentile(&[3.0, 1.0, 2.0], 100.0), 3.0);
     }
 }

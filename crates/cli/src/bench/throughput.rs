@@ -16,7 +16,7 @@ use tokio::sync::Semaphore;
 use toolfan::{Job, Task};
 use toolfan_protocol::{encode, JobId, TaskMessage, PROTOCOL_VERSION};
 
-use super::Figures;
+use super::common::Figures;
 use crate::local::{LocalCluster, LocalOptions};
 
 const JOB_SIZE: u32 = 100;
@@ -112,56 +112,12 @@ pub(super) async fn bare_loop(
 ) -> anyhow::Result<f64> {
     let nats = toolfan_transport::connect(url, "toolfan-bench loop").await?;
     let js = jetstream::new(nats.clone());
-    let stream = js
-        .create_stream(stream::Config {
-            name: "BENCH_LOOP".into(),
-            subjects: vec!["bench.loop".into()],
-            retention: stream::RetentionPolicy::WorkQueue,
-            storage: stream::StorageType::File,
-            ..Default::default()
-        })
-        .await?;
-    let consumer = stream
-        .create_consumer(consumer::pull::Config {
-            durable_name: Some("loop".into()),
-            ack_policy: consumer::AckPolicy::Explicit,
-            max_ack_pending: 100_000,
-            ..Default::default()
-        })
-        .await?;
-    let mut replies = nats.subscribe("bench.reply").await?;
-    let answerer = {
-        let nats = nats.clone();
-        tokio::spawn(async move {
-            let mut messages = consumer
-                .stream()
-                .max_messages_per_batch(256)
-                .messages()
-                .await?;
-            while let Some(message) = messages.next().await {
-                let message = message.map_err(|e| anyhow::anyhow!(e))?;
-                nats.publish("bench.reply", message.payload.clone()).await?;
-                message.ack().await.map_err(|e| anyhow::anyhow!(e))?;
-            }
-            anyhow::Ok(())
-        })
-    };
+    let consumer = loop_consumer(&js).await?;
+    let replies = nats.subscribe("bench.reply").await?;
+    let answerer = tokio::spawn(answer(consumer, nats));
     let window = Arc::new(Semaphore::new(in_flight));
     let started = Instant::now();
-    let counter = {
-        let window = window.clone();
-        tokio::spawn(async move {
-            let mut seen = 0;
-            while seen < total {
-                if replies.next().await.is_none() {
-                    break;
-                }
-                seen += 1;
-                window.add_permits(1);
-            }
-            seen
-        })
-    };
+    let counter = tokio::spawn(count_replies(replies, total, window.clone()));
     let mut acks = FuturesUnordered::new();
     for _ in 0..total {
         window.acquire().await?.forget();
@@ -182,4 +138,64 @@ pub(super) async fn bare_loop(
     answerer.abort();
     anyhow::ensure!(seen == total, "the bare loop answered {seen} of {total}");
     Ok(elapsed)
+}
+
+/// The loop's work-queue stream and the durable pull consumer on it.
+async fn loop_consumer(
+    js: &jetstream::Context,
+) -> anyhow::Result<consumer::Consumer<consumer::pull::Config>> {
+    let stream = js
+        .create_stream(stream::Config {
+            name: "BENCH_LOOP".into(),
+            subjects: vec!["bench.loop".into()],
+            retention: stream::RetentionPolicy::WorkQueue,
+            storage: stream::StorageType::File,
+            ..Default::default()
+        })
+        .await?;
+    let consumer = stream
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some("loop".into()),
+            ack_policy: consumer::AckPolicy::Explicit,
+            max_ack_pending: 100_000,
+            ..Default::default()
+        })
+        .await?;
+    Ok(consumer)
+}
+
+/// Answers each pulled message on `bench.reply` and acks it.
+async fn answer(
+    consumer: consumer::Consumer<consumer::pull::Config>,
+    nats: async_nats::Client,
+) -> anyhow::Result<()> {
+    let mut messages = consumer
+        .stream()
+        .max_messages_per_batch(256)
+        .messages()
+        .await?;
+    while let Some(message) = messages.next().await {
+        let message = message.map_err(|e| anyhow::anyhow!(e))?;
+        nats.publish("bench.reply", message.payload.clone()).await?;
+        message.ack().await.map_err(|e| anyhow::anyhow!(e))?;
+    }
+    anyhow::Ok(())
+}
+
+/// Counts replies up to `total`, freeing a slot of `window` for each;
+/// returns how many came.
+async fn count_replies(
+    mut replies: async_nats::Subscriber,
+    total: u32,
+    window: Arc<Semaphore>,
+) -> u32 {
+    let mut seen = 0;
+    while seen < total {
+        if replies.next().await.is_none() {
+            break;
+        }
+        seen += 1;
+        window.add_permits(1);
+    }
+    seen
 }

@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use toolfan_protocol::ToolDescription;
 
-use super::PreparedCalls;
+use super::{PreparedCalls, Unusable};
 use crate::{Client, ClientError};
 
 /// A `tool_use` block of an assistant message.
@@ -66,7 +66,10 @@ pub fn prepare(uses: &[ToolUse]) -> PreparedCalls {
     PreparedCalls::new(uses.iter().map(|u| {
         let args = match &u.input {
             Value::Object(_) => Ok(u.input.clone()),
-            other => Err(format!("the input must be a JSON object, not {other}")),
+            other => Err(Unusable::NotAnObject {
+                what: "input",
+                value: other.clone(),
+            }),
         };
         (u.name.clone(), args)
     }))

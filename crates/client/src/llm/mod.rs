@@ -14,6 +14,17 @@ pub mod openai;
 use serde_json::Value;
 use toolfan_protocol::{Job, Task, TaskResult, ToolName};
 
+/// Why a call the model made cannot be sent (it is answered with this).
+#[derive(Debug, thiserror::Error)]
+enum Unusable {
+    /// The arguments string is not JSON.
+    #[error("the arguments are not valid JSON: {0}")]
+    NotJson(#[source] serde_json::Error),
+    /// The arguments (`what`: "arguments" or "input") are not a JSON object.
+    #[error("the {what} must be a JSON object, not {value}")]
+    NotAnObject { what: &'static str, value: Value },
+}
+
 /// One model call's place in a job: sent as task `n`, or refused up front.
 #[derive(Debug, Clone, PartialEq)]
 enum Slot {
@@ -32,7 +43,9 @@ pub struct PreparedCalls {
 
 impl PreparedCalls {
     /// Prepares calls given as (tool name, arguments or why they are unusable).
-    fn new(calls: impl IntoIterator<Item = (String, Result<Value, String>)>) -> Self {
+    fn new<E: std::fmt::Display>(
+        calls: impl IntoIterator<Item = (String, Result<Value, E>)>,
+    ) -> Self {
         let mut tasks = Vec::new();
         let mut slots = Vec::new();
         for (name, args) in calls {

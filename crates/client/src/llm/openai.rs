@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use toolfan_protocol::ToolDescription;
 
-use super::PreparedCalls;
+use super::{PreparedCalls, Unusable};
 use crate::{Client, ClientError};
 
 /// One entry of an assistant message's `tool_calls`.
@@ -95,10 +95,13 @@ pub fn tool_definitions(tools: &[ToolDescription]) -> Vec<ToolDefinition> {
 pub fn prepare(calls: &[ToolCall]) -> PreparedCalls {
     PreparedCalls::new(calls.iter().map(|call| {
         let args = serde_json::from_str::<serde_json::Value>(&call.function.arguments)
-            .map_err(|e| format!("the arguments are not valid JSON: {e}"))
+            .map_err(Unusable::NotJson)
             .and_then(|v| match v {
                 serde_json::Value::Object(_) => Ok(v),
-                other => Err(format!("the arguments must be a JSON object, not {other}")),
+                value => Err(Unusable::NotAnObject {
+                    what: "arguments",
+                    value,
+                }),
             });
         (call.function.name.clone(), args)
     }))

@@ -15,56 +15,29 @@
 //! time is named and the command exits non-zero instead of hanging.
 //!
 //! # Layout
+//! - `args`: the options (`LoadArgs`, `Shape`, `SoakArgs`).
 //! - `jobs`: a batch of jobs submitted at once, waited for within a bound.
 //! - `shapes`: `wide`, `many-wide`, `small`.
-//! - `soak`, `offer`, `fleet`, `soak_report`: the soak, its offered load,
-//!   its processes, its figures.
+//! - `soak`, `offer`, `fleet`, `sample`, `soak_report`: the soak, its
+//!   offered load, its processes, one look at them, its figures.
 //! - `probe`: RSS from /proc, stream sizes, a metrics scrape, growth.
 
+mod args;
 mod fleet;
 mod jobs;
 mod offer;
 mod probe;
+mod sample;
 mod shapes;
 mod soak;
 mod soak_report;
 
 use std::time::Duration;
 
-use clap::{Args, ValueEnum};
+use crate::bench::common::Figures;
+use args::Shape;
 
-use super::Figures;
-
-/// Options of `toolfan bench load`.
-#[derive(Args, Debug)]
-pub(crate) struct LoadArgs {
-    /// What load to offer.
-    #[arg(long, value_enum, default_value_t = Shape::Wide)]
-    shape: Shape,
-    /// Seconds any one wait may take (a whole batch of jobs, the drain at
-    /// the end of a soak) before the run is declared stalled.
-    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(5..=3600))]
-    timeout: u64,
-    /// The in-process coordinator's `max_live_jobs` (wide, many-wide,
-    /// small); the rest wait in JetStream.
-    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=100_000))]
-    max_live_jobs: u64,
-    #[command(flatten)]
-    soak: soak::SoakArgs,
-}
-
-/// The load shapes.
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Shape {
-    /// 1 job × 10,000 echo tasks, window 10,000.
-    Wide,
-    /// 256 jobs × 100 echo tasks, window 100, submitted at once.
-    ManyWide,
-    /// 10,000 jobs × 5 echo tasks, submitted at once.
-    Small,
-    /// A fixed offered rate for minutes; RSS and store size sampled.
-    Soak,
-}
+pub(crate) use args::LoadArgs;
 
 /// Runs the chosen shape: its figures, and why the run failed if it did
 /// (jobs lost, jobs taken over) after measuring to the end.
@@ -74,22 +47,4 @@ pub(crate) async fn run(args: LoadArgs) -> anyhow::Result<(Figures, Option<Strin
         Shape::Soak => soak::run(&args.soak, timeout).await,
         shape => shapes::run(shape, timeout, args.max_live_jobs as usize).await,
     }
-}
-
-/// The failure to report for `taken_over` jobs, if any.
-pub(super) fn takeover_failure(taken_over: f64) -> Option<String> {
-    (taken_over > 0.0).then(|| {
-        format!("the coordinator took over {taken_over} job(s) it was still running (toolfan_jobs_taken_over_total)")
-    })
-}
-
-/// p50 and p99 of `samples` (nearest rank), 0 when there are none.
-pub(super) fn percentiles(samples: &[f64]) -> (f64, f64) {
-    if samples.is_empty() {
-        return (0.0, 0.0);
-    }
-    (
-        super::percentile(samples, 50.0),
-        super::percentile(samples, 99.0),
-    )
 }

@@ -7,11 +7,11 @@ use std::time::Duration;
 use serde_json::json;
 use toolfan::{Job, Task};
 
+use super::args::Shape;
 use super::jobs::{self, Batch};
 use super::probe::{self, StreamSize};
-use super::{percentiles, takeover_failure, Shape};
+use crate::bench::common::{percentiles, takeover_failure, Figures};
 use crate::bench::throughput::{bare_loop, task_message_bytes};
-use crate::bench::Figures;
 use crate::local::{LocalCluster, LocalOptions};
 
 /// The size of one shape.
@@ -135,7 +135,10 @@ async fn aside(
     let bare_msgs_per_s = match tokio::time::timeout(timeout, bare).await {
         Ok(Ok(seconds)) => Some(f64::from(total) / seconds),
         Ok(Err(e)) => {
-            eprintln!("toolfan bench load: the bare JetStream loop failed: {e:#}");
+            eprintln!(
+                "toolfan bench load: the bare JetStream loop failed: {}",
+                crate::error_text::describe(&e)
+            );
             None
         }
         Err(_) => None,

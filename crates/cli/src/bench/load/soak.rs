@@ -8,70 +8,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use async_nats::jetstream;
-use clap::Args;
-use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use super::args::SoakArgs;
 use super::fleet::Fleet;
 use super::offer::{self, Offer, Tally};
-use super::probe::{self, StreamSize};
+use super::probe;
+use super::sample::Sample;
 use super::soak_report::Report;
-use crate::bench::Figures;
-
-/// Options of the soak (ignored by the other shapes).
-#[derive(Args, Debug)]
-pub(crate) struct SoakArgs {
-    /// (soak) Offered load, tasks per second.
-    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
-    pub(super) rate: u32,
-    /// (soak) Echo tasks per job (and the job's window).
-    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
-    pub(super) job_size: u32,
-    /// (soak) How long to offer the load, in minutes; fractions allowed.
-    #[arg(long, default_value_t = 10.0)]
-    pub(super) minutes: f64,
-    /// (soak) Seconds between samples.
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
-    pub(super) sample_every: u64,
-    /// (soak) Seconds of warm-up: growth counts from the first sample after
-    /// it (at most half the run). The default is past the streams' 120 s
-    /// duplicate window, whose message ids nats-server holds in memory.
-    #[arg(long, default_value_t = 150)]
-    pub(super) warmup: u64,
-    /// (soak) Each job's deadline, seconds.
-    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
-    pub(super) deadline: u64,
-    /// (soak) Most jobs outstanding at once; a tick past it is shed, not offered.
-    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
-    pub(super) max_outstanding: u32,
-    /// (soak) Worker processes.
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=16))]
-    pub(super) workers: u32,
-    /// (soak) Slots per worker.
-    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    pub(super) concurrency: u32,
-}
-
-/// One look at the cluster.
-pub(super) struct Sample {
-    pub(super) at_s: f64,
-    /// RSS in bytes of each process, in the order of `Fleet::processes`.
-    pub(super) rss: Vec<Option<u64>>,
-    pub(super) streams: Vec<StreamSize>,
-    pub(super) answered: u64,
-}
-
-impl Sample {
-    pub(super) fn json(&self, names: &[String]) -> serde_json::Value {
-        let rss: serde_json::Map<_, _> = names
-            .iter()
-            .zip(&self.rss)
-            .map(|(n, r)| (n.clone(), json!(r)))
-            .collect();
-        let streams: Vec<_> = self.streams.iter().map(StreamSize::json).collect();
-        json!({"at_s": self.at_s, "rss_bytes": rss, "streams": streams, "tasks_answered": self.answered})
-    }
-}
+use crate::bench::common::Figures;
 
 pub(super) async fn run(
     args: &SoakArgs,

@@ -4,12 +4,11 @@
 
 use serde_json::json;
 
+use super::args::SoakArgs;
 use super::offer::Tally;
-use super::percentiles;
 use super::probe;
-use super::soak::{Sample, SoakArgs};
-use super::takeover_failure;
-use crate::bench::Figures;
+use super::sample::Sample;
+use crate::bench::common::{percentiles, takeover_failure, Figures};
 
 /// One process's RSS over the span after warm-up.
 struct Growth {
