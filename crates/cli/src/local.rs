@@ -147,7 +147,7 @@ fn spawn_workers(
             .limits(LimiterOptions::new(redis_url))
             .cache(CacheOptions::new(redis_url));
         for name in BUILTIN_TOOLS {
-            builder = add_builtin(builder, name).map_err(anyhow::Error::msg)?;
+            builder = add_builtin(builder, name)?;
         }
         let worker = configure(builder).build()?;
         ids.push(worker.id().to_owned());
