@@ -30,8 +30,9 @@ async fn chat(State(seen): State<Seen>, Json(request): Json<Value>) -> Json<Valu
     )
 }
 
-#[tokio::test]
-async fn the_agent_example_completes_a_two_round_conversation() -> anyhow::Result<()> {
+/// Runs `example` against the fake chat server and a real cluster:
+/// its stdout and the requests the server saw.
+async fn converse(example: &str) -> anyhow::Result<(String, Vec<Value>)> {
     let cluster = Cluster::start().await?;
     cluster.builtin_worker(8).await?;
     let seen: Seen = Arc::default();
@@ -42,7 +43,7 @@ async fn the_agent_example_completes_a_two_round_conversation() -> anyhow::Resul
     let chat_url = format!("http://{}/v1/chat/completions", listener.local_addr()?);
     tokio::spawn(async move { axum::serve(listener, app).await });
 
-    let exe = toolfan_testkit::binary("examples/agent")?;
+    let exe = toolfan_testkit::binary(example)?;
     let url = cluster.nats.url();
     let output = tokio::process::Command::new(exe)
         .args([
@@ -54,18 +55,42 @@ async fn the_agent_example_completes_a_two_round_conversation() -> anyhow::Resul
         ])
         .output()
         .await?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
+    anyhow::ensure!(
         output.status.success(),
         "the agent failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let seen = seen.lock().unwrap().clone();
+    Ok((stdout, seen))
+}
+
+#[tokio::test]
+async fn the_agent_example_completes_a_two_round_conversation() -> anyhow::Result<()> {
+    let (stdout, seen) = converse("examples/agent").await?;
     assert_eq!(
         stdout.trim(),
         r#"Sunny in Paris; the tool said {"city":"Paris"}"#
     );
+    assert_conversation(&seen);
+    Ok(())
+}
 
-    let seen = seen.lock().unwrap();
+/// The same conversation through the tower-shaped agent: a step service
+/// and `toolfan::tower::ToolRouter` under a tower timeout layer.
+#[tokio::test]
+async fn the_tower_agent_example_completes_the_same_conversation() -> anyhow::Result<()> {
+    let (stdout, seen) = converse("examples/tower_agent").await?;
+    assert_eq!(
+        stdout.trim(),
+        r#"Sunny in Paris; the tool said {"city":"Paris"}"#
+    );
+    assert_conversation(&seen);
+    Ok(())
+}
+
+/// Two rounds; the fleet's tools offered; tool messages in call order.
+fn assert_conversation(seen: &[Value]) {
     assert_eq!(seen.len(), 2, "two rounds");
     // The model was offered the fleet's tools with their schemas.
     let offered: Vec<&str> = seen[0]["tools"]
@@ -95,5 +120,4 @@ async fn the_agent_example_completes_a_two_round_conversation() -> anyhow::Resul
         "tool messages answer the calls in order"
     );
     assert_eq!(second[1]["content"], r#"{"slept_ms":20}"#);
-    Ok(())
 }

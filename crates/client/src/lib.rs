@@ -31,6 +31,7 @@
 //! - [`llm`] — OpenAI and Anthropic tool calls in, tool messages out.
 //! - [`prefetch`] — [`Client::prefetch`], speculative calls the confirmed ones take over.
 //! - `prefetched` — the calls prefetched lately, which later calls claim.
+//! - `tower` (feature `tower`) — `ToolRouter`, the fleet as a tower `Service` for tool calls.
 //! - [`error`] — [`ClientError`].
 
 pub mod client;
@@ -40,6 +41,8 @@ pub mod handle;
 pub mod llm;
 pub mod prefetch;
 mod prefetched;
+#[cfg(feature = "tower")]
+pub mod tower;
 
 pub use client::{Client, ClientOptions};
 pub use error::ClientError;
