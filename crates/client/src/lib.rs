@@ -32,6 +32,8 @@
 //! - [`prefetch`] — [`Client::prefetch`], speculative calls the confirmed ones take over.
 //! - `prefetched` — the calls prefetched lately, which later calls claim.
 //! - [`error`] — [`ClientError`].
+//! - `testing` (cargo feature `testing`) — `LocalFleet`, a whole fleet in
+//!   a test process, with fake tools and recorders.
 
 pub mod client;
 pub mod error;
@@ -40,6 +42,8 @@ pub mod handle;
 pub mod llm;
 pub mod prefetch;
 mod prefetched;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use client::{Client, ClientOptions};
 pub use error::ClientError;
