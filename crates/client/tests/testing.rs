@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use toolfan::testing::{FakeTool, LocalFleet, ToolError};
+use toolfan::testing::{FakeTool, LocalFleet, TestingError, ToolError};
 use toolfan::{ErrorKind, Job, Task};
 
 /// Runs `test`, failing it if it takes more than a minute.
@@ -146,6 +146,27 @@ async fn with_redis_a_cached_call_runs_once() -> anyhow::Result<()> {
             assert_eq!(results[0].value(), Some(&json!({"k": "v"})), "{results:?}");
         }
         assert_eq!(fleet.recorder("lookup").map(|r| r.calls()), Some(1));
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_fleet_that_cannot_come_up_says_which_part() -> anyhow::Result<()> {
+    bounded(async {
+        let error = LocalFleet::builder()
+            .start()
+            .await
+            .expect_err("a worker without tools is refused");
+        assert!(matches!(error, TestingError::Worker(_)), "{error:?}");
+        assert!(error.to_string().contains("worker"), "{error}");
+        let error = LocalFleet::builder()
+            .tool("twice", FakeTool::new())
+            .tool("twice", FakeTool::new())
+            .start()
+            .await
+            .expect_err("a tool added twice is refused");
+        assert!(matches!(error, TestingError::DuplicateTool(_)), "{error:?}");
         Ok(())
     })
     .await
