@@ -32,6 +32,7 @@ type Returns = Arc<dyn Fn(&Value) -> Value + Send + Sync>;
 /// Calls are numbered in the order they start, across all the tasks the
 /// tool serves (a retry is a new call), so [`fail_first`](Self::fail_first)
 /// fails the first calls of the tool, whichever tasks they belong to.
+/// Clones share that count: give each tool a fake of its own.
 #[derive(Clone)]
 pub struct FakeTool {
     latency: Duration,
