@@ -33,6 +33,8 @@
 //! - `prefetched` — the calls prefetched lately, which later calls claim.
 //! - `tower` (feature `tower`) — `ToolRouter`, the fleet as a tower `Service` for tool calls.
 //! - [`error`] — [`ClientError`].
+//! - `testing` (cargo feature `testing`) — `LocalFleet`, a whole fleet in
+//!   a test process, with fake tools and recorders.
 
 pub mod client;
 pub mod error;
@@ -41,6 +43,8 @@ pub mod handle;
 pub mod llm;
 pub mod prefetch;
 mod prefetched;
+#[cfg(feature = "testing")]
+pub mod testing;
 #[cfg(feature = "tower")]
 pub mod tower;
 
