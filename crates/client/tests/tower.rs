@@ -45,7 +45,11 @@ async fn a_batch_of_twenty_comes_back_in_call_order_whatever_order_it_finishes_i
         assert_eq!(outputs.len(), 20);
         for (call, output) in calls.iter().zip(&outputs) {
             assert_eq!(output.id, call.id);
-            assert_eq!(output.result.as_ref().ok(), Some(&call.arguments), "{output:?}");
+            assert_eq!(
+                output.result.as_ref().ok(),
+                Some(&call.arguments),
+                "{output:?}"
+            );
         }
         let recorder = fleet.recorder("echo").expect("echo is served");
         assert_eq!(recorder.calls(), 20, "one batch, every call run once");
@@ -99,7 +103,11 @@ async fn fail_fast_answers_at_the_first_failure_and_cancels_the_rest_on_the_flee
         while slow.running() > 0 && Instant::now() < stop_by {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        assert_eq!(slow.running(), 0, "the cancelled calls were stopped on the fleet");
+        assert_eq!(
+            slow.running(),
+            0,
+            "the cancelled calls were stopped on the fleet"
+        );
         Ok(())
     })
     .await
@@ -109,7 +117,10 @@ async fn fail_fast_answers_at_the_first_failure_and_cancels_the_rest_on_the_flee
 async fn a_concurrency_limit_layer_bounds_what_runs_at_once() -> anyhow::Result<()> {
     bounded(async {
         let fleet = LocalFleet::builder()
-            .tool("search", FakeTool::new().latency(Duration::from_millis(300)))
+            .tool(
+                "search",
+                FakeTool::new().latency(Duration::from_millis(300)),
+            )
             .concurrency(16)
             .start()
             .await?;
@@ -120,7 +131,8 @@ async fn a_concurrency_limit_layer_bounds_what_runs_at_once() -> anyhow::Result<
             let mut service = limited.clone();
             tokio::spawn(async move {
                 let call = ToolInvocation::new(format!("c{i}"), "search", json!({"i": i}));
-                service.ready().await?.call(call).await
+                let ready = ServiceExt::<ToolInvocation>::ready(&mut service).await?;
+                ready.call(call).await
             })
         });
         for joined in futures::future::join_all(calls).await {
@@ -140,7 +152,7 @@ async fn a_concurrency_limit_layer_bounds_what_runs_at_once() -> anyhow::Result<
 }
 
 #[tokio::test]
-async fn a_bad_tool_name_fails_alone_and_a_closed_client_is_not_ready() -> anyhow::Result<()> {
+async fn a_bad_tool_name_fails_alone() -> anyhow::Result<()> {
     bounded(async {
         let fleet = LocalFleet::builder()
             .tool("echo", FakeTool::new())
@@ -157,11 +169,43 @@ async fn a_bad_tool_name_fails_alone_and_a_closed_client_is_not_ready() -> anyho
         assert_eq!(refused.kind, ErrorKind::InvalidArgs);
         assert!(refused.message.contains("not a tool!"), "{refused}");
 
-        fleet.client().clone().close().await?;
-        let ready = ServiceExt::<ToolInvocation>::ready(&mut router);
-        let waited = tokio::time::timeout(Duration::from_millis(500), ready).await;
-        assert!(waited.is_err(), "not ready while the client is not connected");
         Ok(())
     })
     .await
+}
+
+#[tokio::test]
+async fn the_router_is_ready_only_while_its_client_is_connected() -> anyhow::Result<()> {
+    bounded(async {
+        let mut nats = toolfan_testkit::NatsServer::start()?;
+        let client = toolfan::Client::connect(toolfan::ClientOptions::new(nats.url())).await?;
+        let mut router = ToolRouter::new(client);
+        assert!(
+            is_ready(&mut router, Duration::from_secs(1)).await,
+            "connected: ready"
+        );
+        nats.kill();
+        // The client notices the lost server within its ping interval.
+        let gone_by = Instant::now() + Duration::from_secs(10);
+        while is_ready(&mut router, Duration::from_millis(100)).await && Instant::now() < gone_by {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(
+            !is_ready(&mut router, Duration::from_millis(500)).await,
+            "not ready while the server is gone"
+        );
+        nats.restart()?;
+        assert!(
+            is_ready(&mut router, Duration::from_secs(15)).await,
+            "ready again once the client has reconnected"
+        );
+        Ok(())
+    })
+    .await
+}
+
+/// Whether `router` becomes ready within `within`.
+async fn is_ready(router: &mut ToolRouter, within: Duration) -> bool {
+    let ready = ServiceExt::<ToolInvocation>::ready(router);
+    tokio::time::timeout(within, ready).await.is_ok()
 }

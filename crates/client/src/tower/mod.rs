@@ -17,7 +17,10 @@
 //!     .concurrency_limit(4)
 //!     .service(router);
 //! let call = ToolInvocation::new("call_1", "search", serde_json::json!({"q": "rust"}));
-//! let output = tools.ready().await?.call(call).await?;
+//! // The router serves one call and a batch: say which one is meant where
+//! // nothing else does (a stack's `S: Service<ToolInvocation>` bound does).
+//! let ready = ServiceExt::<ToolInvocation>::ready(&mut tools).await?;
+//! let output = ready.call(call).await?;
 //! match &output.result {
 //!     Ok(value) => println!("{}: {value}", output.id),
 //!     Err(error) => println!("{} failed: {error}", output.id),
