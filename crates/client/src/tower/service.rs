@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_nats::connection::State;
-use toolfan_protocol::{Job, Policy, Task, TaskResult, ToolName};
+use toolfan_protocol::{ErrorKind, Job, Policy, Task, TaskError, TaskResult, ToolName};
 
 use super::{refused, RouterError, ToolInvocation, ToolOutput};
 use crate::Client;
@@ -137,7 +137,7 @@ impl ToolRouter {
 fn prepare(
     settings: &Settings,
     calls: &[ToolInvocation],
-) -> (Option<Job>, Vec<Result<usize, toolfan_protocol::TaskError>>) {
+) -> (Option<Job>, Vec<Result<usize, TaskError>>) {
     let mut tasks = Vec::new();
     let sent = calls
         .iter()
@@ -171,7 +171,7 @@ fn prepare(
 /// One output per call, in call order.
 fn answer(
     calls: Vec<ToolInvocation>,
-    sent: &[Result<usize, toolfan_protocol::TaskError>],
+    sent: &[Result<usize, TaskError>],
     results: Vec<TaskResult>,
 ) -> Result<Vec<ToolOutput>, RouterError> {
     let asked = sent.iter().filter(|s| s.is_ok()).count();
@@ -190,11 +190,19 @@ fn answer(
             result: match sent {
                 Ok(i) => results[*i]
                     .take()
-                    .map_or_else(|| Err(refused(&call.name, "no result")), |r| r.outcome),
+                    .map_or_else(|| Err(missing()), |r| r.outcome),
                 Err(error) => Err(error.clone()),
             },
         })
         .collect())
+}
+
+/// A call the fleet's answer skipped (never expected: a result per task).
+fn missing() -> TaskError {
+    TaskError::new(
+        ErrorKind::Internal,
+        "the fleet answered no result for this call",
+    )
 }
 
 impl tower::Service<ToolInvocation> for ToolRouter {
