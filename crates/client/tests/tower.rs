@@ -209,3 +209,36 @@ async fn is_ready(router: &mut ToolRouter, within: Duration) -> bool {
     let ready = ServiceExt::<ToolInvocation>::ready(router);
     tokio::time::timeout(within, ready).await.is_ok()
 }
+
+/// A round at the size agents reach (hundreds of calls) is still one job,
+/// answered in call order.
+#[tokio::test]
+async fn a_round_of_a_thousand_calls_is_one_job_in_call_order() -> anyhow::Result<()> {
+    bounded(async {
+        let fleet = LocalFleet::builder()
+            .tool("echo", FakeTool::new().latency(Duration::from_millis(5)))
+            .concurrency(128)
+            .start()
+            .await?;
+        let mut router = ToolRouter::new(fleet.client().clone()).max_concurrency(256);
+        let calls: Vec<ToolInvocation> = (0..1000)
+            .map(|i| ToolInvocation::new(format!("c{i}"), "echo", json!({ "i": i })))
+            .collect();
+        let outputs = batch(&mut router, calls).await?;
+        let ids: Vec<String> = outputs.iter().map(|o| o.id.clone()).collect();
+        let expected: Vec<String> = (0..1000).map(|i| format!("c{i}")).collect();
+        assert_eq!(ids, expected);
+        for (i, output) in outputs.iter().enumerate() {
+            assert_eq!(output.result.as_ref().ok(), Some(&json!({ "i": i })));
+        }
+        let echo = fleet.recorder("echo").expect("echo is served");
+        assert_eq!(echo.calls(), 1000);
+        assert!(
+            echo.peak_concurrency() <= 128,
+            "{}",
+            echo.peak_concurrency()
+        );
+        Ok(())
+    })
+    .await
+}
