@@ -495,11 +495,19 @@ async fn sigterm_makes_a_coordinator_hand_its_jobs_to_another() -> anyhow::Resul
     // The job is live on the first coordinator (its first results are in).
     handle.next_event().await.expect("an event")?;
     let _taker = spawn("toolfan-coordinator", &["--nats-url", &url])?;
+    let terminated = std::time::Instant::now();
     terminate(&leaving)?;
     let status = tokio::task::spawn_blocking(move || leaving.wait()).await??;
     assert!(status.success(), "exit status {status}");
 
     let results = handle.results().await?;
+    // Handed back at the 1 s drain timeout, not redelivered after the jobs
+    // consumer's 10 s ack wait: about 1 s more of the job's 2 s of tasks.
+    let answered_after = terminated.elapsed();
+    assert!(
+        answered_after < Duration::from_secs(7),
+        "answered {answered_after:?} after the SIGTERM"
+    );
     assert_eq!(results.len(), 20);
     for (i, r) in results.iter().enumerate() {
         assert_eq!(r.value(), Some(&json!({"slept_ms": 200 + i})), "{r:?}");

@@ -49,13 +49,34 @@ pub async fn run(
     Ok(())
 }
 
-/// Waits up to the drain timeout for the live `jobs`.
+/// Waits up to the drain timeout for the live `jobs`; jobs still live then
+/// are abandoned: each hands its message back at once (a nak without
+/// delay), so another coordinator takes it now rather than after the jobs
+/// consumer's ack wait.
 async fn drain(shared: &Shared, jobs: &mut JoinSet<()>) {
-    let drain = async { while jobs.join_next().await.is_some() {} };
-    if tokio::time::timeout(shared.options.drain_timeout, drain)
+    let all = async { while jobs.join_next().await.is_some() {} };
+    if tokio::time::timeout(shared.options.drain_timeout, all)
+        .await
+        .is_ok()
+    {
+        return;
+    }
+    tracing::warn!(
+        live = jobs.len(),
+        "drain timeout passed with jobs still live; handing them back"
+    );
+    shared.abandon.cancel();
+    let handed_back = async { while jobs.join_next().await.is_some() {} };
+    if tokio::time::timeout(HAND_BACK_WITHIN, handed_back)
         .await
         .is_err()
     {
-        tracing::warn!("drain timeout passed with jobs still live; they will be redelivered");
+        tracing::warn!(
+            live = jobs.len(),
+            "jobs not handed back in time; they will be redelivered"
+        );
     }
 }
+
+/// How long abandoned jobs get to hand their messages back.
+const HAND_BACK_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
