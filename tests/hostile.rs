@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use async_nats::jetstream;
+use futures::StreamExt;
 use serde_json::{json, Value};
 use toolfan::{ErrorKind, Job, Task};
 use toolfan_e2e::{refusal, submit_raw, Cluster};
@@ -218,10 +219,20 @@ async fn results_from_other_implementations_are_passed_on_or_answered_at_once() 
     cluster.builtin_worker(8).await?;
     let js = jetstream::new(async_nats::connect(cluster.nats.url()).await?);
     let client = cluster.client().await?;
+    // A worker's result follows its task's dispatch: the forged ones are
+    // sent once the coordinator has dispatched all three (before that the
+    // job may not be live on it yet, and no real result could exist).
+    let nats = async_nats::connect(cluster.nats.url()).await?;
+    let mut dispatched = nats.subscribe("toolfan.task.sleep").await?;
     let started = std::time::Instant::now();
     let job = Job::new(vec![Task::new("sleep", json!({"ms": 8000})); 3])
         .deadline(Duration::from_secs(30));
     let handle = client.submit(job).await?;
+    for _ in 0..3 {
+        tokio::time::timeout(Duration::from_secs(5), dispatched.next())
+            .await?
+            .expect("the task subscription is open");
+    }
     let subject = format!("toolfan.result.{}", handle.id());
     let foreign = [
         json!({"index": 0, "ok": false, "worker": "py-1",
