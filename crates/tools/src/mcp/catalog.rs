@@ -1,0 +1,149 @@
+//! The server's tool list: read at start into the tools to serve, and read
+//! again when the server says it changed.
+
+use rmcp::model::Tool as McpToolDef;
+use rmcp::service::RoleClient;
+use rmcp::Peer;
+use serde_json::Value;
+use toolfan_worker::check_parameters;
+
+use super::config::McpDef;
+use super::names::{map_names, Mapped};
+use super::session::Session;
+use super::McpError;
+
+/// A tool served from the server, as it was described at start.
+#[derive(Debug, Clone)]
+pub(crate) struct Served {
+    pub(crate) mapped: Mapped,
+    pub(crate) description: String,
+    pub(crate) schema: Value,
+}
+
+/// The server's description of a tool (its title if it has no description).
+fn description(tool: &McpToolDef) -> String {
+    match (&tool.description, &tool.title) {
+        (Some(description), _) => description.to_string(),
+        (None, Some(title)) => title.clone(),
+        (None, None) => String::new(),
+    }
+}
+
+fn schema(tool: &McpToolDef) -> Value {
+    Value::Object(tool.input_schema.as_ref().clone())
+}
+
+/// Lists the server's tools, within the entry's timeout.
+async fn list(peer: &Peer<RoleClient>, def: &McpDef) -> Result<Vec<McpToolDef>, McpError> {
+    tokio::time::timeout(def.timeout(), peer.list_all_tools())
+        .await
+        .map_err(|_| McpError::Unanswered(def.timeout_ms))?
+        .map_err(McpError::List)
+}
+
+/// The tools to serve: all the server's, or those `tools = [...]` names
+/// (each must exist), under their mapped names, each mapping logged.
+pub(crate) async fn at_start(
+    peer: &Peer<RoleClient>,
+    def: &McpDef,
+) -> Result<Vec<Served>, McpError> {
+    let offered = list(peer, def).await?;
+    let chosen: Vec<&McpToolDef> = match &def.tools {
+        None => offered.iter().collect(),
+        Some(wanted) => {
+            let mut chosen = Vec::new();
+            for name in wanted {
+                let tool = offered.iter().find(|t| t.name == name.as_str());
+                chosen.push(tool.ok_or_else(|| McpError::MissingTool {
+                    tool: name.clone(),
+                    offered: names_of(&offered),
+                })?);
+            }
+            chosen
+        }
+    };
+    if chosen.is_empty() {
+        return Err(McpError::NoTools);
+    }
+    let remote: Vec<String> = chosen.iter().map(|t| t.name.to_string()).collect();
+    let mapped = map_names(&def.name, &remote)?;
+    let mut served = Vec::new();
+    for (tool, mapped) in chosen.into_iter().zip(mapped) {
+        let schema = schema(tool);
+        check_parameters(&schema).map_err(|source| McpError::Schema {
+            tool: mapped.remote.clone(),
+            source,
+        })?;
+        if mapped.renamed(&def.name) {
+            tracing::warn!(mcp = %def.name, tool = %mapped.remote, served = %mapped.served, "MCP tool name is not a safe token; serving it under a mapped name");
+        } else {
+            tracing::info!(mcp = %def.name, tool = %mapped.remote, served = %mapped.served, "serving MCP tool");
+        }
+        served.push(Served {
+            description: description(tool),
+            schema,
+            mapped,
+        });
+    }
+    Ok(served)
+}
+
+fn names_of(tools: &[McpToolDef]) -> String {
+    let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// Lists the tools again and says what changed: new tools need a restart
+/// of the worker, changed descriptions show after one, and served tools
+/// no longer listed fail their calls until they are back.
+pub(crate) async fn relist(session: &Session, peer: &Peer<RoleClient>) {
+    let name = &session.name;
+    let listed = match tokio::time::timeout(session.timeout, peer.list_all_tools()).await {
+        Ok(Ok(listed)) => listed,
+        Ok(Err(e)) => {
+            tracing::warn!(mcp = %name, error = %e, "cannot list the MCP server's tools again");
+            return;
+        }
+        Err(_) => {
+            tracing::warn!(mcp = %name, "the MCP server did not list its tools in time");
+            return;
+        }
+    };
+    let mut gone = match session.gone.write() {
+        Ok(gone) => gone,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    for tool in &listed {
+        let remote = tool.name.as_ref();
+        match session.served.get(remote) {
+            Some(served) => {
+                if gone.remove(remote) {
+                    tracing::info!(mcp = %name, tool = remote, "the MCP server lists the tool again; serving its calls");
+                }
+                if served.description != description(tool) || served.schema != schema(tool) {
+                    tracing::warn!(mcp = %name, tool = remote, served = %served.mapped.served, "the MCP tool's description or schema changed; callers see the new one after the worker restarts");
+                }
+            }
+            None if wanted(session, remote) => {
+                tracing::warn!(mcp = %name, tool = remote, "the MCP server offers a new tool; restart the worker to serve it");
+            }
+            None => {}
+        }
+    }
+    for (remote, served) in &session.served {
+        if !listed.iter().any(|t| t.name == remote.as_str()) && gone.insert(remote.clone()) {
+            tracing::warn!(mcp = %name, tool = %remote, served = %served.mapped.served, "the MCP server no longer lists the tool; its calls fail until it is back");
+        }
+    }
+}
+
+fn wanted(session: &Session, remote: &str) -> bool {
+    session
+        .filter
+        .as_ref()
+        .is_none_or(|wanted| wanted.iter().any(|w| w == remote))
+}

@@ -1,0 +1,242 @@
+//! MCP servers as a tool source: the worker connects to each `[[mcp]]`
+//! server of its tools file, lists its tools and serves each as an ordinary
+//! toolfan tool named `<name>_<tool>`, so fleet limits, the cache, retries,
+//! deadlines and metrics apply to them as to any other tool.
+//!
+//! ```toml
+//! [[mcp]]
+//! name = "calc"                             # its tools are served as calc_<tool>
+//! command = ["python3", "calc_server.py"]   # stdio: a child process
+//! # or: url = "http://127.0.0.1:8000/mcp"   # streamable HTTP
+//! # optional:
+//! # headers = { Authorization = "env:CALC_TOKEN" }   # url only; env:VAR reads VAR at start
+//! # tools = ["add", "mul"]                  # serve only these (each must exist)
+//! # timeout_ms = 30000                      # longest wait for one call
+//! # max_concurrency = 32                    # calls in flight over the session
+//! # limit_keys = ["calc"]                   # as for [[tools]], for each of its tools
+//! # max_in_flight = 8                       # fleet-wide, for each of its tools
+//! ```
+//!
+//! # Names
+//! A tool's name keeps ASCII letters, digits, `_` and `-`; any other
+//! character becomes `_`, and a name too long or shared with another of the
+//! server's tools ends in a hash ([`names`]). Every mapped name is logged at
+//! start. Descriptions and input schemas are the server's.
+//!
+//! # Values
+//! Each task is one `tools/call` with the task's args as `arguments`:
+//! - `isError: true` is a `tool_error` (not retryable) with the server's
+//!   text blocks, one a line, as its message;
+//! - a result with `structuredContent` has that JSON as its value;
+//! - otherwise one text block is its text as a JSON string (text that
+//!   happens to be JSON stays a string: the server said text), no content is
+//!   `null`, and several blocks are an array, a text block as its string and
+//!   any other block (image, audio, resource) in its MCP JSON form.
+//!
+//! # Errors
+//! | what happened | kind | retryable |
+//! |---|---|---|
+//! | `isError: true` | `tool_error` | no |
+//! | JSON-RPC `-32602` invalid params (also an unknown tool) | `invalid_args` | no |
+//! | JSON-RPC `-32603` internal error | `tool_error` | yes |
+//! | any other JSON-RPC error | `tool_error` | no |
+//! | connection closed, send failed, server down or restarting | `tool_error` | yes |
+//! | no answer within `timeout_ms` | `tool_error` | yes |
+//! | the server asks for input or answers with a task | `tool_error` | no |
+//! | a tool the server has since dropped from its list | `tool_error` | no |
+//!
+//! The task's own `timeout_ms` and the job deadline bound every call as for
+//! any tool. A call that is cancelled or runs out of time has its future
+//! dropped, and rmcp then sends the server `notifications/cancelled` for it.
+//!
+//! # Restarts
+//! A stdio server that exits is started again after 100 ms, the wait
+//! doubling on each failed start up to 5 s (and starting at 100 ms again
+//! once a server stayed up 10 s). Its calls in flight fail retryably; calls
+//! arriving while it is down wait up to 2 s (and never past their timeout)
+//! for it to come back, then fail retryably. An HTTP session that closes is
+//! reconnected the same way, but its calls do not wait: while the server is
+//! unreachable they fail retryably at once. The child is killed when the
+//! worker stops; its stderr goes to the worker's log, a line an event.
+//!
+//! # Changed tool lists
+//! On `notifications/tools/list_changed` (and after each restart) the tools
+//! are listed again. The worker's tools are fixed when it starts (one
+//! JetStream consumer and pull loop each, announced once), so a new tool is
+//! logged as needing a restart, a changed description or schema is logged
+//! (callers see the start-time ones until a restart), and a tool the server
+//! no longer lists fails its calls with a clear error until it is back. The
+//! session asks for protocol version 2025-11-25 (the `initialize`
+//! handshake), where list changes arrive as plain notifications.
+
+mod catalog;
+mod config;
+pub mod names;
+mod session;
+mod tool;
+mod value;
+
+use std::sync::Arc;
+
+pub use config::{McpDef, MAX_SOURCE_NAME_LEN};
+pub use tool::McpTool;
+
+use crate::ToolsError;
+use session::{Connector, Served, Session};
+
+/// What is wrong with an `[[mcp]]` entry or its server at start.
+#[derive(Debug, thiserror::Error)]
+pub enum McpError {
+    /// The entry's name cannot be part of a tool name.
+    #[error("bad name: {0}")]
+    Name(#[source] toolfan_protocol::ValidationError),
+    /// The entry's name leaves no room for its tools' names.
+    #[error("the name must be at most {MAX_SOURCE_NAME_LEN} characters")]
+    NameTooLong,
+    /// Both or neither of `command` and `url`.
+    #[error("give exactly one of `command` and `url`")]
+    CommandOrUrl,
+    /// `command = []`.
+    #[error("`command` needs at least the program")]
+    EmptyCommand,
+    /// `headers` on a stdio server.
+    #[error("`headers` apply only to `url` servers")]
+    HeadersNeedUrl,
+    /// The URL is unusable.
+    #[error("{url:?} is not a valid URL for MCP: {problem}")]
+    Url {
+        /// The URL.
+        url: String,
+        /// Why.
+        problem: String,
+    },
+    /// A header name is not an HTTP header name, or one the transport sets itself.
+    #[error("{0:?} is not a header name toolfan can send (not a valid name, or one MCP's transport sets)")]
+    HeaderName(String),
+    /// A header value (after reading its variable) is not a valid header value.
+    #[error("the value of header {0:?} is not a valid HTTP header value")]
+    HeaderValue(String),
+    /// A header's `env:` variable is not set.
+    #[error("header {header:?} names the environment variable {var}, which is not set")]
+    UnsetVariable {
+        /// The header.
+        header: String,
+        /// The variable.
+        var: String,
+    },
+    /// `tools = []`.
+    #[error("`tools` names no tool; leave it out to serve them all")]
+    NoToolsListed,
+    /// `max_concurrency = 0`.
+    #[error("max_concurrency must be at least 1")]
+    NoConcurrency,
+    /// `timeout_ms = 0`.
+    #[error("timeout_ms must be at least 1")]
+    NoTimeout,
+    /// The server's program could not be started.
+    #[error("cannot start {program:?}: {source}")]
+    Spawn {
+        /// The program.
+        program: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The MCP handshake failed.
+    #[error("cannot connect: {0}")]
+    Connect(#[source] Box<rmcp::service::ClientInitializeError>),
+    /// The server did not finish the handshake or its listing in time.
+    #[error("the server did not answer within {0} ms")]
+    Unanswered(u64),
+    /// Listing the server's tools failed.
+    #[error("cannot list its tools: {0}")]
+    List(#[source] rmcp::ServiceError),
+    /// `tools = [...]` names a tool the server does not offer.
+    #[error("the server offers no tool {tool:?} (it offers {offered})")]
+    MissingTool {
+        /// The tool asked for.
+        tool: String,
+        /// What it offers, comma-separated.
+        offered: String,
+    },
+    /// The server offers no tool at all.
+    #[error("the server offers no tools")]
+    NoTools,
+    /// Two of the server's tools map to the same toolfan name.
+    #[error("tool {tool:?} would be served as {served:?}, like another of the server's tools")]
+    NameClash {
+        /// The server's name for it.
+        tool: String,
+        /// The toolfan name.
+        served: String,
+    },
+    /// Two `[[mcp]]` entries of one name, or a tool name served twice.
+    #[error("{0:?} is served twice (by two entries, or also by a [[tools]] entry)")]
+    Duplicate(String),
+    /// A tool's input schema cannot describe a toolfan tool's arguments.
+    #[error("tool {tool:?}: {source}")]
+    Schema {
+        /// The server's name for it.
+        tool: String,
+        /// Why.
+        #[source]
+        source: toolfan_worker::SchemaError,
+    },
+}
+
+/// An MCP server connected at start, with the tools it will serve.
+pub struct McpSource {
+    def: McpDef,
+    session: Arc<Session>,
+    served: Vec<Served>,
+}
+
+impl McpSource {
+    /// Connects to `def`'s server, lists its tools and keeps the session up
+    /// (restarting a stdio server that exits); the error names the entry.
+    pub async fn connect(def: McpDef) -> Result<Self, ToolsError> {
+        let named = |source| ToolsError::Mcp {
+            mcp: def.name.clone(),
+            source,
+        };
+        def.check().map_err(named)?;
+        let connector = Connector::new(&def).map_err(named)?;
+        let (session, served) = Session::start(connector, &def).await.map_err(named)?;
+        Ok(Self {
+            def,
+            session,
+            served,
+        })
+    }
+
+    /// The toolfan names of the tools it serves.
+    pub fn tool_names(&self) -> Vec<String> {
+        self.served
+            .iter()
+            .map(|s| s.mapped.served.clone())
+            .collect()
+    }
+
+    /// Adds each of its tools to `builder`, with its description, schema,
+    /// limit keys and fleet-wide cap.
+    pub fn register(
+        self,
+        mut builder: toolfan_worker::WorkerBuilder,
+    ) -> toolfan_worker::WorkerBuilder {
+        for served in self.served {
+            let name = served.mapped.served.clone();
+            let tool = McpTool::new(self.session.clone(), served.mapped.remote.clone());
+            builder = builder
+                .boxed_tool(name.clone(), Arc::new(tool))
+                .describe(name.clone(), served.description)
+                .parameters(name.clone(), served.schema);
+            builder = crate::config::limits_of(
+                builder,
+                name,
+                self.def.limit_keys.clone(),
+                self.def.max_in_flight,
+            );
+        }
+        builder
+    }
+}

@@ -1,0 +1,90 @@
+"""An MCP server for toolfan's MCP tests (tests/mcp_source.rs), on the official
+MCP Python SDK's MCPServer (FastMCP in mcp 1.x).
+
+    calc_server.py stdio
+    calc_server.py http PORT
+
+Tools: `add` (fast), `slow` (300 ms), `fail` (isError with a message),
+`die` (the process exits mid-call), `crash_once` (exits on its first call
+for a marker file, succeeds once the marker exists), `odd.name` (a name that
+is not a safe token), `structured` (a result with structuredContent) and
+`grow` (adds a tool and says the list changed).
+"""
+
+import asyncio
+import os
+import sys
+import time
+
+from mcp.server.mcpserver import Context, MCPServer
+
+server = MCPServer("calc")
+
+
+@server.tool(description="Adds two integers.")
+def add(a: int, b: int) -> str:
+    return str(a + b)
+
+
+@server.tool(description="Waits 300 ms, then answers.")
+async def slow(i: int = 0) -> str:
+    await asyncio.sleep(0.3)
+    return f"slow {i}"
+
+
+@server.tool(description="Always fails.")
+def fail(message: str = "it failed") -> str:
+    raise ValueError(message)
+
+
+@server.tool(description="Kills the server mid-call.")
+def die() -> str:
+    os._exit(3)
+
+
+@server.tool(description="Exits on its first call for `marker`, then succeeds.")
+def crash_once(marker: str) -> str:
+    if not os.path.exists(marker):
+        with open(marker, "w") as f:
+            f.write("crashed")
+        os._exit(4)
+    return f"survived, pid {os.getpid()}"
+
+
+@server.tool(name="odd.name", description="A tool whose name is not a safe token.")
+def odd() -> str:
+    return "odd"
+
+
+@server.tool(description="Returns structured content.", structured_output=True)
+def structured(x: int) -> dict[str, int]:
+    return {"x": x, "double": 2 * x}
+
+
+@server.tool(description="Says when it ran (µs since the Unix epoch).", structured_output=True)
+def stamp() -> dict[str, int]:
+    return {"at_us": time.time_ns() // 1000}
+
+
+@server.tool(description="Adds a tool `grown` and says the tool list changed.")
+async def grow(ctx: Context) -> str:
+    @server.tool(name="grown", description="A tool added after start.")
+    def grown() -> str:
+        return "grown"
+
+    await ctx.session.send_tool_list_changed()
+    return "grew"
+
+
+def main() -> None:
+    mode = sys.argv[1] if len(sys.argv) > 1 else "stdio"
+    if mode == "stdio":
+        server.run("stdio")
+    elif mode == "http":
+        server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[2]), log_level="WARNING")
+    else:
+        sys.exit(f"unknown mode {mode!r}: stdio or http PORT")
+
+
+if __name__ == "__main__":
+    main()
