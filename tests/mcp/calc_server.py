@@ -17,6 +17,7 @@ import sys
 import time
 
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
 
 server = MCPServer("calc")
 
@@ -34,7 +35,7 @@ async def slow(i: int = 0) -> str:
 
 @server.tool(description="Always fails.")
 def fail(message: str = "it failed") -> str:
-    raise ValueError(message)
+    raise ToolError(message)
 
 
 @server.tool(description="Kills the server mid-call.")
@@ -81,7 +82,7 @@ def main() -> None:
     if mode == "stdio":
         server.run("stdio")
     elif mode == "http":
-        server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[2]), log_level="WARNING")
+        server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[2]))
     else:
         sys.exit(f"unknown mode {mode!r}: stdio or http PORT")
 

@@ -53,7 +53,8 @@
 //! A stdio server that exits is started again after 100 ms, the wait
 //! doubling on each failed start up to 5 s (and starting at 100 ms again
 //! once a server stayed up 10 s). Its calls in flight fail retryably; calls
-//! arriving while it is down wait up to 2 s (and never past their timeout)
+//! arriving while it is down wait up to 5 s (never past their timeout;
+//! a Python server takes over a second to start)
 //! for it to come back, then fail retryably. An HTTP session that closes is
 //! reconnected the same way, but its calls do not wait: while the server is
 //! unreachable they fail retryably at once. The child is killed when the

@@ -28,7 +28,7 @@ const MAX_DELAY: Duration = Duration::from_secs(5);
 /// A server up this long starts its next restart at `FIRST_DELAY` again.
 const STABLE: Duration = Duration::from_secs(10);
 /// How long a call waits for a stdio server that is restarting.
-pub(crate) const RESTART_WAIT: Duration = Duration::from_secs(2);
+pub(crate) const RESTART_WAIT: Duration = Duration::from_secs(5);
 
 type Service = RunningService<RoleClient, Handler>;
 
@@ -209,12 +209,13 @@ impl Session {
             Duration::ZERO
         };
         let mut link = self.link.clone();
-        let up = tokio::time::timeout(wait, link.wait_for(|l| matches!(l, Link::Up(_))));
+        // An `Up` whose transport closed is a server that just died, before
+        // the supervisor saw it: wait for the next one too.
+        let open = |l: &Link| matches!(l, Link::Up(peer) if !peer.is_transport_closed());
+        let up = tokio::time::timeout(wait, link.wait_for(open));
         if let Ok(Ok(link)) = up.await {
             if let Link::Up(peer) = &*link {
-                if !peer.is_transport_closed() {
-                    return Ok(peer.clone());
-                }
+                return Ok(peer.clone());
             }
         }
         Err(match &*self.link.borrow() {
