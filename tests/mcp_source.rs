@@ -353,3 +353,62 @@ async fn a_listed_tool_the_server_lacks_stops_the_worker_with_a_clear_error() ->
     );
     Ok(())
 }
+
+/// Waits up to `within` for `path` to exist.
+async fn appears(path: &std::path::Path, within: Duration) -> bool {
+    let started = Instant::now();
+    while !path.exists() {
+        if started.elapsed() > within {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    true
+}
+
+#[tokio::test]
+async fn timed_out_calls_are_cancelled_and_dropped_tools_fail_clearly() -> anyhow::Result<()> {
+    let cluster = Cluster::start().await?;
+    let (_worker, dir) = mcp_worker(&cluster, "mcp-cancel", &stdio_entry("")?, None).await?;
+
+    // A call past its task timeout: the server is told to cancel it.
+    let marker = dir.path().join("hang-stopped");
+    let task = Task::new("calc_hang", json!({"marker": marker.display().to_string()}))
+        .timeout(Duration::from_millis(800));
+    let (results, took) = run(&cluster, vec![task]).await?;
+    let (kind, _, message) = error_of(&results[0]);
+    assert_eq!(kind, ErrorKind::Timeout, "{message}");
+    assert!(
+        appears(&marker, Duration::from_secs(3)).await,
+        "the server never stopped the timed-out call"
+    );
+    eprintln!(
+        "a call timed out after {took:?} and the server stopped it (notifications/cancelled)"
+    );
+
+    // The server drops `add` and says its list changed: calls of it fail
+    // at once with a clear error rather than reaching the server.
+    let (results, _) = run(&cluster, vec![Task::new("calc_drop_add", json!({}))]).await?;
+    assert!(results[0].is_ok(), "{:?}", results[0]);
+    let started = Instant::now();
+    loop {
+        let (results, _) = run(
+            &cluster,
+            vec![Task::new("calc_add", json!({"a": 1, "b": 2}))],
+        )
+        .await?;
+        if let Some(error) = results[0].error() {
+            assert!(
+                !error.retryable && error.message.contains("no longer offers"),
+                "{error:?}"
+            );
+            break;
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(5),
+            "calc_add still answers after the server dropped it"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}

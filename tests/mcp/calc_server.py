@@ -7,8 +7,10 @@ MCP Python SDK's MCPServer (FastMCP in mcp 1.x).
 Tools: `add` (fast), `slow` (300 ms), `fail` (isError with a message),
 `die` (the process exits mid-call), `crash_once` (exits on its first call
 for a marker file, succeeds once the marker exists), `odd.name` (a name that
-is not a safe token), `structured` (a result with structuredContent) and
-`grow` (adds a tool and says the list changed).
+is not a safe token), `structured` (a result with structuredContent),
+`stamp` (when it ran), `hang` (waits 30 s, writing a marker file when
+cancelled), `grow` (adds a tool and says the list changed) and `drop_add`
+(removes `add` and says so).
 """
 
 import asyncio
@@ -75,6 +77,23 @@ async def grow(ctx: Context) -> str:
 
     await ctx.session.send_tool_list_changed()
     return "grew"
+
+
+@server.tool(description="Waits 30 s; writes `marker` when it stops early (cancelled).")
+async def hang(marker: str) -> str:
+    try:
+        await asyncio.sleep(30)
+    finally:
+        with open(marker, "w") as f:
+            f.write("stopped")
+    return "woke"
+
+
+@server.tool(description="Removes the tool `add` and says the tool list changed.")
+async def drop_add(ctx: Context) -> str:
+    server.remove_tool("add")
+    await ctx.session.send_tool_list_changed()
+    return "dropped"
 
 
 def main() -> None:

@@ -31,7 +31,7 @@ use std::collections::BTreeSet;
 use crate::command::CommandTool;
 use crate::http::{HttpDef, HttpTool};
 use crate::mcp::{McpDef, McpError, McpSource};
-use crate::ToolsError;
+use crate::{limits_of, ToolsError};
 
 /// A tools file.
 #[derive(Debug, Clone, Deserialize)]
@@ -201,22 +201,6 @@ impl ToolDef {
             _ => Err(problem("give exactly one of `command` and `http`")),
         }
     }
-}
-
-/// Puts `tool` under its limit keys and fleet-wide cap.
-pub(crate) fn limits_of(
-    mut builder: WorkerBuilder,
-    tool: String,
-    keys: Vec<String>,
-    max_in_flight: Option<i64>,
-) -> WorkerBuilder {
-    if !keys.is_empty() {
-        builder = builder.limit_keys(tool.clone(), keys);
-    }
-    if let Some(max) = max_in_flight {
-        builder = builder.tool_max_in_flight(tool, max);
-    }
-    builder
 }
 
 #[cfg(test)]

@@ -91,3 +91,19 @@ pub enum ToolsError {
         source: Box<ToolsError>,
     },
 }
+
+/// Puts `tool` under its limit keys and fleet-wide cap.
+pub(crate) fn limits_of(
+    mut builder: toolfan_worker::WorkerBuilder,
+    tool: String,
+    keys: Vec<String>,
+    max_in_flight: Option<i64>,
+) -> toolfan_worker::WorkerBuilder {
+    if !keys.is_empty() {
+        builder = builder.limit_keys(tool.clone(), keys);
+    }
+    if let Some(max) = max_in_flight {
+        builder = builder.tool_max_in_flight(tool, max);
+    }
+    builder
+}

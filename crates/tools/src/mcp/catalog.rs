@@ -1,6 +1,10 @@
 //! The server's tool list: read at start into the tools to serve, and read
 //! again when the server says it changed.
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::RwLock;
+use std::time::Duration;
+
 use rmcp::model::Tool as McpToolDef;
 use rmcp::service::RoleClient;
 use rmcp::Peer;
@@ -8,9 +12,8 @@ use serde_json::Value;
 use toolfan_worker::check_parameters;
 
 use super::config::McpDef;
+use super::error::McpError;
 use super::names::{map_names, Mapped};
-use super::session::Session;
-use super::McpError;
 
 /// A tool served from the server, as it was described at start.
 #[derive(Debug, Clone)]
@@ -18,6 +21,41 @@ pub(crate) struct Served {
     pub(crate) mapped: Mapped,
     pub(crate) description: String,
     pub(crate) schema: Value,
+}
+
+/// What a session knows of its server's tools.
+pub(crate) struct Catalog {
+    pub(crate) name: String,
+    pub(crate) timeout: Duration,
+    /// The served tools by the server's names, as described at start.
+    pub(crate) served: BTreeMap<String, Served>,
+    /// Served tools the server has since stopped listing.
+    pub(crate) gone: RwLock<BTreeSet<String>>,
+    /// The tools asked for (`tools = [...]`), if any.
+    pub(crate) filter: Option<Vec<String>>,
+}
+
+impl Catalog {
+    pub(crate) fn new(def: &McpDef, served: &[Served]) -> Self {
+        Self {
+            name: def.name.clone(),
+            timeout: def.timeout(),
+            served: served
+                .iter()
+                .map(|s| (s.mapped.remote.clone(), s.clone()))
+                .collect(),
+            gone: RwLock::default(),
+            filter: def.tools.clone(),
+        }
+    }
+
+    /// Whether the server has stopped listing the served tool `remote`.
+    pub(crate) fn is_gone(&self, remote: &str) -> bool {
+        match self.gone.read() {
+            Ok(gone) => gone.contains(remote),
+            Err(poisoned) => poisoned.into_inner().contains(remote),
+        }
+    }
 }
 
 /// The server's description of a tool (its title if it has no description).
@@ -100,7 +138,7 @@ fn names_of(tools: &[McpToolDef]) -> String {
 /// Lists the tools again and says what changed: new tools need a restart
 /// of the worker, changed descriptions show after one, and served tools
 /// no longer listed fail their calls until they are back.
-pub(crate) async fn relist(session: &Session, peer: &Peer<RoleClient>) {
+pub(crate) async fn relist(session: &Catalog, peer: &Peer<RoleClient>) {
     let name = &session.name;
     let listed = match tokio::time::timeout(session.timeout, peer.list_all_tools()).await {
         Ok(Ok(listed)) => listed,
@@ -141,7 +179,7 @@ pub(crate) async fn relist(session: &Session, peer: &Peer<RoleClient>) {
     }
 }
 
-fn wanted(session: &Session, remote: &str) -> bool {
+fn wanted(session: &Catalog, remote: &str) -> bool {
     session
         .filter
         .as_ref()

@@ -7,11 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toolfan_protocol::ToolName;
 
-use super::McpError;
-
-/// Longest name of an `[[mcp]]` entry, so that `<name>_<tool>` has room
-/// for the tool's name within a tool name's 64 characters.
-pub const MAX_SOURCE_NAME_LEN: usize = 32;
+use super::error::{McpError, MAX_SOURCE_NAME_LEN};
 
 /// One MCP server of a tools file.
 #[derive(Debug, Clone, Deserialize)]

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 
 use toolfan_protocol::ids::MAX_NAME_LEN;
 
-use super::McpError;
+use super::error::McpError;
 
 /// A server's tool and the name toolfan serves it under.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,9 +2,9 @@
 //! client side of it ([`Handler`]), and the supervisor that keeps it up and
 //! tells calls whether it is ([`Link`]).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::process::Stdio;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rmcp::model::{ClientCapabilities, ClientConfig, Implementation, ProtocolVersion};
@@ -17,9 +17,10 @@ use tokio::sync::{watch, Notify, Semaphore};
 use tokio::time::Instant;
 
 use super::config::{Endpoint, McpDef};
-use super::McpError;
+use super::error::McpError;
 
 pub(crate) use super::catalog::Served;
+use super::catalog::{self, Catalog};
 
 /// The first wait before starting a server again; it doubles per failed start.
 const FIRST_DELAY: Duration = Duration::from_millis(100);
@@ -165,12 +166,7 @@ pub(crate) struct Session {
     pub(crate) permits: Semaphore,
     pub(crate) timeout: Duration,
     restarts: bool,
-    /// The served tools by the server's names, as described at start.
-    pub(crate) served: BTreeMap<String, Served>,
-    /// Served tools the server has since stopped listing.
-    pub(crate) gone: RwLock<BTreeSet<String>>,
-    /// The tools asked for (`tools = [...]`), if any.
-    pub(crate) filter: Option<Vec<String>>,
+    pub(crate) catalog: Catalog,
 }
 
 impl Session {
@@ -181,7 +177,7 @@ impl Session {
         def: &McpDef,
     ) -> Result<(Arc<Self>, Vec<Served>), McpError> {
         let service = connector.connect().await?;
-        let served = super::catalog::at_start(service.peer(), def).await?;
+        let served = catalog::at_start(service.peer(), def).await?;
         let (tx, link) = watch::channel(Link::Up(service.peer().clone()));
         let session = Arc::new(Self {
             name: def.name.clone(),
@@ -189,12 +185,7 @@ impl Session {
             permits: Semaphore::new(def.max_concurrency),
             timeout: def.timeout(),
             restarts: connector.restarts(),
-            served: served
-                .iter()
-                .map(|s| (s.mapped.remote.clone(), s.clone()))
-                .collect(),
-            gone: RwLock::default(),
-            filter: def.tools.clone(),
+            catalog: Catalog::new(def, &served),
         });
         tokio::spawn(supervise(connector, service, tx, Arc::downgrade(&session)));
         Ok((session, served))
@@ -259,7 +250,7 @@ async fn supervise(
         tracing::info!(mcp = %connector.name, "MCP session up again");
         link.send_replace(Link::Up(service.peer().clone()));
         if let Some(session) = session.upgrade() {
-            super::catalog::relist(&session, service.peer()).await;
+            catalog::relist(&session.catalog, service.peer()).await;
         }
     }
 }
@@ -282,7 +273,7 @@ async fn serve_until_closed(
             },
             _ = connector.changed.notified() => {
                 let Some(session) = session.upgrade() else { return "the worker stopped".into() };
-                super::catalog::relist(&session, &peer).await;
+                catalog::relist(&session.catalog, &peer).await;
             }
         }
     }

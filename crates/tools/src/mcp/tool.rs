@@ -61,11 +61,7 @@ async fn call(session: &Session, tool: &str, args: Value) -> Result<Value, ToolE
             )))
         }
     };
-    let gone = match session.gone.read() {
-        Ok(gone) => gone.contains(tool),
-        Err(poisoned) => poisoned.into_inner().contains(tool),
-    };
-    if gone {
+    if session.catalog.is_gone(tool) {
         return Err(ToolError::new(format!(
             "MCP server {} no longer offers the tool {tool:?}",
             session.name
