@@ -296,6 +296,31 @@ async fn a_streamable_http_server_answers_and_fails_fast_when_down() -> anyhow::
     eprintln!("with the HTTP server down a call failed after {took:?}: {message}");
     assert!(retryable, "{message}");
     assert!(took < Duration::from_secs(4), "{took:?}");
+
+    // The server back on its port: the session is made again and calls work.
+    let _server = http_server(port).await?;
+    let started = Instant::now();
+    loop {
+        let (results, _) = run(
+            &cluster,
+            vec![Task::new("calc_add", json!({"a": 2, "b": 2}))],
+        )
+        .await?;
+        if results[0].is_ok() {
+            assert_eq!(results[0].value(), Some(&json!({"result": "4"})));
+            break;
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(10),
+            "calls still fail with the HTTP server back: {:?}",
+            results[0]
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "calls worked again {:?} after the HTTP server was back",
+        started.elapsed()
+    );
     Ok(())
 }
 

@@ -73,9 +73,10 @@ pub(crate) fn service_error(server: &str, error: ServiceError) -> ToolError {
         ServiceError::TransportClosed => {
             ToolError::retryable(format!("the connection to MCP server {server} closed"))
         }
+        // Its own text names the transport's Rust type; its cause says what failed.
         ServiceError::TransportSend(e) => ToolError::retryable(format!(
             "sending to MCP server {server} failed: {}",
-            chain(&e)
+            chain(e.error.as_ref())
         )),
         ServiceError::Timeout { timeout } => ToolError::retryable(format!(
             "MCP server {server} did not answer within {} ms",
