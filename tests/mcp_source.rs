@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use toolfan::{ErrorKind, Job, Task, TaskResult};
 use toolfan_e2e::fleet::rate;
-use toolfan_e2e::{max_in_window, spawn, Cluster};
+use toolfan_e2e::{max_in_window, spawn, terminate, Cluster};
 use toolfan_limits::LimitStore;
 use toolfan_testkit::{Process, RedisServer};
 
@@ -435,5 +435,68 @@ async fn timed_out_calls_are_cancelled_and_dropped_tools_fail_clearly() -> anyho
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    Ok(())
+}
+
+fn alive(pid: u64) -> bool {
+    Command::new("kill")
+        .args(["-0", &pid.to_string()])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Waits up to 5 s for process `pid` to be gone.
+async fn gone(pid: u64) -> bool {
+    let started = Instant::now();
+    while alive(pid) {
+        if started.elapsed() > Duration::from_secs(5) {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    true
+}
+
+/// The stdio server's process id, asked through the fleet.
+async fn server_pid(cluster: &Cluster) -> anyhow::Result<u64> {
+    let (results, _) = run(cluster, vec![Task::new("calc_pid", json!({}))]).await?;
+    let value = results[0]
+        .value()
+        .unwrap_or_else(|| panic!("{:?}", results[0]));
+    Ok(value["result"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("a pid: {value}")))
+}
+
+#[tokio::test]
+async fn the_session_caps_calls_in_flight_and_its_server_stops_with_the_worker(
+) -> anyhow::Result<()> {
+    let cluster = Cluster::start().await?;
+    let toml = stdio_entry("max_concurrency = 4")?;
+    let (worker, _dir) = mcp_worker(&cluster, "mcp-capped", &toml, None).await?;
+    let slow = (0..8)
+        .map(|i| Task::new("calc_slow", json!({"i": i})))
+        .collect();
+    let (results, took) = run(&cluster, slow).await?;
+    assert!(results.iter().all(TaskResult::is_ok), "{results:?}");
+    eprintln!("8 calls of 300 ms, at most 4 in flight, took {took:?}");
+    assert!(
+        took >= Duration::from_millis(600) && took < Duration::from_millis(2500),
+        "{took:?}"
+    );
+
+    // A worker that stops (SIGTERM) takes its server with it; so does a
+    // killed one (the server reads the end of its stdin).
+    let pid = server_pid(&cluster).await?;
+    terminate(&worker)?;
+    assert!(gone(pid).await, "the MCP server {pid} outlived its worker");
+    let (mut worker, _dir) = mcp_worker(&cluster, "mcp-killed", &toml, None).await?;
+    let pid = server_pid(&cluster).await?;
+    worker.kill();
+    assert!(
+        gone(pid).await,
+        "the MCP server {pid} outlived its killed worker"
+    );
     Ok(())
 }

@@ -8,7 +8,7 @@ Tools: `add` (fast), `slow` (300 ms), `fail` (isError with a message),
 `die` (the process exits mid-call), `crash_once` (exits on its first call
 for a marker file, succeeds once the marker exists), `odd.name` (a name that
 is not a safe token), `structured` (a result with structuredContent),
-`stamp` (when it ran), `hang` (waits 30 s, writing a marker file when
+`stamp` (when it ran), `pid` (the server's process id), `hang` (waits 30 s, writing a marker file when
 cancelled), `grow` (adds a tool and says the list changed) and `drop_add`
 (removes `add` and says so).
 """
@@ -77,6 +77,11 @@ async def grow(ctx: Context) -> str:
 
     await ctx.session.send_tool_list_changed()
     return "grew"
+
+
+@server.tool(description="Says the server's process id.")
+def pid() -> int:
+    return os.getpid()
 
 
 @server.tool(description="Waits 30 s; writes `marker` when it stops early (cancelled).")
