@@ -106,7 +106,7 @@ fn error_of(result: &TaskResult) -> (ErrorKind, bool, String) {
 }
 
 #[tokio::test]
-async fn a_stdio_server_answers_fails_runs_concurrently_and_restarts() -> anyhow::Result<()> {
+async fn a_stdio_server_answers_fails_and_runs_calls_concurrently() -> anyhow::Result<()> {
     let cluster = Cluster::start().await?;
     let (_worker, _dir) = mcp_worker(&cluster, "mcp-stdio", &stdio_entry("")?, None).await?;
 
@@ -392,7 +392,7 @@ async fn appears(path: &std::path::Path, within: Duration) -> bool {
 }
 
 #[tokio::test]
-async fn timed_out_calls_are_cancelled_and_dropped_tools_fail_clearly() -> anyhow::Result<()> {
+async fn timed_out_calls_are_cancelled_and_tool_list_changes_are_followed() -> anyhow::Result<()> {
     let cluster = Cluster::start().await?;
     let (_worker, dir) = mcp_worker(&cluster, "mcp-cancel", &stdio_entry("")?, None).await?;
 
@@ -410,6 +410,32 @@ async fn timed_out_calls_are_cancelled_and_dropped_tools_fail_clearly() -> anyho
     eprintln!(
         "a call timed out after {took:?} and the server stopped it (notifications/cancelled)"
     );
+
+    // The server describes `add` anew and adds a tool: callers are told
+    // the new description; the new tool is not served (it needs a restart).
+    let text = "Adds two integers, described anew.";
+    let tasks = vec![
+        Task::new("calc_describe_add", json!({"text": text})),
+        Task::new("calc_grow", json!({})),
+    ];
+    let (results, _) = run(&cluster, tasks).await?;
+    assert!(results.iter().all(TaskResult::is_ok), "{results:?}");
+    let client = cluster.client().await?;
+    let started = Instant::now();
+    loop {
+        let tools = client.tools(Duration::from_millis(300)).await?;
+        let add = tools.iter().find(|t| t.name.as_str() == "calc_add");
+        if add.is_some_and(|t| t.description == text) {
+            assert!(!tools.iter().any(|t| t.name.as_str() == "calc_grown"));
+            break;
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(5),
+            "calc_add is still described as {add:?}"
+        );
+    }
+    let (results, _) = run(&cluster, vec![Task::new("calc_grown", json!({}))]).await?;
+    assert_eq!(error_of(&results[0]).0, ErrorKind::UnknownTool);
 
     // The server drops `add` and says its list changed: calls of it fail
     // at once with a clear error rather than reaching the server.

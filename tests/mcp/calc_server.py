@@ -9,8 +9,9 @@ Tools: `add` (fast), `slow` (300 ms), `fail` (isError with a message),
 for a marker file, succeeds once the marker exists), `odd.name` (a name that
 is not a safe token), `structured` (a result with structuredContent),
 `stamp` (when it ran), `pid` (the server's process id), `hang` (waits 30 s, writing a marker file when
-cancelled), `grow` (adds a tool and says the list changed) and `drop_add`
-(removes `add` and says so).
+cancelled), `grow` (adds a tool and says the list changed), `describe_add` (gives
+`add` a new description and says so) and `drop_add` (removes `add` and
+says so).
 """
 
 import asyncio
@@ -92,6 +93,13 @@ async def hang(marker: str) -> str:
         with open(marker, "w") as f:
             f.write("stopped")
     return "woke"
+
+
+@server.tool(description="Gives `add` a new description and says the tool list changed.")
+async def describe_add(text: str, ctx: Context) -> str:
+    server._tool_manager.get_tool("add").description = text
+    await ctx.session.send_tool_list_changed()
+    return "described"
 
 
 @server.tool(description="Removes the tool `add` and says the tool list changed.")

@@ -2,14 +2,14 @@
 //! again when the server says it changed.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::RwLock;
+use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 
 use rmcp::model::Tool as McpToolDef;
 use rmcp::service::RoleClient;
 use rmcp::Peer;
 use serde_json::Value;
-use toolfan_worker::check_parameters;
+use toolfan_worker::{check_parameters, ToolRuntime};
 
 use super::config::McpDef;
 use super::error::McpError;
@@ -27,8 +27,12 @@ pub(crate) struct Served {
 pub(crate) struct Catalog {
     pub(crate) name: String,
     pub(crate) timeout: Duration,
-    /// The served tools by the server's names, as described at start.
-    pub(crate) served: BTreeMap<String, Served>,
+    /// The served tools by the server's names, as callers are told of them.
+    pub(crate) served: Mutex<BTreeMap<String, Served>>,
+    /// The worker's runtime of each served tool, once it started serving it.
+    runtimes: Mutex<BTreeMap<String, ToolRuntime>>,
+    /// New tools already logged as needing a restart.
+    noticed: Mutex<BTreeSet<String>>,
     /// Served tools the server has since stopped listing.
     pub(crate) gone: RwLock<BTreeSet<String>>,
     /// The tools asked for (`tools = [...]`), if any.
@@ -40,10 +44,14 @@ impl Catalog {
         Self {
             name: def.name.clone(),
             timeout: def.timeout(),
-            served: served
-                .iter()
-                .map(|s| (s.mapped.remote.clone(), s.clone()))
-                .collect(),
+            served: Mutex::new(
+                served
+                    .iter()
+                    .map(|s| (s.mapped.remote.clone(), s.clone()))
+                    .collect(),
+            ),
+            runtimes: Mutex::default(),
+            noticed: Mutex::default(),
             gone: RwLock::default(),
             filter: def.tools.clone(),
         }
@@ -135,12 +143,13 @@ fn names_of(tools: &[McpToolDef]) -> String {
     }
 }
 
-/// Lists the tools again and says what changed: new tools need a restart
-/// of the worker, changed descriptions show after one, and served tools
-/// no longer listed fail their calls until they are back.
-pub(crate) async fn relist(session: &Catalog, peer: &Peer<RoleClient>) {
-    let name = &session.name;
-    let listed = match tokio::time::timeout(session.timeout, peer.list_all_tools()).await {
+/// Lists the tools again and says what changed: a served tool whose
+/// description or schema changed is described anew to callers, a new tool
+/// needs a restart of the worker, and a served tool no longer listed fails
+/// its calls until it is back.
+pub(crate) async fn relist(catalog: &Catalog, peer: &Peer<RoleClient>) {
+    let name = &catalog.name;
+    let listed = match tokio::time::timeout(catalog.timeout, peer.list_all_tools()).await {
         Ok(Ok(listed)) => listed,
         Ok(Err(e)) => {
             tracing::warn!(mcp = %name, error = %e, "cannot list the MCP server's tools again");
@@ -151,37 +160,75 @@ pub(crate) async fn relist(session: &Catalog, peer: &Peer<RoleClient>) {
             return;
         }
     };
-    let mut gone = match session.gone.write() {
+    let mut served = lock(&catalog.served);
+    let mut gone = match catalog.gone.write() {
         Ok(gone) => gone,
         Err(poisoned) => poisoned.into_inner(),
     };
     for tool in &listed {
         let remote = tool.name.as_ref();
-        match session.served.get(remote) {
-            Some(served) => {
+        match served.get_mut(remote) {
+            Some(known) => {
                 if gone.remove(remote) {
                     tracing::info!(mcp = %name, tool = remote, "the MCP server lists the tool again; serving its calls");
                 }
-                if served.description != description(tool) || served.schema != schema(tool) {
-                    tracing::warn!(mcp = %name, tool = remote, served = %served.mapped.served, "the MCP tool's description or schema changed; callers see the new one after the worker restarts");
-                }
+                catalog.redescribe(known, tool);
             }
-            None if wanted(session, remote) => {
+            None if catalog.wanted(remote) && lock(&catalog.noticed).insert(remote.into()) => {
                 tracing::warn!(mcp = %name, tool = remote, "the MCP server offers a new tool; restart the worker to serve it");
             }
             None => {}
         }
     }
-    for (remote, served) in &session.served {
+    for (remote, known) in served.iter() {
         if !listed.iter().any(|t| t.name == remote.as_str()) && gone.insert(remote.clone()) {
-            tracing::warn!(mcp = %name, tool = %remote, served = %served.mapped.served, "the MCP server no longer lists the tool; its calls fail until it is back");
+            tracing::warn!(mcp = %name, tool = %remote, served = %known.mapped.served, "the MCP server no longer lists the tool; its calls fail until it is back");
         }
     }
 }
 
-fn wanted(session: &Catalog, remote: &str) -> bool {
-    session
-        .filter
-        .as_ref()
-        .is_none_or(|wanted| wanted.iter().any(|w| w == remote))
+/// A mutex's value, also after a panic elsewhere.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match mutex.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+impl Catalog {
+    /// Whether `remote` is among the tools asked for (all, without `tools`).
+    fn wanted(&self, remote: &str) -> bool {
+        self.filter
+            .as_ref()
+            .is_none_or(|wanted| wanted.iter().any(|w| w == remote))
+    }
+
+    /// Keeps the worker's runtime of the served tool `remote`, through
+    /// which its description can change.
+    pub(crate) fn started(&self, remote: &str, runtime: ToolRuntime) {
+        lock(&self.runtimes).insert(remote.to_owned(), runtime);
+    }
+
+    /// Describes `known` as the server now lists it, if that changed.
+    fn redescribe(&self, known: &mut Served, listed: &McpToolDef) {
+        let (text, schema) = (description(listed), schema(listed));
+        if known.description == text && known.schema == schema {
+            return;
+        }
+        let served = &known.mapped.served;
+        let runtimes = lock(&self.runtimes);
+        let Some(runtime) = runtimes.get(&known.mapped.remote) else {
+            return;
+        };
+        match runtime.redescribe(text.clone(), schema.clone()) {
+            Ok(()) => {
+                tracing::info!(mcp = %self.name, tool = %known.mapped.remote, served = %served, "the MCP tool's description changed; callers are told the new one");
+                known.description = text;
+                known.schema = schema;
+            }
+            Err(e) => {
+                tracing::warn!(mcp = %self.name, tool = %known.mapped.remote, error = %e, "the MCP tool's new schema is unusable; callers keep the old one");
+            }
+        }
+    }
 }

@@ -62,13 +62,15 @@
 //!
 //! # Changed tool lists
 //! On `notifications/tools/list_changed` (and after each restart) the tools
-//! are listed again. The worker's tools are fixed when it starts (one
-//! JetStream consumer and pull loop each, announced once), so a new tool is
-//! logged as needing a restart, a changed description or schema is logged
-//! (callers see the start-time ones until a restart), and a tool the server
-//! no longer lists fails its calls with a clear error until it is back. The
-//! session asks for protocol version 2025-11-25 (the `initialize`
-//! handshake), where list changes arrive as plain notifications.
+//! are listed again. A served tool whose description or schema changed is
+//! described anew to callers (`toolfan tools` and the like ask each time).
+//! The worker's set of tools is fixed when it starts (one JetStream consumer
+//! and pull loop each, its name in every heartbeat), so a new tool is only
+//! logged as needing a restart of the worker, and a served tool the server
+//! no longer lists fails its calls at once with a clear error until the
+//! server lists it again. The session asks for protocol version 2025-11-25
+//! (the `initialize` handshake), where list changes arrive as plain
+//! notifications.
 
 mod catalog;
 mod config;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use rmcp::model::CallToolRequestParams;
 use serde_json::Value;
 use tokio::time::Instant;
-use toolfan_worker::{TaskContext, Tool, ToolError, ToolFuture};
+use toolfan_worker::{TaskContext, Tool, ToolError, ToolFuture, ToolRuntime};
 
 use super::session::{Session, RESTART_WAIT};
 use super::value;
@@ -36,6 +36,10 @@ impl McpTool {
 }
 
 impl Tool for McpTool {
+    fn start(&self, runtime: ToolRuntime) {
+        self.session.catalog.started(&self.remote, runtime);
+    }
+
     fn call(&self, ctx: TaskContext, args: Value) -> ToolFuture {
         let session = self.session.clone();
         let remote = self.remote.clone();
