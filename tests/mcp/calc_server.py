@@ -22,7 +22,7 @@ import time
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
-server = MCPServer("calc")
+server = MCPServer("calc", log_level="WARNING")
 
 
 @server.tool(description="Adds two integers.")

@@ -248,6 +248,64 @@ mod tests {
     }
 
     #[test]
+    fn mcp_entries_parse_and_their_mistakes_name_the_entry() {
+        let file = ToolsFile::parse(
+            r#"
+            [[tools]]
+            name = "wordcount"
+            command = ["wc", "-w"]
+
+            [[mcp]]
+            name = "calc"
+            command = ["python3", "calc_server.py"]
+            limit_keys = ["calc"]
+
+            [[mcp]]
+            name = "web"
+            url = "http://127.0.0.1:8000/mcp"
+            headers = { Authorization = "env:WEB_TOKEN" }
+            tools = ["search"]
+            "#,
+        )
+        .unwrap();
+        assert_eq!((file.tools.len(), file.mcp.len()), (1, 2));
+        assert_eq!(file.mcp[0].limit_keys, ["calc"]);
+        let err = ToolsFile::parse("[[mcp]]\nname = \"calc\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("mcp \"calc\"") && err.contains("exactly one of `command` and `url`"),
+            "{err}"
+        );
+        let twice = "[[mcp]]\nname = \"a\"\ncommand = [\"x\"]\n[[mcp]]\nname = \"a\"\nurl = \"http://h/\"\n";
+        let err = ToolsFile::parse(twice).unwrap_err().to_string();
+        assert!(err.contains("served twice"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn an_mcp_server_that_cannot_start_is_an_error_naming_it() {
+        let file =
+            ToolsFile::parse("[[mcp]]\nname = \"gone\"\ncommand = [\"/nonexistent/mcp-server\"]\n")
+                .unwrap();
+        let err = file.apply(WorkerBuilder::default()).await.err().unwrap();
+        let err = err.to_string();
+        assert!(
+            err.contains("mcp \"gone\"")
+                && err.contains("cannot start \"/nonexistent/mcp-server\""),
+            "{err}"
+        );
+        let file = ToolsFile::parse(
+            "[[mcp]]\nname = \"web\"\nurl = \"http://h/\"\nheaders = { A = \"env:TOOLFAN_SURELY_UNSET_MCP_VAR\" }\n",
+        )
+        .unwrap();
+        let err = file.apply(WorkerBuilder::default()).await.err().unwrap();
+        assert!(
+            err.to_string().contains("TOOLFAN_SURELY_UNSET_MCP_VAR"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn the_shipped_example_parses() {
         let file = ToolsFile::parse(include_str!("../../../deploy/tools.toml")).unwrap();
         let wordcount = &file.tools[0];

@@ -50,15 +50,18 @@
 //! dropped, and rmcp then sends the server `notifications/cancelled` for it.
 //!
 //! # Restarts
-//! A stdio server that exits is started again after 100 ms, the wait
-//! doubling on each failed start up to 5 s (and starting at 100 ms again
-//! once a server stayed up 10 s). Its calls in flight fail retryably; calls
-//! arriving while it is down wait up to 5 s (never past their timeout;
-//! a Python server takes over a second to start)
-//! for it to come back, then fail retryably. An HTTP session that closes is
-//! reconnected the same way, but its calls do not wait: while the server is
-//! unreachable they fail retryably at once. The child is killed when the
-//! worker stops; its stderr goes to the worker's log, a line an event.
+//! A stdio server that exits is started again after 100 ms; the wait
+//! doubles with each start, up to 5 s, and is 100 ms again once a session
+//! has stayed up 10 s (so a server that crashes at once is not spun).
+//! Its calls in flight fail retryably at once; calls arriving while it is
+//! down wait up to 5 s for it (never past their timeout: a Python server
+//! takes over a second to start), then fail retryably. An HTTP session that
+//! closes is made again the same way, but its calls never wait: while the
+//! server is unreachable they fail retryably at once, and once it is back
+//! the transport makes a new MCP session by itself. The child is killed
+//! when the worker stops (and a stdio server also ends when the worker is
+//! killed, on the end of its stdin); its stderr goes to the worker's log,
+//! a line an event, at `info`.
 //!
 //! # Changed tool lists
 //! On `notifications/tools/list_changed` (and after each restart) the tools

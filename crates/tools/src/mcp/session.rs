@@ -216,6 +216,35 @@ impl Session {
     }
 }
 
+/// The waits between starts of a server: from 100 ms, doubling with each
+/// start up to 5 s, and from 100 ms again after a session that stayed up 10 s.
+#[derive(Debug)]
+struct Backoff {
+    next: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self { next: FIRST_DELAY }
+    }
+}
+
+impl Backoff {
+    /// A session that lasted `up` ended.
+    fn session_lasted(&mut self, up: Duration) {
+        if up >= STABLE {
+            self.next = FIRST_DELAY;
+        }
+    }
+
+    /// The wait before the next start.
+    fn next_delay(&mut self) -> Duration {
+        let delay = self.next;
+        self.next = (delay * 2).min(MAX_DELAY);
+        delay
+    }
+}
+
 /// Keeps the session up while its tools live: re-lists on list changes,
 /// and starts (or reaches) the server again, with backoff, when it ends.
 async fn supervise(
@@ -224,26 +253,24 @@ async fn supervise(
     link: watch::Sender<Link>,
     session: std::sync::Weak<Session>,
 ) {
-    let mut delay = FIRST_DELAY;
+    let mut backoff = Backoff::default();
     loop {
         let up_since = Instant::now();
-        let why = serve_until_closed(service, &connector, &session).await;
-        tracing::warn!(mcp = %connector.name, "MCP session ended ({why}); connecting again in {} ms", delay.as_millis());
-        link.send_replace(Link::Down(why.into()));
-        if up_since.elapsed() >= STABLE {
-            delay = FIRST_DELAY;
-        }
+        let mut why = serve_until_closed(service, &connector, &session).await;
+        backoff.session_lasted(up_since.elapsed());
+        link.send_replace(Link::Down(why.as_str().into()));
         service = loop {
+            let delay = backoff.next_delay();
+            tracing::warn!(mcp = %connector.name, "MCP session down ({why}); connecting again in {} ms", delay.as_millis());
             tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(MAX_DELAY);
             if session.strong_count() == 0 {
                 return;
             }
             match connector.connect().await {
                 Ok(service) => break service,
                 Err(e) => {
-                    tracing::warn!(mcp = %connector.name, error = %e, "MCP server not back; trying again in {} ms", delay.as_millis());
-                    link.send_replace(Link::Down(e.to_string().into()));
+                    why = e.to_string();
+                    link.send_replace(Link::Down(why.as_str().into()));
                 }
             }
         };
@@ -276,5 +303,26 @@ async fn serve_until_closed(
                 catalog::relist(&session.catalog, &peer).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restarts_back_off_to_five_seconds_and_start_over_after_a_stable_session() {
+        let mut backoff = Backoff::default();
+        let ms = |d: Duration| d.as_millis();
+        let waits: Vec<u128> = (0..8).map(|_| ms(backoff.next_delay())).collect();
+        assert_eq!(waits, [100, 200, 400, 800, 1600, 3200, 5000, 5000]);
+        backoff.session_lasted(Duration::from_secs(3));
+        assert_eq!(
+            ms(backoff.next_delay()),
+            5000,
+            "a crash loop keeps its wait"
+        );
+        backoff.session_lasted(STABLE);
+        assert_eq!(ms(backoff.next_delay()), 100);
     }
 }
