@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rmcp::model::{ClientCapabilities, ClientConfig, Implementation, ProtocolVersion};
-use rmcp::service::{ClientCacheConfig, NotificationContext, RoleClient, RunningService};
+use rmcp::service::{
+    ClientCacheConfig, NotificationContext, QuitReason, RoleClient, RunningService,
+};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{ClientHandler, Peer, ServiceExt};
@@ -22,7 +24,7 @@ use super::error::McpError;
 pub(crate) use super::catalog::Served;
 use super::catalog::{self, Catalog};
 
-/// The first wait before starting a server again; it doubles per failed start.
+/// The first wait before starting a server again; it doubles per start.
 const FIRST_DELAY: Duration = Duration::from_millis(100);
 /// The longest wait between starts.
 const MAX_DELAY: Duration = Duration::from_secs(5);
@@ -295,8 +297,9 @@ async fn serve_until_closed(
     loop {
         tokio::select! {
             quit = &mut waiting => return match quit {
-                Ok(reason) => format!("{reason:?}"),
-                Err(e) => e.to_string(),
+                Ok(QuitReason::Closed) => "the connection closed (a stdio server: it exited)".into(),
+                Ok(QuitReason::JoinError(e)) | Err(e) => e.to_string(),
+                Ok(other) => format!("{other:?}"),
             },
             _ = connector.changed.notified() => {
                 let Some(session) = session.upgrade() else { return "the worker stopped".into() };
