@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use toolfan::{ErrorKind, Job, Task, TaskResult};
+use toolfan::{CacheUse, ErrorKind, Job, Task, TaskResult};
 use toolfan_e2e::fleet::rate;
 use toolfan_e2e::{max_in_window, spawn, terminate, Cluster};
 use toolfan_limits::LimitStore;
@@ -205,7 +205,7 @@ async fn a_stdio_server_that_dies_mid_call_is_restarted_and_the_retry_succeeds(
 }
 
 #[tokio::test]
-async fn a_fleet_rate_limit_holds_for_mcp_tools() -> anyhow::Result<()> {
+async fn a_fleet_rate_limit_and_the_cache_apply_to_mcp_tools() -> anyhow::Result<()> {
     let cluster = Cluster::start().await?;
     let redis = RedisServer::start()?;
     let store = LimitStore::connect(&redis.url(), "toolfan").await?;
@@ -234,6 +234,14 @@ async fn a_fleet_rate_limit_holds_for_mcp_tools() -> anyhow::Result<()> {
     // most 5 + 1.
     assert!(spread >= Duration::from_millis(2500), "{spread:?}");
     assert!(most <= 6, "{most} calls in one second");
+
+    // The fleet's result cache serves a cached MCP call's second run.
+    let cached = || vec![Task::new("calc_stamp", json!({})).cached()];
+    let (first, _) = run(&cluster, cached()).await?;
+    let (second, _) = run(&cluster, cached()).await?;
+    assert!(first[0].is_ok(), "{:?}", first[0]);
+    assert_eq!(second[0].cache, Some(CacheUse::Hit), "{:?}", second[0]);
+    assert_eq!(first[0].value(), second[0].value());
     Ok(())
 }
 
