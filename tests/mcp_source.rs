@@ -128,6 +128,7 @@ async fn a_stdio_server_answers_fails_and_runs_calls_concurrently() -> anyhow::R
             Task::new("calc_odd_name", json!({})),
             Task::new("calc_fail", json!({"message": "no such city"})),
             Task::new("calc_add", json!({"a": "two"})),
+            Task::new("calc_add", json!([1, 2])),
         ],
     )
     .await?;
@@ -136,7 +137,13 @@ async fn a_stdio_server_answers_fails_and_runs_calls_concurrently() -> anyhow::R
     let (kind, retryable, message) = error_of(&results[2]);
     assert_eq!((kind, retryable), (ErrorKind::ToolError, false));
     assert!(message.contains("no such city"), "{message}");
-    assert!(results[3].error().is_some(), "{:?}", results[3]);
+    // The Python SDK answers args that fail its validation with isError
+    // (as the spec asks of input errors): a tool_error naming the field.
+    let (kind, retryable, message) = error_of(&results[3]);
+    assert_eq!((kind, retryable), (ErrorKind::ToolError, false));
+    assert!(message.contains("valid integer"), "{message}");
+    let (kind, _, message) = error_of(&results[4]);
+    assert_eq!(kind, ErrorKind::InvalidArgs, "{message}");
 
     // 20 slow calls (300 ms each) in one job run at once over one session.
     let slow = (0..20)
