@@ -33,10 +33,20 @@
 //!   `null`, and several blocks are an array, a text block as its string and
 //!   any other block (image, audio, resource) in its MCP JSON form.
 //!
+//! (The Python SDK gives a tool that returns a `str` the structured content
+//! `{"result": "<text>"}`, so that object is its value.)
+//!
+//! # Start
+//! The worker connects to each server, in file order, before it serves
+//! anything: a server that cannot be started, reached or listed (within
+//! `timeout_ms`), a `tools = [...]` name it lacks, an unset `env:` variable
+//! or a tool name served twice stops it with an error naming the entry.
+//!
 //! # Errors
 //! | what happened | kind | retryable |
 //! |---|---|---|
-//! | `isError: true` | `tool_error` | no |
+//! | `isError: true` (also args the server's own validation refuses, as the spec asks and the Python SDK does) | `tool_error` | no |
+//! | args that are not a JSON object (nothing is sent) | `invalid_args` | no |
 //! | JSON-RPC `-32602` invalid params (also an unknown tool) | `invalid_args` | no |
 //! | JSON-RPC `-32603` internal error | `tool_error` | yes |
 //! | any other JSON-RPC error | `tool_error` | no |
