@@ -284,8 +284,10 @@ async fn a_streamable_http_server_answers_and_fails_fast_when_down() -> anyhow::
     let port = free_port()?;
     let mut server = http_server(port).await?;
     let toml = format!(
-        "[[mcp]]\nname = \"calc\"\nurl = \"http://127.0.0.1:{port}/mcp\"\ntools = [\"add\", \"fail\", \"slow\"]\ntimeout_ms = 5000\n"
+        "[[mcp]]\nname = \"calc\"\nurl = \"http://127.0.0.1:{port}/mcp\"\ntools = [\"add\", \"fail\", \"token\"]\ntimeout_ms = 5000\nheaders = {{ X-Calc-Token = \"env:TOOLFAN_TEST_CALC_TOKEN\" }}\n"
     );
+    // The worker inherits this process's environment.
+    std::env::set_var("TOOLFAN_TEST_CALC_TOKEN", "s3cret");
     let (_worker, _dir) = mcp_worker(&cluster, "mcp-http", &toml, None).await?;
 
     let (results, _) = run(
@@ -293,10 +295,16 @@ async fn a_streamable_http_server_answers_and_fails_fast_when_down() -> anyhow::
         vec![
             Task::new("calc_add", json!({"a": 20, "b": 22})),
             Task::new("calc_fail", json!({"message": "over HTTP"})),
+            Task::new("calc_token", json!({})),
         ],
     )
     .await?;
     assert_eq!(results[0].value(), Some(&json!({"result": "42"})));
+    assert_eq!(
+        results[2].value(),
+        Some(&json!({"result": "s3cret"})),
+        "env: headers are sent"
+    );
     let (kind, retryable, message) = error_of(&results[1]);
     assert_eq!((kind, retryable), (ErrorKind::ToolError, false));
     assert!(message.contains("over HTTP"), "{message}");

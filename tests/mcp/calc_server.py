@@ -8,7 +8,8 @@ Tools: `add` (fast), `slow` (300 ms), `fail` (isError with a message),
 `die` (the process exits mid-call), `crash_once` (exits on its first call
 for a marker file, succeeds once the marker exists), `odd.name` (a name that
 is not a safe token), `structured` (a result with structuredContent),
-`stamp` (when it ran), `pid` (the server's process id), `hang` (waits 30 s, writing a marker file when
+`stamp` (when it ran), `pid` (the server's process id), `token` (the X-Calc-Token header
+it got over HTTP), `hang` (waits 30 s, writing a marker file when
 cancelled), `grow` (adds a tool and says the list changed), `describe_add` (gives
 `add` a new description and says so) and `drop_add` (removes `add` and
 says so).
@@ -83,6 +84,12 @@ async def grow(ctx: Context) -> str:
 @server.tool(description="Says the server's process id.")
 def pid() -> int:
     return os.getpid()
+
+
+@server.tool(description="Says the request's X-Calc-Token header (HTTP only).")
+def token(ctx: Context) -> str:
+    headers = ctx.headers or {}
+    return headers.get("x-calc-token", "none")
 
 
 @server.tool(description="Waits 30 s; writes `marker` when it stops early (cancelled).")
