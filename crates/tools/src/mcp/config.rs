@@ -80,8 +80,17 @@ impl McpDef {
                 return Err(McpError::HeaderName(header.clone()));
             }
         }
-        if self.tools.as_ref().is_some_and(Vec::is_empty) {
-            return Err(McpError::NoToolsListed);
+        if let Some(tools) = &self.tools {
+            if tools.is_empty() {
+                return Err(McpError::NoToolsListed);
+            }
+            let twice = tools
+                .iter()
+                .enumerate()
+                .find(|(i, t)| tools[..*i].contains(t));
+            if let Some((_, twice)) = twice {
+                return Err(McpError::ListedTwice(twice.clone()));
+            }
         }
         if self.max_concurrency == 0 {
             return Err(McpError::NoConcurrency);
@@ -185,6 +194,10 @@ mod tests {
             (
                 "name = \"x\"\ncommand = [\"a\"]\ntools = []",
                 "names no tool",
+            ),
+            (
+                "name = \"x\"\ncommand = [\"a\"]\ntools = [\"b\", \"b\"]",
+                "names \"b\" twice",
             ),
             (
                 "name = \"x\"\ncommand = [\"a\"]\nmax_concurrency = 0",

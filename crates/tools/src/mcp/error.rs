@@ -44,6 +44,9 @@ pub enum McpError {
         /// The variable.
         var: String,
     },
+    /// `tools = [...]` names a tool twice.
+    #[error("`tools` names {0:?} twice")]
+    ListedTwice(String),
     /// `tools = []`.
     #[error("`tools` names no tool; leave it out to serve them all")]
     NoToolsListed,
