@@ -26,9 +26,12 @@ use std::time::Duration;
 
 use toolfan_worker::{any_object_schema, check_parameters, BatchOptions, Tool, WorkerBuilder};
 
+use std::collections::BTreeSet;
+
 use crate::command::CommandTool;
 use crate::http::{HttpDef, HttpTool};
-use crate::ToolsError;
+use crate::mcp::{McpDef, McpError, McpSource};
+use crate::{limits_of, ToolsError};
 
 /// A tools file.
 #[derive(Debug, Clone, Deserialize)]
@@ -37,6 +40,9 @@ pub struct ToolsFile {
     /// The tools.
     #[serde(default)]
     pub tools: Vec<ToolDef>,
+    /// MCP servers whose tools are served (see [`crate::mcp`]).
+    #[serde(default)]
+    pub mcp: Vec<McpDef>,
 }
 
 /// One tool of a tools file.
@@ -93,49 +99,82 @@ impl ToolsFile {
         for tool in &file.tools {
             tool.check()?;
         }
+        for (i, mcp) in file.mcp.iter().enumerate() {
+            let named = |source| ToolsError::Mcp {
+                mcp: mcp.name.clone(),
+                source,
+            };
+            mcp.check().map_err(named)?;
+            if file.mcp[..i].iter().any(|other| other.name == mcp.name) {
+                return Err(named(McpError::Duplicate(mcp.name.clone())));
+            }
+        }
         Ok(file)
     }
 
-    /// Adds every tool to `builder`; an HTTP tool whose header variables
-    /// are not set, or whose method is unknown, is an error naming it.
-    pub fn apply(self, mut builder: WorkerBuilder) -> Result<WorkerBuilder, ToolsError> {
-        for tool in self.tools {
-            let parameters = match (tool.parameters, &tool.http) {
-                (Some(schema), _) => schema,
-                (None, Some(http)) => http.placeholder_schema(),
-                (None, None) => any_object_schema(),
-            };
-            builder = builder.parameters(tool.name.clone(), parameters);
-            if let Some(description) = tool.description {
-                builder = builder.describe(tool.name.clone(), description);
-            }
-            if let (Some(argv), Some(batch)) = (&tool.command, tool.batch) {
-                let command =
-                    Arc::new(CommandTool::new(argv.clone()).expect("checked when parsed"));
-                let options =
-                    BatchOptions::new(batch.max_size, Duration::from_millis(batch.max_wait_ms));
-                builder = builder.batch_tool(tool.name.clone(), options, move |inputs| {
-                    let command = command.clone();
-                    async move { command.run_batch(inputs).await }
-                });
-                builder = limits_of(builder, tool.name, tool.limit_keys, tool.max_in_flight);
-                continue;
-            }
-            let made: Arc<dyn Tool> = match (tool.command, tool.http) {
-                (Some(argv), _) => Arc::new(CommandTool::new(argv).expect("checked when parsed")),
-                (None, Some(http)) => {
-                    Arc::new(HttpTool::new(http).map_err(|source| ToolsError::Http {
-                        tool: tool.name.clone(),
-                        source,
-                    })?)
+    /// Adds every tool to `builder`, connecting to each MCP server to list
+    /// its tools; an HTTP tool whose header variables are not set, or whose
+    /// method is unknown, an MCP server that cannot be used, or a name
+    /// served twice, is an error naming it.
+    pub async fn apply(self, builder: WorkerBuilder) -> Result<WorkerBuilder, ToolsError> {
+        let names: Vec<String> = self.tools.iter().map(|t| t.name.clone()).collect();
+        let mut builder = apply_tools(self.tools, builder)?;
+        let mut taken: BTreeSet<String> = names.into_iter().collect();
+        for def in self.mcp {
+            let name = def.name.clone();
+            let source = McpSource::connect(def).await?;
+            for tool in source.tool_names() {
+                if !taken.insert(tool.clone()) {
+                    let source = McpError::Duplicate(tool);
+                    return Err(ToolsError::Mcp { mcp: name, source });
                 }
-                (None, None) => unreachable!("checked when parsed"),
-            };
-            builder = builder.boxed_tool(tool.name.clone(), made);
-            builder = limits_of(builder, tool.name, tool.limit_keys, tool.max_in_flight);
+            }
+            builder = source.register(builder);
         }
         Ok(builder)
     }
+}
+
+/// Adds the `[[tools]]` of a file to `builder`.
+fn apply_tools(
+    tools: Vec<ToolDef>,
+    mut builder: WorkerBuilder,
+) -> Result<WorkerBuilder, ToolsError> {
+    for tool in tools {
+        let parameters = match (tool.parameters, &tool.http) {
+            (Some(schema), _) => schema,
+            (None, Some(http)) => http.placeholder_schema(),
+            (None, None) => any_object_schema(),
+        };
+        builder = builder.parameters(tool.name.clone(), parameters);
+        if let Some(description) = tool.description {
+            builder = builder.describe(tool.name.clone(), description);
+        }
+        if let (Some(argv), Some(batch)) = (&tool.command, tool.batch) {
+            let command = Arc::new(CommandTool::new(argv.clone()).expect("checked when parsed"));
+            let options =
+                BatchOptions::new(batch.max_size, Duration::from_millis(batch.max_wait_ms));
+            builder = builder.batch_tool(tool.name.clone(), options, move |inputs| {
+                let command = command.clone();
+                async move { command.run_batch(inputs).await }
+            });
+            builder = limits_of(builder, tool.name, tool.limit_keys, tool.max_in_flight);
+            continue;
+        }
+        let made: Arc<dyn Tool> = match (tool.command, tool.http) {
+            (Some(argv), _) => Arc::new(CommandTool::new(argv).expect("checked when parsed")),
+            (None, Some(http)) => {
+                Arc::new(HttpTool::new(http).map_err(|source| ToolsError::Http {
+                    tool: tool.name.clone(),
+                    source,
+                })?)
+            }
+            (None, None) => unreachable!("checked when parsed"),
+        };
+        builder = builder.boxed_tool(tool.name.clone(), made);
+        builder = limits_of(builder, tool.name, tool.limit_keys, tool.max_in_flight);
+    }
+    Ok(builder)
 }
 
 impl ToolDef {
@@ -162,22 +201,6 @@ impl ToolDef {
             _ => Err(problem("give exactly one of `command` and `http`")),
         }
     }
-}
-
-/// Puts `tool` under its limit keys and fleet-wide cap.
-fn limits_of(
-    mut builder: WorkerBuilder,
-    tool: String,
-    keys: Vec<String>,
-    max_in_flight: Option<i64>,
-) -> WorkerBuilder {
-    if !keys.is_empty() {
-        builder = builder.limit_keys(tool.clone(), keys);
-    }
-    if let Some(max) = max_in_flight {
-        builder = builder.tool_max_in_flight(tool, max);
-    }
-    builder
 }
 
 #[cfg(test)]
@@ -220,6 +243,64 @@ mod tests {
         .to_string();
         assert!(
             err.contains("tool \"x\"") && err.contains("\"type\": \"object\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn mcp_entries_parse_and_their_mistakes_name_the_entry() {
+        let file = ToolsFile::parse(
+            r#"
+            [[tools]]
+            name = "wordcount"
+            command = ["wc", "-w"]
+
+            [[mcp]]
+            name = "calc"
+            command = ["python3", "calc_server.py"]
+            limit_keys = ["calc"]
+
+            [[mcp]]
+            name = "web"
+            url = "http://127.0.0.1:8000/mcp"
+            headers = { Authorization = "env:WEB_TOKEN" }
+            tools = ["search"]
+            "#,
+        )
+        .unwrap();
+        assert_eq!((file.tools.len(), file.mcp.len()), (1, 2));
+        assert_eq!(file.mcp[0].limit_keys, ["calc"]);
+        let err = ToolsFile::parse("[[mcp]]\nname = \"calc\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("mcp \"calc\"") && err.contains("exactly one of `command` and `url`"),
+            "{err}"
+        );
+        let twice = "[[mcp]]\nname = \"a\"\ncommand = [\"x\"]\n[[mcp]]\nname = \"a\"\nurl = \"http://h/\"\n";
+        let err = ToolsFile::parse(twice).unwrap_err().to_string();
+        assert!(err.contains("served twice"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn an_mcp_server_that_cannot_start_is_an_error_naming_it() {
+        let file =
+            ToolsFile::parse("[[mcp]]\nname = \"gone\"\ncommand = [\"/nonexistent/mcp-server\"]\n")
+                .unwrap();
+        let err = file.apply(WorkerBuilder::default()).await.err().unwrap();
+        let err = err.to_string();
+        assert!(
+            err.contains("mcp \"gone\"")
+                && err.contains("cannot start \"/nonexistent/mcp-server\""),
+            "{err}"
+        );
+        let file = ToolsFile::parse(
+            "[[mcp]]\nname = \"web\"\nurl = \"http://h/\"\nheaders = { A = \"env:TOOLFAN_SURELY_UNSET_MCP_VAR\" }\n",
+        )
+        .unwrap();
+        let err = file.apply(WorkerBuilder::default()).await.err().unwrap();
+        assert!(
+            err.to_string().contains("TOOLFAN_SURELY_UNSET_MCP_VAR"),
             "{err}"
         );
     }

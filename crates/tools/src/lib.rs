@@ -6,6 +6,7 @@
 //!   `flaky`, `span`).
 //! - [`command`] — tools that run a program per call (or per batch).
 //! - [`http`] — tools that make an HTTP request per call.
+//! - [`mcp`] — MCP servers (stdio or streamable HTTP) whose tools are served.
 //! - [`config`] — the tools file (`toolfan-worker --config tools.toml`).
 //!
 //! Each adds its tools to a [`toolfan_worker::WorkerBuilder`], so they run
@@ -15,11 +16,13 @@ pub mod builtin;
 pub mod command;
 pub mod config;
 pub mod http;
+pub mod mcp;
 
 pub use builtin::{add_builtin, BUILTIN_TOOLS};
 pub use command::CommandTool;
 pub use config::{ToolDef, ToolsFile};
 pub use http::{HttpDef, HttpTool};
+pub use mcp::{McpDef, McpError, McpSource};
 
 /// A tool source could not be read or set up; the message names the tool,
 /// the file or the variable at fault.
@@ -63,6 +66,15 @@ pub enum ToolsError {
         #[source]
         source: http::HttpToolError,
     },
+    /// An `[[mcp]]` entry is wrong, or its server could not be used at start.
+    #[error("mcp {mcp:?}: {source}")]
+    Mcp {
+        /// The entry's name.
+        mcp: String,
+        /// What is wrong.
+        #[source]
+        source: mcp::McpError,
+    },
     /// No built-in tool has this name.
     #[error("unknown built-in tool {name:?}; the built-in tools are {}", BUILTIN_TOOLS.join(", "))]
     UnknownBuiltin {
@@ -78,4 +90,20 @@ pub enum ToolsError {
         #[source]
         source: Box<ToolsError>,
     },
+}
+
+/// Puts `tool` under its limit keys and fleet-wide cap.
+pub(crate) fn limits_of(
+    mut builder: toolfan_worker::WorkerBuilder,
+    tool: String,
+    keys: Vec<String>,
+    max_in_flight: Option<i64>,
+) -> toolfan_worker::WorkerBuilder {
+    if !keys.is_empty() {
+        builder = builder.limit_keys(tool.clone(), keys);
+    }
+    if let Some(max) = max_in_flight {
+        builder = builder.tool_max_in_flight(tool, max);
+    }
+    builder
 }

@@ -57,7 +57,7 @@ struct Args {
     /// How many tasks run at once.
     #[arg(long, env = "TOOLFAN_CONCURRENCY", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     concurrency: u32,
-    /// A tools file (TOML) of command and HTTP tools to serve; see deploy/tools.toml.
+    /// A tools file (TOML) of command, HTTP and MCP tools to serve; see deploy/tools.toml.
     #[arg(long, env = "TOOLFAN_WORKER_CONFIG")]
     config: Option<std::path::PathBuf>,
     /// Comma-separated built-in tools to serve (default: all of them, unless
@@ -77,7 +77,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     toolfan_telemetry::logging::init(args.service.log_format);
     let options = options(&args)?;
-    let worker = builder(args, options)?.build()?;
+    let worker = builder(args, options).await?.build()?;
     let shutdown = CancellationToken::new();
     tokio::spawn(toolfan_telemetry::shutdown_on_signal(shutdown.clone()));
     worker.run(shutdown).await.context("worker failed")
@@ -146,14 +146,14 @@ fn limits(args: &Args, url: &str) -> anyhow::Result<LimiterOptions> {
 
 /// The tools to serve: the tools file's, then the built-in ones asked for
 /// (all of them when neither is given).
-fn builder(args: Args, options: WorkerOptions) -> anyhow::Result<WorkerBuilder> {
+async fn builder(args: Args, options: WorkerOptions) -> anyhow::Result<WorkerBuilder> {
     let names: Vec<String> = match (&args.config, args.tools.is_empty()) {
         (None, true) => BUILTIN_TOOLS.iter().map(|s| s.to_string()).collect(),
         _ => args.tools,
     };
     let mut builder = Worker::builder().options(options);
     if let Some(path) = &args.config {
-        builder = ToolsFile::load(path)?.apply(builder)?;
+        builder = ToolsFile::load(path)?.apply(builder).await?;
     }
     for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
         builder = add_builtin(builder, name)?;

@@ -6,11 +6,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::describe::Described;
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
-use toolfan_protocol::{
-    encode, Subjects, ToolDescription, ToolName, WorkerInfo, WorkerTools, PROTOCOL_VERSION,
-};
+use toolfan_protocol::{encode, Subjects, ToolName, WorkerInfo, WorkerTools, PROTOCOL_VERSION};
 
 fn host() -> String {
     std::env::var("HOSTNAME")
@@ -31,7 +30,8 @@ pub(crate) struct Announcement {
     pub(crate) in_flight: Arc<AtomicU32>,
     pub(crate) every: Duration,
     pub(crate) tools: Vec<ToolName>,
-    pub(crate) descriptions: Vec<ToolDescription>,
+    /// What each tool does, read afresh for each ask (tools may change it).
+    pub(crate) descriptions: Described,
 }
 
 impl Announcement {
@@ -54,6 +54,19 @@ impl Announcement {
         if let Err(e) = self.client.publish(subject, payload.into()).await {
             tracing::warn!(error = %e, "heartbeat not sent");
         }
+    }
+
+    /// The answer to `toolfan.worker.tools`: every tool's description now.
+    fn described(&self) -> Vec<u8> {
+        let tools = match self.descriptions.read() {
+            Ok(tools) => tools.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        encode(&WorkerTools {
+            v: PROTOCOL_VERSION,
+            worker: self.id.clone(),
+            tools,
+        })
     }
 
     /// Subscribes to `subject`; without it the worker does without `what`.
@@ -85,11 +98,6 @@ pub(crate) async fn run(announcement: Announcement, shutdown: CancellationToken)
         .await;
     let what = "requests for tool descriptions";
     let mut asks = me.listen(me.subjects.tools(), what).await;
-    let described = encode(&WorkerTools {
-        v: PROTOCOL_VERSION,
-        worker: me.id.clone(),
-        tools: me.descriptions.clone(),
-    });
     let mut ticker = tokio::time::interval(me.every);
     loop {
         tokio::select! {
@@ -97,7 +105,8 @@ pub(crate) async fn run(announcement: Announcement, shutdown: CancellationToken)
             Some(_) = next(&mut pings) => me.publish(&host, false).await,
             Some(ask) = next(&mut asks) => {
                 if let Some(reply) = ask.reply {
-                    if let Err(e) = me.client.publish(reply, described.clone().into()).await {
+                    let described = me.described();
+                    if let Err(e) = me.client.publish(reply, described.into()).await {
                         tracing::warn!(error = %e, "tool descriptions not sent");
                     }
                 }

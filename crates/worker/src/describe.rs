@@ -4,9 +4,14 @@
 //! ([`toolfan_protocol::WorkerTools`]); `toolfan tools` turns them into the
 //! tool definitions an LLM API takes.
 
+use std::sync::{Arc, RwLock};
+
 use schemars::generate::SchemaSettings;
 use schemars::JsonSchema;
 use serde_json::{json, Value};
+
+/// The descriptions a worker gives callers, which tools may change while it runs.
+pub(crate) type Described = Arc<RwLock<Vec<toolfan_protocol::ToolDescription>>>;
 
 /// The schema of a tool that says nothing about its arguments: any object.
 pub fn any_object_schema() -> Value {

@@ -7,7 +7,7 @@ use std::pin::Pin;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
-use toolfan_protocol::{ErrorKind, JobId, TaskError};
+use toolfan_protocol::{ErrorKind, JobId, TaskError, ToolName};
 
 /// The future a tool returns.
 pub type ToolFuture = Pin<Box<dyn Future<Output = Result<Value, ToolError>> + Send>>;
@@ -27,6 +27,35 @@ pub trait Tool: Send + Sync + 'static {
 #[derive(Clone)]
 pub struct ToolRuntime {
     pub(crate) batch_sizes: prometheus::Histogram,
+    pub(crate) name: ToolName,
+    pub(crate) descriptions: crate::describe::Described,
+}
+
+impl ToolRuntime {
+    /// The name the tool is served under.
+    pub fn name(&self) -> &ToolName {
+        &self.name
+    }
+
+    /// Changes what callers are told the tool does and what arguments it
+    /// takes, from the next time they ask (`toolfan.worker.tools`); a
+    /// schema that cannot describe a tool's arguments is refused.
+    pub fn redescribe(
+        &self,
+        description: impl Into<String>,
+        parameters: Value,
+    ) -> Result<(), crate::describe::SchemaError> {
+        crate::describe::check_parameters(&parameters)?;
+        let mut all = match self.descriptions.write() {
+            Ok(all) => all,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some(described) = all.iter_mut().find(|d| d.name == self.name) {
+            described.description = description.into();
+            described.parameters = parameters;
+        }
+        Ok(())
+    }
 }
 
 impl<F, Fut> Tool for F

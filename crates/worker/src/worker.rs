@@ -3,7 +3,7 @@
 //! listener; on shutdown stop pulling and drain.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use async_nats::jetstream::consumer;
@@ -17,6 +17,7 @@ use toolfan_transport::{pull_with_slots, Topology};
 use crate::abort;
 use crate::announce::{self, Announcement};
 use crate::cache::Cache;
+use crate::describe::Described;
 use crate::error::{ConfigError, WorkerError};
 use crate::metrics::WorkerMetrics;
 use crate::options::WorkerOptions;
@@ -111,7 +112,8 @@ impl Worker {
             let registry = shared.options.metrics.clone();
             toolfan_telemetry::serve(addr, registry, ready, shutdown.clone()).await?;
         }
-        start_tools(&self.tools, &shared);
+        let descriptions: Described = Arc::new(RwLock::new(self.descriptions));
+        start_tools(&self.tools, &shared, &descriptions);
         let announcement = Announcement {
             client: client.clone(),
             subjects: shared.options.subjects.clone(),
@@ -120,7 +122,7 @@ impl Worker {
             in_flight: shared.in_flight.clone(),
             every: shared.options.heartbeat_interval,
             tools: self.tools.keys().cloned().collect(),
-            descriptions: self.descriptions,
+            descriptions,
         };
         serve(client, shared, consumers, announcement, shutdown).await;
         Ok(())
@@ -200,14 +202,23 @@ fn readiness(client: &async_nats::Client, shared: &Shared) -> toolfan_telemetry:
     })
 }
 
-/// Lets each tool start its background work (a batch tool's batcher).
-fn start_tools(tools: &BTreeMap<ToolName, Arc<dyn Tool>>, shared: &Shared) {
+/// Lets each tool start its background work (a batch tool's batcher, an
+/// MCP session's watch on its tool list).
+fn start_tools(
+    tools: &BTreeMap<ToolName, Arc<dyn Tool>>,
+    shared: &Shared,
+    descriptions: &Described,
+) {
     for (name, tool) in tools {
         let batch_sizes = shared
             .metrics
             .batch_size
             .with_label_values(&[name.as_str()]);
-        tool.start(ToolRuntime { batch_sizes });
+        tool.start(ToolRuntime {
+            batch_sizes,
+            name: name.clone(),
+            descriptions: descriptions.clone(),
+        });
     }
     let names: Vec<&ToolName> = tools.keys().collect();
     tracing::info!(worker = %shared.options.id, tools = ?names, concurrency = shared.options.concurrency, "worker started");
