@@ -1,0 +1,152 @@
+//! One `tools/call` as a toolfan job of one task.
+//!
+//! - The call waits for one of `--max-calls` slots (or its cancellation,
+//!   or the deadline), then submits `Job::new([Task::new(name, args)])`
+//!   with `--deadline-ms` (and `--timeout-ms` / `--retries` when given).
+//!   The fleet's limits and result cache apply as configured on it.
+//! - Progress, when the request carries a `progressToken`: `0/1` with
+//!   `queued as job <id>` once JetStream accepted the job, `1/1` with
+//!   `done` or `failed: <kind>` when its result came. toolfan tells the
+//!   caller nothing between the two, so nothing is made up.
+//! - The client's `notifications/cancelled` cancels the job (its
+//!   queued task never starts, a running one is aborted on its worker).
+//!   The cancelled call answers at once; the job's end is awaited in the
+//!   background, keeping its slot until the fleet confirms it.
+
+use std::sync::Arc;
+
+use rmcp::model::{CallToolRequestParams, CallToolResult, ProgressNotificationParam};
+use rmcp::service::RequestContext;
+use rmcp::RoleServer;
+use serde_json::Value;
+use tokio::sync::{watch, Semaphore};
+use toolfan::{Client, ClientError, Job, JobOutcome, Task};
+
+use super::args::CallSettings;
+use super::convert;
+use super::watcher::ToolList;
+
+/// What every session's calls share: the client, the tool list, the slots.
+pub(crate) struct Fleet {
+    /// The fleet's client.
+    pub(crate) client: Client,
+    /// The tool list as last read.
+    pub(crate) tools: watch::Receiver<ToolList>,
+    /// Call slots (`--max-calls`).
+    pub(crate) calls: Arc<Semaphore>,
+    /// How each call runs as a job.
+    pub(crate) settings: CallSettings,
+}
+
+/// Runs `request` as a job and answers with its result; every failure is
+/// an `isError` result naming the toolfan error kind.
+pub(crate) async fn call(
+    fleet: &Fleet,
+    request: CallToolRequestParams,
+    context: RequestContext<RoleServer>,
+) -> CallToolResult {
+    let name = request.name.to_string();
+    let deadline = fleet.settings.deadline;
+    let permit = tokio::select! {
+        permit = fleet.calls.clone().acquire_owned() => match permit {
+            Ok(permit) => permit,
+            Err(_) => return convert::error_text("internal: the server is shutting down".into()),
+        },
+        _ = context.ct.cancelled() => return cancelled(),
+        _ = tokio::time::sleep(deadline) => return convert::error_text(format!(
+            "deadline_exceeded: no call slot came free within {} ms (--max-calls {})",
+            deadline.as_millis(), fleet.settings.max_calls
+        )),
+    };
+    let args = request
+        .arguments
+        .map(Value::Object)
+        .unwrap_or_else(|| Value::Object(Default::default()));
+    let handle = match fleet.client.submit(job(&fleet.settings, &name, args)).await {
+        Ok(handle) => handle,
+        Err(e) => return convert::error_text(submit_error(&e)),
+    };
+    let progress = Progress::of(&context);
+    progress
+        .report(0.0, format!("queued as job {}", handle.id()))
+        .await;
+    let canceller = handle.canceller();
+    let mut waiting = Box::pin(handle.wait());
+    let outcome = tokio::select! {
+        outcome = &mut waiting => outcome,
+        _ = context.ct.cancelled() => {
+            if let Err(e) = canceller.cancel().await {
+                tracing::warn!(error = %e, "cannot cancel a cancelled call's job");
+            }
+            tokio::spawn(async move {
+                let _ = waiting.await;
+                drop(permit);
+            });
+            return cancelled();
+        }
+    };
+    let result = answer(&name, outcome);
+    let done = match result.is_error {
+        Some(true) => "failed",
+        _ => "done",
+    };
+    progress.report(1.0, done.to_owned()).await;
+    result
+}
+
+fn job(settings: &CallSettings, name: &str, args: Value) -> Job {
+    let mut task = Task::new(name, args);
+    if let Some(timeout) = settings.timeout {
+        task = task.timeout(timeout);
+    }
+    if let Some(retries) = settings.retries {
+        task = task.retries(retries);
+    }
+    Job::new(vec![task]).deadline(settings.deadline)
+}
+
+fn answer(name: &str, outcome: Result<JobOutcome, ClientError>) -> CallToolResult {
+    match outcome {
+        Ok(outcome) => match outcome.results.first() {
+            Some(result) => convert::call_result(name, result),
+            None => convert::error_text("internal: the job ended without a result".into()),
+        },
+        Err(e) => convert::error_text(format!("internal: {e}")),
+    }
+}
+
+fn submit_error(e: &ClientError) -> String {
+    match e {
+        ClientError::Invalid(why) => format!("invalid: {why}"),
+        other => format!("internal: {other}"),
+    }
+}
+
+fn cancelled() -> CallToolResult {
+    convert::error_text("cancelled: the client cancelled the call".into())
+}
+
+/// Progress notifications for one request, when it asked for them.
+struct Progress {
+    token: Option<rmcp::model::ProgressToken>,
+    peer: rmcp::service::Peer<RoleServer>,
+}
+
+impl Progress {
+    fn of(context: &RequestContext<RoleServer>) -> Self {
+        Self {
+            token: context.meta.get_progress_token(),
+            peer: context.peer.clone(),
+        }
+    }
+
+    async fn report(&self, progress: f64, message: String) {
+        let Some(token) = &self.token else { return };
+        let param = ProgressNotificationParam::new(token.clone(), progress)
+            .with_total(1.0)
+            .with_message(message);
+        if let Err(e) = self.peer.notify_progress(param).await {
+            tracing::debug!(error = %e, "cannot send a progress notification");
+        }
+    }
+}
