@@ -29,6 +29,10 @@ fn python() -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).collect()
+}
+
 fn toolfan() -> anyhow::Result<String> {
     let path = toolfan_testkit::binary("toolfan")?;
     Ok(path.to_str().expect("a UTF-8 path").to_owned())
@@ -273,23 +277,14 @@ async fn a_non_loopback_bind_without_a_token_is_refused() -> anyhow::Result<()> 
     Ok(())
 }
 
-#[tokio::test]
-async fn a_new_workers_tool_is_announced_with_list_changed() -> anyhow::Result<()> {
-    let cluster = Cluster::start().await?;
-    cluster.builtin_worker(4).await?;
+/// Runs the `list_changed` scenario with `transport` (its args after the
+/// scenario name); a worker with the new tool `extra` joins once the
+/// client is connected.
+async fn list_changed(cluster: &Cluster, transport: Vec<String>) -> anyhow::Result<Value> {
     let dir = tempfile::tempdir()?;
     let ready = dir.path().join("ready");
-    let args = [
-        "list_changed",
-        "stdio",
-        &toolfan()?,
-        "mcp",
-        "--nats-url",
-        &cluster.nats.url(),
-        "--poll-ms",
-        "500",
-    ]
-    .map(String::from);
+    let mut args = vec!["list_changed".to_owned()];
+    args.extend(transport);
     let session = {
         let ready = ready.clone();
         tokio::spawn(async move { client(&args, Some(&ready)).await })
@@ -305,13 +300,11 @@ async fn a_new_workers_tool_is_announced_with_list_changed() -> anyhow::Result<(
             Ok::<_, ToolError>(args)
         })
         .describe("extra", "A tool that came later.");
-    let started = Instant::now();
     cluster.worker(extra).await?;
     let findings = session.await??;
     eprintln!(
-        "list_changed came {} ms after the client waited ({} ms after the worker started)",
-        findings["waited_ms"],
-        started.elapsed().as_millis()
+        "list_changed came {} ms after the client was connected",
+        findings["waited_ms"]
     );
     assert_eq!(findings["notified"], true, "{findings}");
     let before = findings["before"].as_array().cloned().unwrap_or_default();
@@ -320,6 +313,66 @@ async fn a_new_workers_tool_is_announced_with_list_changed() -> anyhow::Result<(
     assert!(
         after.contains(&json!("extra")) && after.contains(&json!("echo")),
         "{findings}"
+    );
+    Ok(findings)
+}
+
+#[tokio::test]
+async fn over_stdio_a_new_workers_tool_is_announced_with_list_changed() -> anyhow::Result<()> {
+    let cluster = Cluster::start().await?;
+    cluster.builtin_worker(4).await?;
+    let transport = [
+        "stdio",
+        &toolfan()?,
+        "mcp",
+        "--nats-url",
+        &cluster.nats.url(),
+    ];
+    let transport = [&transport[..], &["--poll-ms", "500"]].concat();
+    list_changed(&cluster, strings(&transport)).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn over_http_a_new_workers_tool_is_announced_with_list_changed() -> anyhow::Result<()> {
+    let cluster = Cluster::start().await?;
+    cluster.builtin_worker(4).await?;
+    let addr = format!("127.0.0.1:{}", free_port()?);
+    let nats = cluster.nats.url();
+    let _server = spawn(
+        "toolfan",
+        &[
+            "mcp",
+            "--http",
+            &addr,
+            "--nats-url",
+            &nats,
+            "--poll-ms",
+            "500",
+        ],
+    )?;
+    let url = format!("http://{addr}/mcp");
+    answering(&url).await?;
+    // Loopback without a token: no Authorization header needed.
+    list_changed(&cluster, vec!["http".into(), url, "-".into()]).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn max_calls_caps_the_calls_in_flight() -> anyhow::Result<()> {
+    let cluster = Cluster::start().await?;
+    cluster.builtin_worker(16).await?;
+    let nats = cluster.nats.url();
+    let args = ["capped", "stdio", &toolfan()?, "mcp", "--nats-url", &nats];
+    let args = [&args[..], &["--max-calls", "2"]].concat();
+    let findings = client(&strings(&args), None).await?;
+    let sleeps = &findings["sleeps"];
+    assert_eq!(sleeps["all_ok"], true, "{findings}");
+    let took = sleeps["took_ms"].as_u64().unwrap_or(0);
+    eprintln!("6 sleeps of 300 ms with --max-calls 2 took {took} ms");
+    assert!(
+        (900..3000).contains(&took),
+        "three rounds of two: {took} ms"
     );
     Ok(())
 }

@@ -12,6 +12,7 @@ Scenarios:
   basics        list the tools; call echo and fail; call nope (unknown);
                 20 concurrent sleep 200 ms; cancel a sleep 10 s, then call
                 echo again; a call with a progress token.
+  capped        6 concurrent sleep 300 ms (the server runs with --max-calls 2).
   list_changed  list the tools, create the file named by $MCP_READY_FILE,
                 wait (15 s at most) for notifications/tools/list_changed,
                 list again.
@@ -133,6 +134,8 @@ async def run_session(read, write, scenario):
         }
         if scenario == "basics":
             findings.update(await basics(session))
+        elif scenario == "capped":
+            findings["sleeps"] = await concurrent_sleeps(session, 6, 300)
         else:
             findings.update(await list_changed(session, changed))
         return findings

@@ -2,7 +2,8 @@
 //!
 //! - The call waits for one of `--max-calls` slots (or its cancellation,
 //!   or the deadline), then submits `Job::new([Task::new(name, args)])`
-//!   with `--deadline-ms` (and `--timeout-ms` / `--retries` when given).
+//!   with what is left of `--deadline-ms` (counted from the call's
+//!   arrival) and `--timeout-ms` / `--retries` when given.
 //!   The fleet's limits and result cache apply as configured on it.
 //! - Progress, when the request carries a `progressToken`: `0/1` with
 //!   `queued as job <id>` once JetStream accepted the job, `1/1` with
@@ -14,17 +15,22 @@
 //!   background, keeping its slot until the fleet confirms it.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use rmcp::model::{CallToolRequestParams, CallToolResult, ProgressNotificationParam};
 use rmcp::service::RequestContext;
 use rmcp::RoleServer;
 use serde_json::Value;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use toolfan::{Client, ClientError, Job, JobOutcome, Task};
 
 use super::args::CallSettings;
 use super::convert;
 use super::watcher::ToolList;
+
+/// The shortest deadline a job is given (a call that waited almost its
+/// whole deadline for a slot still gets this long to run).
+const MIN_DEADLINE: Duration = Duration::from_millis(100);
 
 /// What every session's calls share: the client, the tool list, the slots.
 pub(crate) struct Fleet {
@@ -47,22 +53,22 @@ pub(crate) async fn call(
 ) -> CallToolResult {
     let name = request.name.to_string();
     let deadline = fleet.settings.deadline;
-    let permit = tokio::select! {
-        permit = fleet.calls.clone().acquire_owned() => match permit {
-            Ok(permit) => permit,
-            Err(_) => return convert::error_text("internal: the server is shutting down".into()),
-        },
-        _ = context.ct.cancelled() => return cancelled(),
-        _ = tokio::time::sleep(deadline) => return convert::error_text(format!(
-            "deadline_exceeded: no call slot came free within {} ms (--max-calls {})",
-            deadline.as_millis(), fleet.settings.max_calls
-        )),
+    let arrived = tokio::time::Instant::now();
+    let permit = match slot(fleet, &context).await {
+        Ok(permit) => permit,
+        Err(refused) => return refused,
     };
     let args = request
         .arguments
         .map(Value::Object)
         .unwrap_or_else(|| Value::Object(Default::default()));
-    let handle = match fleet.client.submit(job(&fleet.settings, &name, args)).await {
+    // The call's deadline counts from its arrival, the wait for a slot included.
+    let left = deadline.saturating_sub(arrived.elapsed()).max(MIN_DEADLINE);
+    let handle = match fleet
+        .client
+        .submit(job(&fleet.settings, &name, args, left))
+        .await
+    {
         Ok(handle) => handle,
         Err(e) => return convert::error_text(submit_error(&e)),
     };
@@ -94,7 +100,27 @@ pub(crate) async fn call(
     result
 }
 
-fn job(settings: &CallSettings, name: &str, args: Value) -> Job {
+/// One of the `--max-calls` slots, waited for until the call is
+/// cancelled or its deadline passes.
+async fn slot(
+    fleet: &Fleet,
+    context: &RequestContext<RoleServer>,
+) -> Result<OwnedSemaphorePermit, CallToolResult> {
+    let deadline = fleet.settings.deadline;
+    tokio::select! {
+        permit = fleet.calls.clone().acquire_owned() => permit.map_err(|_| {
+            convert::error_text("internal: the server is shutting down".into())
+        }),
+        _ = context.ct.cancelled() => Err(cancelled()),
+        _ = tokio::time::sleep(deadline) => Err(convert::error_text(format!(
+            "deadline_exceeded: no call slot came free within {} ms (--max-calls {})",
+            deadline.as_millis(),
+            fleet.settings.max_calls
+        ))),
+    }
+}
+
+fn job(settings: &CallSettings, name: &str, args: Value, deadline: Duration) -> Job {
     let mut task = Task::new(name, args);
     if let Some(timeout) = settings.timeout {
         task = task.timeout(timeout);
@@ -102,7 +128,7 @@ fn job(settings: &CallSettings, name: &str, args: Value) -> Job {
     if let Some(retries) = settings.retries {
         task = task.retries(retries);
     }
-    Job::new(vec![task]).deadline(settings.deadline)
+    Job::new(vec![task]).deadline(deadline)
 }
 
 fn answer(name: &str, outcome: Result<JobOutcome, ClientError>) -> CallToolResult {
