@@ -75,6 +75,8 @@ pub(crate) struct HttpSettings {
     pub(crate) token: Option<String>,
     /// `Host` values accepted.
     pub(crate) allowed_hosts: Vec<String>,
+    /// How many of them came from `--allowed-host`.
+    pub(crate) extra_hosts: usize,
 }
 
 /// Why the flags cannot be served.
@@ -147,6 +149,7 @@ pub(crate) fn http_settings(
         addr,
         token,
         allowed_hosts,
+        extra_hosts: extra_hosts.len(),
     })
 }
 

@@ -30,6 +30,13 @@ pub(crate) async fn serve(
     settings: HttpSettings,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
+    if settings.addr.ip().is_unspecified() && settings.extra_hosts == 0 {
+        tracing::warn!(
+            addr = %settings.addr,
+            "only requests whose Host is a loopback name are accepted; \
+             name the hosts clients reach this server by with --allowed-host"
+        );
+    }
     let config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(settings.allowed_hosts.clone())
         .with_cancellation_token(stop.child_token());
