@@ -255,6 +255,69 @@ async fn over_http_a_token_is_required_and_the_sdk_gets_results_and_progress() -
 }
 
 #[tokio::test]
+async fn max_sessions_caps_the_open_http_sessions() -> anyhow::Result<()> {
+    let cluster = Cluster::start().await?;
+    let addr = format!("127.0.0.1:{}", free_port()?);
+    let nats = cluster.nats.url();
+    let _server = spawn(
+        "toolfan",
+        &[
+            "mcp",
+            "--http",
+            &addr,
+            "--nats-url",
+            &nats,
+            "--max-sessions",
+            "1",
+        ],
+    )?;
+    let url = format!("http://{addr}/mcp");
+    answering(&url).await?;
+    let http = http_client();
+    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "reqwest", "version": "0"}}});
+    let open = || {
+        http.post(&url)
+            .header("Accept", "application/json, text/event-stream")
+            .json(&initialize)
+            .send()
+    };
+    let first = open().await?;
+    assert_eq!(first.status(), reqwest::StatusCode::OK);
+    let session = first
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow::anyhow!("no session id"))?;
+    drop(first);
+    assert_eq!(
+        open().await?.status(),
+        reqwest::StatusCode::SERVICE_UNAVAILABLE
+    );
+    let closed = http
+        .delete(&url)
+        .header("mcp-session-id", &session)
+        .send()
+        .await?;
+    assert!(closed.status().is_success(), "{}", closed.status());
+    let until = Instant::now() + Duration::from_secs(5);
+    loop {
+        let status = open().await?.status();
+        if status == reqwest::StatusCode::OK {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < until,
+            "still {status} after the session closed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_non_loopback_bind_without_a_token_is_refused() -> anyhow::Result<()> {
     let out = tokio::process::Command::new(toolfan()?)
         .args([

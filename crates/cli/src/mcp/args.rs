@@ -9,6 +9,9 @@ use clap::Args;
 
 use crate::fleet::ClusterArgs;
 
+/// `--max-sessions` unless told otherwise.
+const MAX_SESSIONS: u32 = 1024;
+
 /// `toolfan mcp`'s arguments.
 #[derive(Args, Debug)]
 pub(crate) struct McpArgs {
@@ -29,6 +32,10 @@ pub(crate) struct McpArgs {
     /// the bound address are always accepted); repeatable.
     #[arg(long = "allowed-host", value_name = "HOST")]
     pub(crate) allowed_hosts: Vec<String>,
+    /// At most this many streamable HTTP sessions open at once (an idle one
+    /// closes after 5 minutes); a request opening one more is answered 503.
+    #[arg(long, default_value_t = MAX_SESSIONS, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub(crate) max_sessions: u32,
     /// Deadline of each tool call's job, in ms.
     #[arg(long, default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..=86_400_000))]
     pub(crate) deadline_ms: u64,
@@ -77,6 +84,8 @@ pub(crate) struct HttpSettings {
     pub(crate) allowed_hosts: Vec<String>,
     /// How many of them came from `--allowed-host`.
     pub(crate) extra_hosts: usize,
+    /// Sessions open at most.
+    pub(crate) max_sessions: usize,
 }
 
 /// Why the flags cannot be served.
@@ -120,7 +129,9 @@ impl McpArgs {
         let Some(addr) = self.http else {
             return Ok(None);
         };
-        http_settings(addr, self.token.as_deref(), &self.allowed_hosts).map(Some)
+        let mut settings = http_settings(addr, self.token.as_deref(), &self.allowed_hosts)?;
+        settings.max_sessions = self.max_sessions as usize;
+        Ok(Some(settings))
     }
 }
 
@@ -150,6 +161,7 @@ pub(crate) fn http_settings(
         token,
         allowed_hosts,
         extra_hosts: extra_hosts.len(),
+        max_sessions: MAX_SESSIONS as usize,
     })
 }
 

@@ -7,18 +7,22 @@
 //! differ. Sessions are rmcp's stateful ones (so `list_changed` reaches
 //! clients on their GET stream); an idle session closes after 5 minutes.
 //! `Host` headers are checked against loopback names, the bound address
-//! and `--allowed-host` (DNS rebinding).
+//! and `--allowed-host` (DNS rebinding). A request that would open a
+//! session while `--max-sessions` are open is answered 503.
 
 use std::sync::Arc;
 
 use anyhow::Context;
 use axum::extract::{Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
+
+/// The header naming a streamable HTTP session.
+const SESSION_ID_HEADER: &str = "mcp-session-id";
 
 use super::args::HttpSettings;
 use super::call::Fleet;
@@ -40,15 +44,20 @@ pub(crate) async fn serve(
     let config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(settings.allowed_hosts.clone())
         .with_cancellation_token(stop.child_token());
+    let sessions = Arc::new(LocalSessionManager::default());
     let service: StreamableHttpService<Session, LocalSessionManager> = StreamableHttpService::new(
         move || Ok(Session::new(fleet.clone())),
-        Arc::new(LocalSessionManager::default()),
+        sessions.clone(),
         config,
     );
-    let token = Arc::new(settings.token.clone());
+    let gate = Arc::new(Gate {
+        token: settings.token.clone(),
+        sessions,
+        max_sessions: settings.max_sessions,
+    });
     let router = axum::Router::new()
         .nest_service("/mcp", service)
-        .layer(middleware::from_fn_with_state(token, authorize));
+        .layer(middleware::from_fn_with_state(gate, admit));
     let listener = tokio::net::TcpListener::bind(settings.addr)
         .await
         .with_context(|| format!("cannot listen on {}", settings.addr))?;
@@ -61,30 +70,48 @@ pub(crate) async fn serve(
         .context("the MCP HTTP server failed")
 }
 
-/// Lets a request through if no token is set or it carries the token.
-async fn authorize(
-    State(token): State<Arc<Option<String>>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let Some(token) = token.as_deref() else {
-        return next.run(request).await;
-    };
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if same_secret(presented.as_bytes(), token.as_bytes()) {
-        return next.run(request).await;
+/// What a request must pass before MCP sees it.
+struct Gate {
+    /// The bearer token, if one is required.
+    token: Option<String>,
+    /// The live sessions.
+    sessions: Arc<LocalSessionManager>,
+    /// A request that would open a session past this many is refused.
+    max_sessions: usize,
+}
+
+/// Lets a request through if it carries the token (when one is set) and,
+/// when it would open a session, if fewer than `--max-sessions` are live.
+async fn admit(State(gate): State<Arc<Gate>>, request: Request, next: Next) -> Response {
+    if let Some(token) = gate.token.as_deref() {
+        let presented = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if !same_secret(presented.as_bytes(), token.as_bytes()) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                "a valid `Authorization: Bearer <token>` header is required\n",
+            )
+                .into_response();
+        }
     }
-    (
-        StatusCode::UNAUTHORIZED,
-        [(header::WWW_AUTHENTICATE, "Bearer")],
-        "a valid `Authorization: Bearer <token>` header is required\n",
-    )
-        .into_response()
+    let opens_session =
+        request.method() == Method::POST && !request.headers().contains_key(SESSION_ID_HEADER);
+    if opens_session && gate.sessions.sessions.read().await.len() >= gate.max_sessions {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "this MCP server already has {} sessions open (--max-sessions)\n",
+                gate.max_sessions
+            ),
+        )
+            .into_response();
+    }
+    next.run(request).await
 }
 
 /// Whether `a` and `b` are equal, in time that depends on their lengths
