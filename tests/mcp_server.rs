@@ -110,6 +110,16 @@ fn assert_basics(f: &Value) {
         text.starts_with("unknown_tool") && text.contains("nope"),
         "{f}"
     );
+    // A name toolfan cannot route, and args the tool refuses.
+    assert_eq!(f["bad_name"]["is_error"], true, "{f}");
+    let text = f["bad_name"]["text"].as_str().unwrap_or_default();
+    assert!(
+        text.starts_with("invalid: ") && text.contains("no such/tool"),
+        "{f}"
+    );
+    assert_eq!(f["bad_args"]["is_error"], true, "{f}");
+    let text = f["bad_args"]["text"].as_str().unwrap_or_default();
+    assert!(text.starts_with("invalid_args: "), "{f}");
 }
 
 fn assert_sleeps_and_cancel(f: &Value) {

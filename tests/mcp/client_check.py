@@ -99,6 +99,8 @@ async def basics(session):
     findings["echo"] = call_finding(await session.call_tool("echo", {"hello": "world", "n": 3}))
     findings["fail"] = call_finding(await session.call_tool("fail", {"message": "division by zero"}))
     findings["unknown"] = call_finding(await session.call_tool("nope", {}))
+    findings["bad_name"] = call_finding(await session.call_tool("no such/tool", {}))
+    findings["bad_args"] = call_finding(await session.call_tool("sleep", {"ms": "soon"}))
     findings["sleeps"] = await concurrent_sleeps(session, 20, 200)
     findings["cancel"] = await cancelled_call(session)
     findings["progress"] = await progress_call(session)

@@ -74,8 +74,7 @@ impl ToolWatcher {
 
     /// Publishes this read merged with the one before, if that changes the list.
     fn update(&mut self, tools: BTreeMap<String, Tool>) {
-        let mut listed = self.last_read.clone();
-        listed.extend(tools.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let listed = merged(&self.last_read, &tools);
         self.last_read = tools;
         self.sender.send_if_modified(|current| {
             if **current == listed {
@@ -86,6 +85,14 @@ impl ToolWatcher {
             true
         });
     }
+}
+
+/// The tools of this read and the one before; this read's description
+/// wins where both have a tool.
+fn merged(before: &BTreeMap<String, Tool>, now: &BTreeMap<String, Tool>) -> BTreeMap<String, Tool> {
+    let mut listed = before.clone();
+    listed.extend(now.iter().map(|(k, v)| (k.clone(), v.clone())));
+    listed
 }
 
 async fn read(
@@ -120,5 +127,34 @@ pub(crate) async fn notify_changes(
             tracing::debug!(error = %e, "a session is gone; no more list_changed for it");
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tools(names: &[(&str, &str)]) -> BTreeMap<String, Tool> {
+        names
+            .iter()
+            .map(|(name, about)| {
+                let schema = Arc::new(rmcp::model::JsonObject::new());
+                (
+                    name.to_string(),
+                    Tool::new(name.to_string(), about.to_string(), schema),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_tool_stays_listed_until_two_reads_miss_it() {
+        let first = tools(&[("a", "1"), ("b", "1")]);
+        let second = tools(&[("a", "2")]);
+        let listed = merged(&first, &second);
+        assert_eq!(listed.keys().collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(listed["a"].description.as_deref(), Some("2"));
+        let third = tools(&[("a", "2")]);
+        assert_eq!(merged(&second, &third).keys().collect::<Vec<_>>(), ["a"]);
     }
 }
