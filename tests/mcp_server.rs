@@ -449,3 +449,47 @@ async fn max_calls_caps_the_calls_in_flight() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_client_that_vanishes_mid_call_has_its_job_cancelled() -> anyhow::Result<()> {
+    let cluster = Cluster::start().await?;
+    cluster.builtin_worker(4).await?;
+    let aborts = count_aborts(&cluster).await?;
+    let dir = tempfile::tempdir()?;
+    let ready = dir.path().join("ready");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/mcp/client_check.py");
+    let nats = cluster.nats.url();
+    let mut python = tokio::process::Command::new(python()?)
+        .arg(script)
+        .args(["hangup", "stdio", &toolfan()?, "mcp", "--nats-url", &nats])
+        .env("MCP_READY_FILE", &ready)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let until = Instant::now() + Duration::from_secs(20);
+    while !ready.exists() {
+        anyhow::ensure!(
+            Instant::now() < until,
+            "the MCP client did not start its call"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(aborts.load(Ordering::SeqCst), 0);
+    // SIGKILL: no courtesy cancel; `toolfan mcp` sees its stdin close.
+    let killed = Instant::now();
+    python.kill().await?;
+    assert!(
+        at_least(&aborts, 1).await,
+        "the vanished client's job ran on"
+    );
+    let took = killed.elapsed();
+    eprintln!(
+        "the job was aborted {} ms after its client vanished",
+        took.as_millis()
+    );
+    // Well before the caller grace (10 s) would have cancelled it.
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    Ok(())
+}

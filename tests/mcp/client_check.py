@@ -13,6 +13,8 @@ Scenarios:
                 20 concurrent sleep 200 ms; cancel a sleep 10 s, then call
                 echo again; a call with a progress token.
   capped        6 concurrent sleep 300 ms (the server runs with --max-calls 2).
+  hangup        start a sleep 10 s call, create $MCP_READY_FILE, then wait
+                to be killed (the test kills this process: a client that vanishes).
   list_changed  list the tools, create the file named by $MCP_READY_FILE,
                 wait (15 s at most) for notifications/tools/list_changed,
                 list again.
@@ -136,6 +138,13 @@ async def run_session(read, write, scenario):
         }
         if scenario == "basics":
             findings.update(await basics(session))
+        elif scenario == "hangup":
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(session.call_tool, "sleep", {"ms": 10_000})
+                await anyio.sleep(0.5)
+                with open(os.environ["MCP_READY_FILE"], "w") as ready:
+                    ready.write("calling\n")
+                await anyio.sleep(30)
         elif scenario == "capped":
             findings["sleeps"] = await concurrent_sleeps(session, 6, 300)
         else:

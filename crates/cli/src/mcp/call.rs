@@ -9,7 +9,7 @@
 //!   `queued as job <id>` once JetStream accepted the job, `1/1` with
 //!   `done` or `failed: <kind>` when its result came. toolfan tells the
 //!   caller nothing between the two, so nothing is made up.
-//! - The client's `notifications/cancelled` cancels the job (its
+//! - The client's `notifications/cancelled` (or the server stopping) cancels the job (its
 //!   queued task never starts, a running one is aborted on its worker).
 //!   The cancelled call answers at once; the job's end is awaited in the
 //!   background, keeping its slot until the fleet confirms it.
@@ -22,6 +22,7 @@ use rmcp::service::RequestContext;
 use rmcp::RoleServer;
 use serde_json::Value;
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
 use toolfan::{Client, ClientError, Job, JobOutcome, Task};
 
 use super::args::CallSettings;
@@ -42,6 +43,8 @@ pub(crate) struct Fleet {
     pub(crate) calls: Arc<Semaphore>,
     /// How each call runs as a job.
     pub(crate) settings: CallSettings,
+    /// Cancelled when the server stops: every call in flight is cancelled.
+    pub(crate) stop: CancellationToken,
 }
 
 /// Runs `request` as a job and answers with its result; every failure is
@@ -80,7 +83,7 @@ pub(crate) async fn call(
     let mut waiting = Box::pin(handle.wait());
     let outcome = tokio::select! {
         outcome = &mut waiting => outcome,
-        _ = context.ct.cancelled() => {
+        _ = cancelled_or_stopped(fleet, &context) => {
             if let Err(e) = canceller.cancel().await {
                 tracing::warn!(error = %e, "cannot cancel a cancelled call's job");
             }
@@ -111,7 +114,7 @@ async fn slot(
         permit = fleet.calls.clone().acquire_owned() => permit.map_err(|_| {
             convert::error_text("internal: the server is shutting down".into())
         }),
-        _ = context.ct.cancelled() => Err(cancelled()),
+        _ = cancelled_or_stopped(fleet, context) => Err(cancelled()),
         _ = tokio::time::sleep(deadline) => Err(convert::error_text(format!(
             "deadline_exceeded: no call slot came free within {} ms (--max-calls {})",
             deadline.as_millis(),
@@ -145,6 +148,14 @@ fn submit_error(e: &ClientError) -> String {
     match e {
         ClientError::Invalid(why) => format!("invalid: {why}"),
         other => format!("internal: {other}"),
+    }
+}
+
+/// Until the client cancels the call or the server stops.
+async fn cancelled_or_stopped(fleet: &Fleet, context: &RequestContext<RoleServer>) {
+    tokio::select! {
+        _ = context.ct.cancelled() => {}
+        _ = fleet.stop.cancelled() => {}
     }
 }
 

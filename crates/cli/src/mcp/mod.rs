@@ -9,23 +9,31 @@
 //! - [`call`] — one `tools/call` as a one-task job: slots, progress, cancellation.
 //! - [`handler`] — the rmcp `ServerHandler`, one per session.
 //! - [`http`] — streamable HTTP serving with the bearer check.
+//! - [`stdio`] — stdio serving; the end of stdin stops the server at once.
+//!
+//! When the server stops (stdin ended, SIGINT or SIGTERM), the calls in
+//! flight cancel their jobs, and it waits up to 2 s for the fleet to
+//! confirm before it exits.
 
 pub(crate) mod args;
 mod call;
 mod convert;
 mod handler;
 mod http;
+mod stdio;
 mod watcher;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use rmcp::ServiceExt;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use toolfan::{Client, ClientOptions};
 use toolfan_protocol::Subjects;
+
+/// How long in-flight calls get to wind down at exit.
+const DRAIN: Duration = Duration::from_secs(2);
 
 /// Serves the fleet's tools until stdin closes (stdio) or a signal comes.
 pub(crate) async fn run(args: args::McpArgs) -> anyhow::Result<()> {
@@ -38,21 +46,41 @@ pub(crate) async fn run(args: args::McpArgs) -> anyhow::Result<()> {
     )
     .await
     .context("cannot read the fleet's tools")?;
+    let stop = CancellationToken::new();
     let fleet = Arc::new(call::Fleet {
         client,
         tools,
         calls: Arc::new(Semaphore::new(args.max_calls as usize)),
         settings: args.call_settings(),
+        stop: stop.clone(),
     });
-    let stop = CancellationToken::new();
     tokio::spawn(toolfan_telemetry::shutdown_on_signal(stop.clone()));
     tokio::spawn(tool_watcher.run(stop.clone()));
     let served = match http {
-        Some(settings) => http::serve(fleet, settings, stop.clone()).await,
-        None => serve_stdio(fleet, stop.clone()).await,
+        Some(settings) => http::serve(fleet.clone(), settings, stop.clone()).await,
+        None => stdio::serve(fleet.clone(), stop.clone()).await,
     };
     stop.cancel();
+    drain(&fleet, args.max_calls).await;
     served
+}
+
+/// The calls still in flight when the sessions end were cancelled with
+/// them: gives their jobs' cancels up to [`DRAIN`] to go out and the
+/// fleet to confirm (a job not confirmed by then is cancelled by the
+/// fleet once the caller grace passes), then flushes the connection.
+async fn drain(fleet: &call::Fleet, max_calls: u32) {
+    if tokio::time::timeout(DRAIN, fleet.calls.acquire_many(max_calls))
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "calls still in flight at exit; the fleet cancels their jobs after the caller grace"
+        );
+    }
+    if let Err(e) = fleet.client.clone().close().await {
+        tracing::warn!(error = %e, "cannot flush the NATS connection");
+    }
 }
 
 async fn connect(args: &args::McpArgs) -> anyhow::Result<Client> {
@@ -61,19 +89,4 @@ async fn connect(args: &args::McpArgs) -> anyhow::Result<Client> {
     options.auth = args.cluster.auth.to_auth();
     options.caller_grace = Some(Duration::from_millis(args.caller_grace_ms));
     Ok(Client::connect(options).await?)
-}
-
-async fn serve_stdio(fleet: Arc<call::Fleet>, stop: CancellationToken) -> anyhow::Result<()> {
-    let running = handler::Session::new(fleet)
-        .serve(rmcp::transport::stdio())
-        .await
-        .context("the MCP client did not initialize the session")?;
-    let session = running.cancellation_token();
-    tokio::spawn(async move {
-        stop.cancelled().await;
-        session.cancel();
-    });
-    let quit = running.waiting().await?;
-    tracing::info!(?quit, "the MCP session ended");
-    Ok(())
 }
