@@ -187,3 +187,48 @@ impl Progress {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_call_is_a_job_of_one_task_with_the_flags_settings() {
+        let settings = CallSettings {
+            deadline: Duration::from_secs(60),
+            timeout: Some(Duration::from_millis(1500)),
+            retries: Some(2),
+            max_calls: 4,
+        };
+        let job = job(
+            &settings,
+            "sleep",
+            json!({"ms": 5}),
+            Duration::from_millis(900),
+        );
+        let wire = serde_json::to_value(&job).expect("serialises");
+        assert_eq!(wire["deadline_ms"], 900);
+        assert_eq!(wire["tasks"].as_array().map(Vec::len), Some(1));
+        let task = &wire["tasks"][0];
+        assert_eq!(task["tool"], "sleep");
+        assert_eq!(task["args"], json!({"ms": 5}));
+        assert_eq!(task["timeout_ms"], 1500);
+        assert_eq!(task["retries"], 2);
+    }
+
+    #[test]
+    fn failures_outside_the_job_name_a_kind() {
+        let refused = ClientError::Invalid("tasks[0].tool: bad".into());
+        assert_eq!(submit_error(&refused), "invalid: tasks[0].tool: bad");
+        let text = |r: CallToolResult| {
+            serde_json::to_value(r).expect("json")["content"][0]["text"].clone()
+        };
+        assert_eq!(
+            text(cancelled()),
+            "cancelled: the client cancelled the call"
+        );
+        let empty: Result<JobOutcome, ClientError> = Err(ClientError::Invalid("x".into()));
+        assert_eq!(answer("t", empty).is_error, Some(true));
+    }
+}
