@@ -7,10 +7,12 @@
 //!   The fleet's limits and result cache apply as configured on it.
 //! - Progress, when the request carries a `progressToken`: `0/1` with
 //!   `queued as job <id>` once JetStream accepted the job, `1/1` with
-//!   `done` or `failed: <kind>` when its result came. toolfan tells the
-//!   caller nothing between the two, so nothing is made up.
-//! - The client's `notifications/cancelled` (or the server stopping) cancels the job (its
-//!   queued task never starts, a running one is aborted on its worker).
+//!   `done` or `failed` when its result came (the result names the
+//!   kind). toolfan tells the caller nothing between the two, so nothing
+//!   is made up.
+//! - The client's `notifications/cancelled`, or the server stopping,
+//!   cancels the job (its queued task never starts, a running one is
+//!   aborted on its worker).
 //!   The cancelled call answers at once; the job's end is awaited in the
 //!   background, keeping its slot until the fleet confirms it.
 
