@@ -493,3 +493,76 @@ async fn a_client_that_vanishes_mid_call_has_its_job_cancelled() -> anyhow::Resu
     assert!(took < Duration::from_secs(3), "{took:?}");
     Ok(())
 }
+
+#[tokio::test]
+async fn over_stdio_stdout_carries_mcp_only_and_the_end_of_stdin_stops_the_server(
+) -> anyhow::Result<()> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let cluster = Cluster::start().await?;
+    cluster.builtin_worker(4).await?;
+    let mut server = tokio::process::Command::new(toolfan()?)
+        .args(["mcp", "--nats-url", &cluster.nats.url()])
+        .env("RUST_LOG", "debug")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let mut stdin = server.stdin.take().expect("piped");
+    let messages = [
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "raw", "version": "0"}}}),
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}),
+        json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+            "params": {"name": "echo", "arguments": {"x": 1}}}),
+    ];
+    for message in &messages {
+        stdin.write_all(format!("{message}\n").as_bytes()).await?;
+    }
+    let mut lines = BufReader::new(server.stdout.take().expect("piped")).lines();
+    let mut answered = Vec::new();
+    let read = async {
+        while answered.len() < 3 {
+            let Some(line) = lines.next_line().await? else {
+                break;
+            };
+            let message: Value = serde_json::from_str(&line).map_err(|e| {
+                anyhow::anyhow!("stdout carried a line that is not JSON ({e}): {line}")
+            })?;
+            assert_eq!(message["jsonrpc"], "2.0", "{line}");
+            if message.get("id").is_some() {
+                answered.push(message);
+            }
+        }
+        anyhow::Ok(())
+    };
+    tokio::time::timeout(Duration::from_secs(10), read).await??;
+    let by_id = |id: u64| answered.iter().find(|m| m["id"] == id).cloned();
+    let listed = by_id(2).unwrap_or_default();
+    let tools = listed["result"]["tools"].as_array().map(Vec::len);
+    assert!(tools >= Some(4), "{listed}");
+    let called = by_id(3).unwrap_or_default();
+    assert_eq!(
+        called["result"]["structuredContent"],
+        json!({"x": 1}),
+        "{called}"
+    );
+    drop(stdin);
+    let closed = Instant::now();
+    let status = tokio::time::timeout(Duration::from_secs(5), server.wait()).await??;
+    eprintln!(
+        "the server exited {} ms after stdin closed",
+        closed.elapsed().as_millis()
+    );
+    assert!(status.success(), "{status}");
+    let mut stderr = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut server.stderr.take().expect("piped"), &mut stderr)
+        .await?;
+    assert!(
+        stderr.contains("DEBUG"),
+        "the debug logs went to stderr: {stderr}"
+    );
+    Ok(())
+}
