@@ -21,12 +21,12 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
 
-/// The header naming a streamable HTTP session.
-const SESSION_ID_HEADER: &str = "mcp-session-id";
-
 use super::args::HttpSettings;
 use super::call::Fleet;
 use super::handler::Session;
+
+/// The header naming a streamable HTTP session.
+const SESSION_ID_HEADER: &str = "mcp-session-id";
 
 /// Serves `/mcp` on `settings.addr` until `stop`.
 pub(crate) async fn serve(
@@ -88,7 +88,7 @@ async fn admit(State(gate): State<Arc<Gate>>, request: Request, next: Next) -> R
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
+            .and_then(bearer)
             .unwrap_or("");
         if !same_secret(presented.as_bytes(), token.as_bytes()) {
             return (
@@ -114,6 +114,13 @@ async fn admit(State(gate): State<Arc<Gate>>, request: Request, next: Next) -> R
     next.run(request).await
 }
 
+/// The token of an `Authorization: Bearer <token>` value (the scheme in
+/// any case, RFC 9110).
+fn bearer(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
 /// Whether `a` and `b` are equal, in time that depends on their lengths
 /// only, not on where they first differ.
 fn same_secret(a: &[u8], b: &[u8]) -> bool {
@@ -128,7 +135,15 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::same_secret;
+    use super::{bearer, same_secret};
+
+    #[test]
+    fn bearer_tokens_are_read() {
+        assert_eq!(bearer("Bearer s3cret"), Some("s3cret"));
+        assert_eq!(bearer("bearer s3cret"), Some("s3cret"));
+        assert_eq!(bearer("Basic s3cret"), None);
+        assert_eq!(bearer("Bearer"), None);
+    }
 
     #[test]
     fn secrets_compare() {
