@@ -30,13 +30,13 @@ pub(crate) struct ClusterArgs {
         env = "TOOLFAN_NATS_URL",
         default_value = "nats://127.0.0.1:4222"
     )]
-    nats_url: String,
+    pub(crate) nats_url: String,
     /// Subject prefix.
     #[arg(long, env = "TOOLFAN_PREFIX", default_value = "toolfan")]
-    prefix: String,
+    pub(crate) prefix: String,
     /// NATS credentials and TLS.
     #[command(flatten)]
-    auth: NatsAuthArgs,
+    pub(crate) auth: NatsAuthArgs,
 }
 
 /// How `toolfan tools` prints the tools.

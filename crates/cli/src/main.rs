@@ -7,6 +7,7 @@ mod error_text;
 mod fleet;
 mod limits;
 mod local;
+mod mcp;
 mod submit;
 
 use clap::{Parser, Subcommand};
@@ -35,6 +36,8 @@ enum Command {
     Tools(fleet::ToolsArgs),
     /// Show queue depths: jobs and tasks queued, in flight and redelivered per consumer.
     Stats(fleet::FleetArgs),
+    /// Serve the fleet's tools to MCP clients (stdio, or streamable HTTP with --http); each call is a job.
+    Mcp(mcp::args::McpArgs),
 }
 
 #[tokio::main]
@@ -58,6 +61,7 @@ async fn main() -> std::process::ExitCode {
         Command::Workers(args) => fleet::workers(args).await,
         Command::Tools(args) => fleet::tools(args).await,
         Command::Stats(args) => fleet::stats(args).await,
+        Command::Mcp(args) => mcp::run(args).await,
     };
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -61,6 +61,11 @@ impl Client {
         let mut by_worker = BTreeMap::new();
         let collect = async {
             while let Some(answer) = answers.next().await {
+                // With no worker listening, the server answers the request
+                // itself: an empty "no responders" status message.
+                if answer.status.is_some() && answer.payload.is_empty() {
+                    continue;
+                }
                 match decode::<WorkerTools>("tool descriptions", &answer.payload) {
                     Ok(tools) => {
                         by_worker.insert(tools.worker.clone(), tools.tools);
