@@ -24,7 +24,7 @@ struct Args {
     #[arg(long, env = "TOOLFAN_REDIS_URL")]
     redis_url: Option<String>,
     /// A default limit, used where Redis defines none for the key:
-    /// KEY=RATE[,burst=N][,concurrency=N], e.g. api=50/s,burst=5. Repeatable.
+    /// `KEY=RATE[,burst=N][,concurrency=N]`, e.g. api=50/s,burst=5. Repeatable.
     #[arg(long = "limit", value_name = "KEY=SPEC")]
     limits: Vec<String>,
     /// The limit keys a tool's calls are under: TOOL=KEY[,KEY...], e.g.

@@ -123,7 +123,7 @@ impl WorkerBuilder {
 
     /// Serves a batch tool under `name`: the handler gets up to
     /// `options.max_size` calls' args at once and returns one outcome per
-    /// input, in order; see [`crate::batch`].
+    /// input, in order; see the batch module (`crate::batch`).
     pub fn batch_tool<F, Fut>(
         self,
         name: impl Into<String>,
