@@ -9,22 +9,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use toolfan::{Job, Task};
-use toolfan_e2e::{max_in_window, Cluster};
+use toolfan_e2e::{max_in_window, python, Cluster};
 use toolfan_testkit::{Process, RedisServer};
-
-/// The virtualenv's Python (`TOOLFAN_TEST_PYTHON` overrides it).
-fn python() -> anyhow::Result<PathBuf> {
-    let path = match std::env::var_os("TOOLFAN_TEST_PYTHON") {
-        Some(path) => PathBuf::from(path),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv-test/bin/python"),
-    };
-    anyhow::ensure!(
-        path.exists(),
-        "{} is missing: run scripts/install-deps (it makes the test virtualenv with nats-py and redis)",
-        path.display()
-    );
-    Ok(path)
-}
 
 fn foreign_worker(nats: &str, redis: &str, id: &str) -> anyhow::Result<Process> {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/foreign/worker.py");

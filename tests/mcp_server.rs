@@ -11,23 +11,9 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use serde_json::{json, Value};
-use toolfan_e2e::{http_client, spawn, Cluster};
+use toolfan_e2e::{http_client, python, spawn, Cluster};
 use toolfan_protocol::Subjects;
 use toolfan_worker::{TaskContext, ToolError, Worker};
-
-/// The virtualenv's Python (`TOOLFAN_TEST_PYTHON` overrides it).
-fn python() -> anyhow::Result<PathBuf> {
-    let path = match std::env::var_os("TOOLFAN_TEST_PYTHON") {
-        Some(path) => PathBuf::from(path),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv-test/bin/python"),
-    };
-    anyhow::ensure!(
-        path.exists(),
-        "{} is missing: the test virtualenv needs the MCP Python SDK (`mcp`)",
-        path.display()
-    );
-    Ok(path)
-}
 
 fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| s.to_string()).collect()

@@ -10,23 +10,9 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use toolfan::{CacheUse, ErrorKind, Job, Task, TaskResult};
 use toolfan_e2e::fleet::rate;
-use toolfan_e2e::{max_in_window, spawn, terminate, Cluster};
+use toolfan_e2e::{max_in_window, python, spawn, terminate, Cluster};
 use toolfan_limits::LimitStore;
 use toolfan_testkit::{Process, RedisServer};
-
-/// The virtualenv's Python (`TOOLFAN_TEST_PYTHON` overrides it).
-fn python() -> anyhow::Result<PathBuf> {
-    let path = match std::env::var_os("TOOLFAN_TEST_PYTHON") {
-        Some(path) => PathBuf::from(path),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv-test/bin/python"),
-    };
-    anyhow::ensure!(
-        path.exists(),
-        "{} is missing: run scripts/install-deps (it makes the test virtualenv with the MCP SDK)",
-        path.display()
-    );
-    Ok(path)
-}
 
 fn server_script() -> String {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/mcp/calc_server.py");

@@ -15,6 +15,9 @@ Scenarios:
   capped        6 concurrent sleep 300 ms (the server runs with --max-calls 2).
   hangup        start a sleep 10 s call, create $MCP_READY_FILE, then wait
                 to be killed (the test kills this process: a client that vanishes).
+  relay         through a fleet whose worker serves tests/mcp/calc_server.py:
+                list the tools; call calc_add and calc_fail; 10 concurrent
+                calc_slow calls.
   list_changed  list the tools, create the file named by $MCP_READY_FILE,
                 wait (15 s at most) for notifications/tools/list_changed,
                 list again.
@@ -122,6 +125,28 @@ async def list_changed(session, changed):
     return findings
 
 
+async def relay(session):
+    tools = await list_tools(session)
+    added = await session.call_tool("calc_add", {"a": 2, "b": 3})
+    failed = await session.call_tool("calc_fail", {"message": "no such number"})
+    results = [None] * 10
+
+    async def one(i):
+        results[i] = await session.call_tool("calc_slow", {"i": i})
+
+    started = time.monotonic()
+    async with anyio.create_task_group() as tg:
+        for i in range(10):
+            tg.start_soon(one, i)
+    return {
+        "tools": tools,
+        "add": call_finding(added),
+        "fail": call_finding(failed),
+        "slow_ms": (time.monotonic() - started) * 1000,
+        "slow": [call_finding(r) for r in results],
+    }
+
+
 async def run_session(read, write, scenario):
     changed = anyio.Event()
 
@@ -145,6 +170,8 @@ async def run_session(read, write, scenario):
                 with open(os.environ["MCP_READY_FILE"], "w") as ready:
                     ready.write("calling\n")
                 await anyio.sleep(30)
+        elif scenario == "relay":
+            findings.update(await relay(session))
         elif scenario == "capped":
             findings["sleeps"] = await concurrent_sleeps(session, 6, 300)
         else:

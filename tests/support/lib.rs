@@ -3,6 +3,9 @@
 
 pub mod fleet;
 pub mod metrics;
+mod python;
+
+pub use python::{python, test_file};
 
 use std::time::{Duration, Instant};
 
