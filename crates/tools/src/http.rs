@@ -203,7 +203,7 @@ impl Tool for HttpTool {
 }
 
 /// Replaces `${VAR}` with the environment variable's value.
-fn expand_env(value: &str) -> Result<String, HttpToolError> {
+pub(crate) fn expand_env(value: &str) -> Result<String, HttpToolError> {
     let mut out = String::new();
     let mut rest = value;
     while let Some(start) = rest.find("${") {

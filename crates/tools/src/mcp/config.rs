@@ -20,7 +20,8 @@ pub struct McpDef {
     /// URL of a streamable HTTP server.
     pub url: Option<String>,
     /// HTTP headers sent to a `url` server; a value `env:VAR` is the
-    /// environment variable `VAR`, read when the worker starts.
+    /// environment variable `VAR`, and `${VAR}` inside a value is replaced
+    /// by it (as for HTTP tools), read when the worker starts.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
     /// Serve only these of the server's tools (its own names); each must exist.
@@ -110,12 +111,17 @@ impl McpDef {
         let url = self.url.clone().ok_or(McpError::CommandOrUrl)?;
         let mut headers = Vec::new();
         for (name, value) in &self.headers {
+            let unset = |var: &str| McpError::UnsetVariable {
+                header: name.clone(),
+                var: var.to_owned(),
+            };
+            // `env:VAR` (the whole value), or `${VAR}` inside it as HTTP tools take.
             let value = match value.strip_prefix("env:") {
-                Some(var) => std::env::var(var).map_err(|_| McpError::UnsetVariable {
-                    header: name.clone(),
-                    var: var.to_owned(),
+                Some(var) => std::env::var(var).map_err(|_| unset(var))?,
+                None => crate::http::expand_env(value).map_err(|e| match e {
+                    crate::http::HttpToolError::UnsetVariable(var) => unset(&var),
+                    _ => McpError::HeaderValue(name.clone()),
                 })?,
-                None => value.clone(),
             };
             reqwest::header::HeaderValue::from_str(&value)
                 .map_err(|_| McpError::HeaderValue(name.clone()))?;
@@ -238,5 +244,34 @@ mod tests {
             err.contains("TOOLFAN_SURELY_UNSET_MCP") && err.contains("Authorization"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn header_values_take_variables_as_http_tools_do() {
+        std::env::set_var("TOOLFAN_TEST_MCP_INLINE", "t0ken");
+        let def = parse(
+            "name = \"x\"\nurl = \"http://h/\"\nheaders = { Authorization = \"Bearer ${TOOLFAN_TEST_MCP_INLINE}\" }",
+        )
+        .unwrap();
+        let Endpoint::Http { headers, .. } = def.endpoint().unwrap() else {
+            panic!("an HTTP endpoint");
+        };
+        assert_eq!(
+            headers,
+            vec![("Authorization".into(), "Bearer t0ken".into())]
+        );
+        for (value, named) in [
+            (
+                "Bearer ${TOOLFAN_SURELY_UNSET_INLINE}",
+                "TOOLFAN_SURELY_UNSET_INLINE",
+            ),
+            ("Bearer ${OPEN", "Authorization"),
+        ] {
+            let toml = format!(
+                "name = \"x\"\nurl = \"http://h/\"\nheaders = {{ Authorization = {value:?} }}"
+            );
+            let err = parse(&toml).unwrap().endpoint().unwrap_err().to_string();
+            assert!(err.contains(named), "{value}: {err}");
+        }
     }
 }
