@@ -13,6 +13,7 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 use toolfan_e2e::{http_client, python, spawn, Cluster};
 use toolfan_protocol::Subjects;
+use toolfan_testkit::Process;
 use toolfan_worker::{TaskContext, ToolError, Worker};
 
 fn strings(args: &[&str]) -> Vec<String> {
@@ -198,32 +199,34 @@ async fn answering(url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `toolfan mcp --http` on a free loopback port with `extra` flags, once
+/// it answers; returns it and its `/mcp` URL.
+async fn http_server(cluster: &Cluster, extra: &[&str]) -> anyhow::Result<(Process, String)> {
+    let addr = format!("127.0.0.1:{}", free_port()?);
+    let nats = cluster.nats.url();
+    let args = [&["mcp", "--http", &addr, "--nats-url", &nats][..], extra].concat();
+    let server = spawn("toolfan", &args)?;
+    let url = format!("http://{addr}/mcp");
+    answering(&url).await?;
+    Ok((server, url))
+}
+
+/// An `initialize` request, as a raw HTTP client sends it.
+fn initialize() -> Value {
+    json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "reqwest", "version": "0"}}})
+}
+
 #[tokio::test]
 async fn over_http_a_token_is_required_and_the_sdk_gets_results_and_progress() -> anyhow::Result<()>
 {
     let cluster = Cluster::start().await?;
     cluster.builtin_worker(64).await?;
     let aborts = count_aborts(&cluster).await?;
-    let addr = format!("127.0.0.1:{}", free_port()?);
-    let nats = cluster.nats.url();
-    let _server = spawn(
-        "toolfan",
-        &[
-            "mcp",
-            "--http",
-            &addr,
-            "--token",
-            "s3cret",
-            "--nats-url",
-            &nats,
-        ],
-    )?;
-    let url = format!("http://{addr}/mcp");
-    answering(&url).await?;
+    let (_server, url) = http_server(&cluster, &["--token", "s3cret"]).await?;
     let http = http_client();
-    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-06-18", "capabilities": {},
-        "clientInfo": {"name": "reqwest", "version": "0"}}});
+    let initialize = initialize();
     for auth in [
         None,
         Some("Bearer wrong"),
@@ -253,26 +256,9 @@ async fn over_http_a_token_is_required_and_the_sdk_gets_results_and_progress() -
 #[tokio::test]
 async fn max_sessions_caps_the_open_http_sessions() -> anyhow::Result<()> {
     let cluster = Cluster::start().await?;
-    let addr = format!("127.0.0.1:{}", free_port()?);
-    let nats = cluster.nats.url();
-    let _server = spawn(
-        "toolfan",
-        &[
-            "mcp",
-            "--http",
-            &addr,
-            "--nats-url",
-            &nats,
-            "--max-sessions",
-            "1",
-        ],
-    )?;
-    let url = format!("http://{addr}/mcp");
-    answering(&url).await?;
+    let (_server, url) = http_server(&cluster, &["--max-sessions", "1"]).await?;
     let http = http_client();
-    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-06-18", "capabilities": {},
-        "clientInfo": {"name": "reqwest", "version": "0"}}});
+    let initialize = initialize();
     let open = || {
         http.post(&url)
             .header("Accept", "application/json, text/event-stream")
@@ -396,22 +382,7 @@ async fn over_stdio_a_new_workers_tool_is_announced_with_list_changed() -> anyho
 async fn over_http_a_new_workers_tool_is_announced_with_list_changed() -> anyhow::Result<()> {
     let cluster = Cluster::start().await?;
     cluster.builtin_worker(4).await?;
-    let addr = format!("127.0.0.1:{}", free_port()?);
-    let nats = cluster.nats.url();
-    let _server = spawn(
-        "toolfan",
-        &[
-            "mcp",
-            "--http",
-            &addr,
-            "--nats-url",
-            &nats,
-            "--poll-ms",
-            "500",
-        ],
-    )?;
-    let url = format!("http://{addr}/mcp");
-    answering(&url).await?;
+    let (_server, url) = http_server(&cluster, &["--poll-ms", "500"]).await?;
     // Loopback without a token: no Authorization header needed.
     list_changed(&cluster, vec!["http".into(), url, "-".into()]).await?;
     Ok(())
