@@ -284,18 +284,58 @@ async fn max_sessions_caps_the_open_http_sessions() -> anyhow::Result<()> {
         .send()
         .await?;
     assert!(closed.status().is_success(), "{}", closed.status());
-    let until = Instant::now() + Duration::from_secs(5);
+    opens_within(&url, Duration::from_secs(5)).await?;
+    Ok(())
+}
+
+/// Opens a session (an `initialize` POST), answered 200 with its id.
+async fn open_session(http: &reqwest::Client, url: &str) -> anyhow::Result<reqwest::Response> {
+    Ok(http
+        .post(url)
+        .header("Accept", "application/json, text/event-stream")
+        .json(&initialize())
+        .send()
+        .await?)
+}
+
+/// How long until a session can be opened at `url` (within `within`).
+async fn opens_within(url: &str, within: Duration) -> anyhow::Result<Duration> {
+    let (http, started) = (http_client(), Instant::now());
     loop {
-        let status = open().await?.status();
+        let status = open_session(&http, url).await?.status();
         if status == reqwest::StatusCode::OK {
-            break;
+            return Ok(started.elapsed());
         }
         anyhow::ensure!(
-            Instant::now() < until,
-            "still {status} after the session closed"
+            started.elapsed() < within,
+            "still {status} after {within:?}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+#[tokio::test]
+async fn a_session_its_client_left_is_closed_and_frees_its_place() -> anyhow::Result<()> {
+    // Most clients leave without a DELETE; the place is freed all the same
+    // once the session has been idle for --session-idle-ms.
+    let cluster = Cluster::start().await?;
+    let flags = ["--max-sessions", "1", "--session-idle-ms", "800"];
+    let (_server, url) = http_server(&cluster, &flags).await?;
+    let http = http_client();
+    assert_eq!(
+        open_session(&http, &url).await?.status(),
+        reqwest::StatusCode::OK
+    );
+    // The abandoned session holds the one place for a while...
+    let refused = open_session(&http, &url).await?.status();
+    assert_eq!(refused, reqwest::StatusCode::SERVICE_UNAVAILABLE);
+    // ...and is closed once idle: a new client gets in.
+    let took = opens_within(&url, Duration::from_secs(10)).await?;
+    eprintln!("an abandoned session's place came free after {took:?}");
+    assert!(
+        took >= Duration::from_millis(500),
+        "freed after {took:?}, before it was idle"
+    );
     Ok(())
 }
 

@@ -36,6 +36,10 @@ pub(crate) struct McpArgs {
     /// closes after 5 minutes); a request opening one more is answered 503.
     #[arg(long, default_value_t = MAX_SESSIONS, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub(crate) max_sessions: u32,
+    /// An HTTP session whose client holds no GET stream open and has sent
+    /// nothing for this many ms is closed.
+    #[arg(long, default_value_t = 300_000, value_parser = clap::value_parser!(u64).range(100..=86_400_000))]
+    pub(crate) session_idle_ms: u64,
     /// Deadline of each tool call's job, in ms.
     #[arg(long, default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..=86_400_000))]
     pub(crate) deadline_ms: u64,
@@ -86,6 +90,8 @@ pub(crate) struct HttpSettings {
     pub(crate) extra_hosts: usize,
     /// Sessions open at most.
     pub(crate) max_sessions: usize,
+    /// A session left this long by its client is closed.
+    pub(crate) session_idle: Duration,
 }
 
 /// Why the flags cannot be served.
@@ -131,6 +137,7 @@ impl McpArgs {
         };
         let mut settings = http_settings(addr, self.token.as_deref(), &self.allowed_hosts)?;
         settings.max_sessions = self.max_sessions as usize;
+        settings.session_idle = Duration::from_millis(self.session_idle_ms);
         Ok(Some(settings))
     }
 }
@@ -142,7 +149,9 @@ pub(crate) fn http_settings(
     token: Option<&str>,
     extra_hosts: &[String],
 ) -> Result<HttpSettings, ArgsError> {
-    let token = match token {
+    // A token read from a file often ends in a newline; the presented one
+    // is trimmed too.
+    let token = match token.map(str::trim) {
         Some("") => return Err(ArgsError::EmptyToken),
         Some(token) => Some(token.to_owned()),
         None if !addr.ip().is_loopback() => return Err(ArgsError::OpenWithoutToken(addr)),
@@ -162,6 +171,7 @@ pub(crate) fn http_settings(
         allowed_hosts,
         extra_hosts: extra_hosts.len(),
         max_sessions: MAX_SESSIONS as usize,
+        session_idle: Duration::from_secs(300),
     })
 }
 

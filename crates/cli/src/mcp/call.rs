@@ -31,6 +31,9 @@ use super::args::CallSettings;
 use super::convert;
 use super::watcher::ToolList;
 
+/// The longest a progress notification may wait to be sent.
+const PROGRESS_SEND: Duration = Duration::from_millis(500);
+
 /// The shortest deadline a job is given (a call that waited almost its
 /// whole deadline for a slot still gets this long to run).
 const MIN_DEADLINE: Duration = Duration::from_millis(100);
@@ -184,8 +187,12 @@ impl Progress {
         let param = ProgressNotificationParam::new(token.clone(), progress)
             .with_total(1.0)
             .with_message(message);
-        if let Err(e) = self.peer.notify_progress(param).await {
-            tracing::debug!(error = %e, "cannot send a progress notification");
+        // A client that does not read must not hold the call (and its
+        // cancellation) up: a notification not sent in time is skipped.
+        match tokio::time::timeout(PROGRESS_SEND, self.peer.notify_progress(param)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::debug!(error = %e, "cannot send a progress notification"),
+            Err(_) => tracing::debug!("a progress notification was not taken in time; skipped"),
         }
     }
 }

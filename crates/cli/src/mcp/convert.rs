@@ -2,8 +2,9 @@
 //! task's result as a `tools/call` result.
 //!
 //! - A tool's `parameters` become its `inputSchema`; a tool without an
-//!   object schema gets `{"type":"object"}`, and an object schema without
-//!   a `type` gets `"type":"object"` (MCP requires it).
+//!   object schema (or with a `type` other than `"object"`) gets
+//!   `{"type":"object"}`, and an object schema without a `type` gets
+//!   `"type":"object"` (MCP requires it).
 //! - A string value is one text content; any other value is its JSON as
 //!   text, and also `structuredContent` when it is an object.
 //! - A failure is a result with `isError: true` whose text is
@@ -23,8 +24,14 @@ pub(crate) fn tool(description: &ToolDescription) -> Tool {
         Value::Object(schema) => schema.clone(),
         _ => JsonObject::new(),
     };
-    if !schema.contains_key("type") {
-        schema.insert("type".to_owned(), Value::String("object".to_owned()));
+    match schema.get("type") {
+        None => {
+            schema.insert("type".to_owned(), Value::String("object".to_owned()));
+        }
+        // Not an object's schema (a foreign worker's, say): strict clients
+        // refuse a whole list with one, so it reads "any object".
+        Some(kind) if kind != "object" => schema = object_schema(),
+        Some(_) => {}
     }
     let text = (!description.description.is_empty()).then(|| description.description.clone());
     Tool::new_with_raw(
@@ -32,6 +39,13 @@ pub(crate) fn tool(description: &ToolDescription) -> Tool {
         text.map(Into::into),
         Arc::new(schema),
     )
+}
+
+/// `{"type": "object"}`.
+fn object_schema() -> JsonObject {
+    let mut schema = JsonObject::new();
+    schema.insert("type".to_owned(), Value::String("object".to_owned()));
+    schema
 }
 
 /// The `tools/call` result for a task's result.
@@ -104,6 +118,11 @@ mod tests {
         );
         let t = tool(&described(json!({"properties": {}})));
         assert_eq!(t.input_schema["type"], json!("object"));
+        let t = tool(&described(json!({"type": "array", "items": {}})));
+        assert_eq!(
+            Value::Object((*t.input_schema).clone()),
+            json!({"type": "object"})
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! sends it `notifications/tools/list_changed` on every change, until the
 //! session's handler is dropped.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use rmcp::model::{
@@ -26,6 +27,9 @@ pub(crate) struct Session {
     /// Cancelled when the session's handler drops: ends its list_changed task.
     ended: CancellationToken,
     _end_on_drop: DropGuard,
+    /// Whether its list_changed task runs (a client may send `initialized`
+    /// more than once; one task is enough).
+    watching: AtomicBool,
 }
 
 impl Session {
@@ -36,6 +40,7 @@ impl Session {
             fleet,
             _end_on_drop: ended.clone().drop_guard(),
             ended,
+            watching: AtomicBool::new(false),
         }
     }
 }
@@ -73,6 +78,9 @@ impl ServerHandler for Session {
     }
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        if self.watching.swap(true, Ordering::AcqRel) {
+            return;
+        }
         tokio::spawn(watcher::notify_changes(
             self.fleet.tools.clone(),
             context.peer,

@@ -5,7 +5,9 @@
 //! <token>` is answered 401 with a `WWW-Authenticate: Bearer` header before
 //! MCP sees it; the comparison takes the same time wherever the two first
 //! differ. Sessions are rmcp's stateful ones (so `list_changed` reaches
-//! clients on their GET stream); an idle session closes after 5 minutes.
+//! clients on their GET stream); a session whose client holds no GET
+//! stream and has sent nothing for `--session-idle-ms` is closed
+//! ([`super::idle`]).
 //! `Host` headers are checked against loopback names, the bound address
 //! and `--allowed-host` (DNS rebinding). A request that would open a
 //! session while `--max-sessions` are open is answered 503.
@@ -24,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use super::args::HttpSettings;
 use super::call::Fleet;
 use super::handler::Session;
+use super::idle::{self, Activity};
 
 /// The header naming a streamable HTTP session.
 const SESSION_ID_HEADER: &str = "mcp-session-id";
@@ -50,10 +53,18 @@ pub(crate) async fn serve(
         sessions.clone(),
         config,
     );
+    let activity = Arc::new(Activity::default());
+    tokio::spawn(idle::reap(
+        activity.clone(),
+        sessions.clone(),
+        settings.session_idle,
+        stop.clone(),
+    ));
     let gate = Arc::new(Gate {
         token: settings.token.clone(),
         sessions,
         max_sessions: settings.max_sessions,
+        activity,
     });
     let router = axum::Router::new()
         .nest_service("/mcp", service)
@@ -78,6 +89,8 @@ struct Gate {
     sessions: Arc<LocalSessionManager>,
     /// A request that would open a session past this many is refused.
     max_sessions: usize,
+    /// What the sessions' clients last did.
+    activity: Arc<Activity>,
 }
 
 /// Lets a request through if it carries the token (when one is set) and,
@@ -111,7 +124,27 @@ async fn admit(State(gate): State<Arc<Gate>>, request: Request, next: Next) -> R
         )
             .into_response();
     }
-    next.run(request).await
+    let session = request
+        .headers()
+        .get(SESSION_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let is_get = request.method() == Method::GET;
+    let response = next.run(request).await;
+    match session {
+        Some(id) if is_get && response.status().is_success() => gate.activity.stream(&id, response),
+        Some(id) => {
+            gate.activity.touch(&id);
+            response
+        }
+        None => {
+            let opened = response.headers().get(SESSION_ID_HEADER);
+            if let Some(id) = opened.and_then(|v| v.to_str().ok()) {
+                gate.activity.touch(id);
+            }
+            response
+        }
+    }
 }
 
 /// The token of an `Authorization: Bearer <token>` value (the scheme in

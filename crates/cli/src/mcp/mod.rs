@@ -9,6 +9,7 @@
 //! - [`call`] — one `tools/call` as a one-task job: slots, progress, cancellation.
 //! - [`handler`] — the rmcp `ServerHandler`, one per session.
 //! - [`http`] — streamable HTTP serving with the bearer check.
+//! - [`idle`] — closing HTTP sessions their clients have left.
 //! - [`stdio`] — stdio serving; the end of stdin stops the server at once.
 //!
 //! When the server stops (stdin ended, SIGINT or SIGTERM), the calls in
@@ -20,6 +21,7 @@ mod call;
 mod convert;
 mod handler;
 mod http;
+mod idle;
 mod stdio;
 mod watcher;
 

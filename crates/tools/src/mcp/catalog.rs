@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 
-use rmcp::model::Tool as McpToolDef;
+use rmcp::model::{PaginatedRequestParams, Tool as McpToolDef};
 use rmcp::service::RoleClient;
 use rmcp::Peer;
 use serde_json::Value;
@@ -14,6 +14,16 @@ use toolfan_worker::{check_parameters, ToolRuntime};
 use super::config::McpDef;
 use super::error::McpError;
 use super::names::{map_names, Mapped};
+
+/// Most pages of a tool list followed.
+const MAX_PAGES: usize = 100;
+/// Most tools taken from one server.
+const MAX_TOOLS: usize = 1_000;
+/// Longest description passed on to callers, in bytes (longer ones are cut:
+/// every worker's descriptions travel in one NATS message).
+const MAX_DESCRIPTION: usize = 16 * 1024;
+/// Largest input schema served, in bytes of JSON.
+const MAX_SCHEMA: usize = 64 * 1024;
 
 /// A tool served from the server, as it was described at start.
 #[derive(Debug, Clone)]
@@ -66,25 +76,77 @@ impl Catalog {
     }
 }
 
-/// The server's description of a tool (its title if it has no description).
+/// The server's description of a tool (its title if it has no
+/// description), cut to [`MAX_DESCRIPTION`] bytes.
 fn description(tool: &McpToolDef) -> String {
-    match (&tool.description, &tool.title) {
+    let mut text = match (&tool.description, &tool.title) {
         (Some(description), _) => description.to_string(),
         (None, Some(title)) => title.clone(),
         (None, None) => String::new(),
+    };
+    if text.len() > MAX_DESCRIPTION {
+        let mut end = MAX_DESCRIPTION;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
     }
+    text
 }
 
-fn schema(tool: &McpToolDef) -> Value {
-    Value::Object(tool.input_schema.as_ref().clone())
+/// The tool's input schema, or why it cannot be served.
+fn schema(tool: &McpToolDef) -> Result<Value, McpError> {
+    let schema = Value::Object(tool.input_schema.as_ref().clone());
+    let bytes = schema.to_string().len();
+    if bytes > MAX_SCHEMA {
+        return Err(McpError::SchemaTooLarge {
+            tool: tool.name.to_string(),
+            bytes,
+            max: MAX_SCHEMA,
+        });
+    }
+    Ok(schema)
 }
 
-/// Lists the server's tools, within the entry's timeout.
-async fn list(peer: &Peer<RoleClient>, def: &McpDef) -> Result<Vec<McpToolDef>, McpError> {
-    tokio::time::timeout(def.timeout(), peer.list_all_tools())
+/// Lists the server's tools, within `timeout`.
+async fn list(peer: &Peer<RoleClient>, timeout: Duration) -> Result<Vec<McpToolDef>, McpError> {
+    tokio::time::timeout(timeout, pages(peer))
         .await
-        .map_err(|_| McpError::Unanswered(def.timeout_ms))?
-        .map_err(McpError::List)
+        .map_err(|_| McpError::Unanswered(timeout.as_millis() as u64))?
+}
+
+/// Every page of the server's tool list, up to [`MAX_PAGES`] pages and
+/// [`MAX_TOOLS`] tools; a repeated cursor is refused, and a name listed
+/// twice is taken once.
+async fn pages(peer: &Peer<RoleClient>) -> Result<Vec<McpToolDef>, McpError> {
+    let (mut tools, mut cursors) = (Vec::<McpToolDef>::new(), BTreeSet::new());
+    let mut cursor = None;
+    for _ in 0..MAX_PAGES {
+        let params = PaginatedRequestParams::default().with_cursor(cursor.take());
+        let page = peer
+            .list_tools(Some(params))
+            .await
+            .map_err(McpError::List)?;
+        for tool in page.tools {
+            if tools.iter().any(|t| t.name == tool.name) {
+                tracing::warn!(tool = %tool.name, "the MCP server lists a tool twice; taking the first");
+            } else {
+                tools.push(tool);
+            }
+        }
+        if tools.len() > MAX_TOOLS {
+            return Err(McpError::Paging(format!("holds over {MAX_TOOLS} tools")));
+        }
+        match page.next_cursor {
+            None => return Ok(tools),
+            Some(next) if !cursors.insert(next.clone()) => {
+                return Err(McpError::Paging(format!("repeats the cursor {next:?}")))
+            }
+            Some(next) => cursor = Some(next),
+        }
+    }
+    Err(McpError::Paging(format!("runs over {MAX_PAGES} pages")))
 }
 
 /// The tools to serve: all the server's, or those `tools = [...]` names
@@ -93,7 +155,7 @@ pub(crate) async fn at_start(
     peer: &Peer<RoleClient>,
     def: &McpDef,
 ) -> Result<Vec<Served>, McpError> {
-    let offered = list(peer, def).await?;
+    let offered = list(peer, def.timeout()).await?;
     let chosen: Vec<&McpToolDef> = match &def.tools {
         None => offered.iter().collect(),
         Some(wanted) => {
@@ -115,7 +177,7 @@ pub(crate) async fn at_start(
     let mapped = map_names(&def.name, &remote)?;
     let mut served = Vec::new();
     for (tool, mapped) in chosen.into_iter().zip(mapped) {
-        let schema = schema(tool);
+        let schema = schema(tool)?;
         check_parameters(&schema).map_err(|source| McpError::Schema {
             tool: mapped.remote.clone(),
             source,
@@ -149,14 +211,10 @@ fn names_of(tools: &[McpToolDef]) -> String {
 /// its calls until it is back.
 pub(crate) async fn relist(catalog: &Catalog, peer: &Peer<RoleClient>) {
     let name = &catalog.name;
-    let listed = match tokio::time::timeout(catalog.timeout, peer.list_all_tools()).await {
-        Ok(Ok(listed)) => listed,
-        Ok(Err(e)) => {
+    let listed = match list(peer, catalog.timeout).await {
+        Ok(listed) => listed,
+        Err(e) => {
             tracing::warn!(mcp = %name, error = %e, "cannot list the MCP server's tools again");
-            return;
-        }
-        Err(_) => {
-            tracing::warn!(mcp = %name, "the MCP server did not list its tools in time");
             return;
         }
     };
@@ -174,7 +232,7 @@ pub(crate) async fn relist(catalog: &Catalog, peer: &Peer<RoleClient>) {
                 }
                 catalog.redescribe(known, tool);
             }
-            None if catalog.wanted(remote) && lock(&catalog.noticed).insert(remote.into()) => {
+            None if catalog.wanted(remote) && catalog.notice(remote) => {
                 tracing::warn!(mcp = %name, tool = remote, "the MCP server offers a new tool; restart the worker to serve it");
             }
             None => {}
@@ -196,6 +254,13 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Catalog {
+    /// Whether the new tool `remote` is to be logged: once each, and of at
+    /// most [`MAX_TOOLS`] names kept.
+    fn notice(&self, remote: &str) -> bool {
+        let mut noticed = lock(&self.noticed);
+        noticed.len() < MAX_TOOLS && noticed.insert(remote.to_owned())
+    }
+
     /// Whether `remote` is among the tools asked for (all, without `tools`).
     fn wanted(&self, remote: &str) -> bool {
         self.filter
@@ -211,7 +276,14 @@ impl Catalog {
 
     /// Describes `known` as the server now lists it, if that changed.
     fn redescribe(&self, known: &mut Served, listed: &McpToolDef) {
-        let (text, schema) = (description(listed), schema(listed));
+        let text = description(listed);
+        let schema = match schema(listed) {
+            Ok(schema) => schema,
+            Err(e) => {
+                tracing::warn!(mcp = %self.name, error = %e, "callers keep the MCP tool's old schema");
+                return;
+            }
+        };
         if known.description == text && known.schema == schema {
             return;
         }

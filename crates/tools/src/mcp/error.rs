@@ -71,6 +71,19 @@ pub enum McpError {
     /// The server did not finish the handshake or its listing in time.
     #[error("the server did not answer within {0} ms")]
     Unanswered(u64),
+    /// The server's tool list cannot be followed to its end.
+    #[error("its tool list {0}")]
+    Paging(String),
+    /// A tool's input schema is too large to pass on.
+    #[error("the input schema of tool {tool:?} is {bytes} bytes; at most {max} are served")]
+    SchemaTooLarge {
+        /// The server's name of the tool.
+        tool: String,
+        /// Its size as JSON.
+        bytes: usize,
+        /// The most served.
+        max: usize,
+    },
     /// Listing the server's tools failed.
     #[error("cannot list its tools: {0}")]
     List(#[source] rmcp::ServiceError),

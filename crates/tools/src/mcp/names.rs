@@ -1,9 +1,10 @@
 //! Serving an MCP server's tools under toolfan tool names: `<source>_<tool>`,
 //! where `<tool>` keeps ASCII letters, digits, `_` and `-` and every other
 //! character becomes `_`. A name that would be longer than a tool name may be
-//! ([`MAX_NAME_LEN`]), or that two of the server's tools would share, is cut
-//! and ends in `_` and eight hex digits of a hash of the server's name for
-//! it, so the mapping stays the same from one start to the next.
+//! ([`MAX_NAME_LEN`]), or that a mapped name would share with another of the
+//! server's tools, is cut and ends in `_` and eight hex digits of a hash of
+//! the server's name for it, so the mapping stays the same from one start
+//! to the next; a tool whose name is already safe keeps it as it is.
 
 use std::collections::BTreeSet;
 
@@ -36,7 +37,11 @@ pub fn map_names(source: &str, tools: &[String]) -> Result<Vec<Mapped>, McpError
     let mut taken = BTreeSet::new();
     let mut mapped = Vec::with_capacity(tools.len());
     for (i, remote) in tools.iter().enumerate() {
-        let shared = plain.iter().filter(|p| **p == plain[i]).count() > 1;
+        // A tool whose own name is already safe keeps its plain name when
+        // another's maps onto it: a tool the server adds later must not
+        // rename one callers (and limits) already use.
+        let safe = sanitize(remote) == *remote;
+        let shared = !safe && plain.iter().filter(|p| **p == plain[i]).count() > 1;
         let served = if shared || plain[i].len() > MAX_NAME_LEN {
             hashed(&plain[i], remote)
         } else {
@@ -122,11 +127,20 @@ mod tests {
 
     #[test]
     fn clashes_and_long_names_get_a_stable_hash() {
-        let served = names(&["a.b", "a_b", "a-b"]);
+        let served = names(&["a.b", "a_b", "a-b", "a b"]);
         assert_eq!(served[2], "calc_a-b");
-        assert!(served[0].starts_with("calc_a_b_") && served[1].starts_with("calc_a_b_"));
-        assert_ne!(served[0], served[1]);
-        assert_eq!(served, names(&["a.b", "a_b", "a-b"]), "the same every time");
+        // The safe name keeps its own; both mapped onto it are hashed apart.
+        assert_eq!(served[1], "calc_a_b");
+        assert!(served[0].starts_with("calc_a_b_") && served[3].starts_with("calc_a_b_"));
+        assert_ne!(served[0], served[3]);
+        assert_eq!(
+            served,
+            names(&["a.b", "a_b", "a-b", "a b"]),
+            "the same every time"
+        );
+        // A server that adds `a.b` later does not rename `a_b`.
+        assert_eq!(names(&["a_b"]), ["calc_a_b"]);
+        assert_eq!(names(&["a_b", "a.b"])[0], "calc_a_b");
         let long = "x".repeat(100);
         let served = names(&[&long]);
         assert_eq!(served[0].len(), MAX_NAME_LEN);

@@ -14,7 +14,6 @@ use rmcp::service::{
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{ClientHandler, Peer, ServiceExt};
-use tokio::io::AsyncBufReadExt;
 use tokio::sync::{watch, Notify, Semaphore};
 use tokio::time::Instant;
 
@@ -127,12 +126,7 @@ impl Connector {
             })?;
         if let Some(stderr) = stderr {
             let name = self.name.clone();
-            tokio::spawn(async move {
-                let mut lines = tokio::io::BufReader::new(stderr).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    tracing::info!(mcp = %name, "{line}");
-                }
-            });
+            tokio::spawn(forward_stderr(name, stderr));
         }
         Ok(transport)
     }
@@ -154,10 +148,39 @@ impl Connector {
                 map.insert(name, value);
             }
         }
-        let config = StreamableHttpClientTransportConfig::with_uri(url.to_owned())
+        let mut config = StreamableHttpClientTransportConfig::with_uri(url.to_owned())
             .custom_headers(map)
             .max_concurrent_requests(self.max_concurrency);
+        config.max_json_response_size = MAX_HTTP_MESSAGE;
+        config.max_sse_event_size = MAX_HTTP_MESSAGE;
         StreamableHttpClientTransport::from_config(config)
+    }
+}
+
+/// Longest line of a child's stderr logged whole; the rest of a longer one
+/// is dropped (a progress bar that never writes a newline must not grow the
+/// worker's memory).
+const MAX_STDERR_LINE: usize = 8 * 1024;
+/// Largest message taken from an HTTP server (a JSON answer or an SSE
+/// event); a task's result is bounded again by the worker's
+/// `max_result_bytes`.
+const MAX_HTTP_MESSAGE: usize = 4 * 1024 * 1024;
+
+/// Logs the child's stderr, a line an event, each line at most
+/// [`MAX_STDERR_LINE`] bytes.
+async fn forward_stderr(name: String, stderr: tokio::process::ChildStderr) {
+    use futures::StreamExt;
+    use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
+    let codec = LinesCodec::new_with_max_length(MAX_STDERR_LINE);
+    let mut lines = FramedRead::new(stderr, codec);
+    while let Some(line) = lines.next().await {
+        match line {
+            Ok(line) => tracing::info!(mcp = %name, "{line}"),
+            Err(LinesCodecError::MaxLineLengthExceeded) => {
+                tracing::info!(mcp = %name, "(a stderr line over {MAX_STDERR_LINE} bytes, dropped)")
+            }
+            Err(LinesCodecError::Io(_)) => return,
+        }
     }
 }
 
