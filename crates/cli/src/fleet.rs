@@ -27,12 +27,13 @@ pub(crate) struct ClusterArgs {
     /// NATS server URL; several, comma-separated, for a cluster.
     #[arg(
         long,
+        global = true,
         env = "TOOLFAN_NATS_URL",
         default_value = "nats://127.0.0.1:4222"
     )]
     pub(crate) nats_url: String,
     /// Subject prefix.
-    #[arg(long, env = "TOOLFAN_PREFIX", default_value = "toolfan")]
+    #[arg(long, global = true, env = "TOOLFAN_PREFIX", default_value = "toolfan")]
     pub(crate) prefix: String,
     /// NATS credentials and TLS.
     #[command(flatten)]
