@@ -85,14 +85,7 @@ pub(crate) async fn tools(args: ToolsArgs) -> anyhow::Result<()> {
             serde_json::to_string_pretty(&anthropic::tool_definitions(&tools))?
         }
         ToolsFormat::Table => {
-            println!("{:<20} {:<40}  args", "tool", "description");
-            for tool in &tools {
-                let args = tool.parameters["properties"]
-                    .as_object()
-                    .map(|p| p.keys().cloned().collect::<Vec<_>>().join(","))
-                    .unwrap_or_default();
-                println!("{:<20} {:<40}  {args}", tool.name, tool.description);
-            }
+            print!("{}", crate::table::tools_table(&tools));
             println!(
                 "{} tool(s) served by the workers that answered within {} ms",
                 tools.len(),
