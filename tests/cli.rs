@@ -74,3 +74,125 @@ fn connection_flags_are_taken_after_the_subcommand() -> anyhow::Result<()> {
     assert!(!stderr.contains("unexpected argument"), "{stderr}");
     Ok(())
 }
+
+/// The pids of `parent`'s live (not zombie) children, from /proc.
+fn children(parent: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| {
+            // stat: "pid (comm) state ppid ..."; comm may hold spaces.
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            let Some((_, rest)) = stat.rsplit_once(')') else {
+                return false;
+            };
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            fields.first() != Some(&"Z") && fields.get(1) == Some(&parent.to_string().as_str())
+        })
+        .collect()
+}
+
+/// Whether `pid` is a live process (not gone, not a zombie).
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+fn port_of(url: &str) -> anyhow::Result<u16> {
+    let port = url.trim().rsplit(':').next().unwrap_or_default();
+    Ok(port.parse()?)
+}
+
+#[test]
+fn dev_keep_stopped_by_sigterm_stops_its_servers() -> anyhow::Result<()> {
+    use std::io::BufRead;
+    use std::time::{Duration, Instant};
+
+    let mut cmd = Command::new(toolfan_testkit::binary("toolfan")?);
+    cmd.args(["dev", "--keep", "--no-demo", "--workers", "1"])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit());
+    let mut dev = toolfan_testkit::Process::spawn("toolfan dev", cmd)?;
+    let stdout = dev
+        .take_stdout()
+        .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+    // Read its lines on a thread, so waiting for them is bounded.
+    let (lines, seen) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let (mut nats_port, mut redis_port) = (None, None);
+    let started = Instant::now();
+    while nats_port.is_none() || redis_port.is_none() {
+        let left = Duration::from_secs(60).saturating_sub(started.elapsed());
+        let line = seen
+            .recv_timeout(left)
+            .map_err(|_| anyhow::anyhow!("toolfan dev --keep did not come up within 60 s"))?;
+        if let Some(url) = line.trim().strip_prefix("export TOOLFAN_NATS_URL=") {
+            nats_port = Some(port_of(url)?);
+        }
+        if let Some(url) = line.trim().strip_prefix("export TOOLFAN_REDIS_URL=") {
+            redis_port = Some(port_of(url)?);
+        }
+    }
+    let servers = children(dev.pid());
+    assert_eq!(
+        servers.len(),
+        2,
+        "nats-server and redis-server: {servers:?}"
+    );
+    for port in [nats_port, redis_port].into_iter().flatten() {
+        std::net::TcpStream::connect(("127.0.0.1", port))?;
+    }
+    toolfan_e2e::terminate(&dev)?;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = dev.try_status() {
+            break status;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "toolfan dev still runs 15 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "toolfan dev exited {status} on SIGTERM");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while servers.iter().any(|&pid| alive(pid)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let left: Vec<u32> = servers.into_iter().filter(|&pid| alive(pid)).collect();
+    for pid in &left {
+        // Not to leave them behind when this test fails.
+        let _ = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+    }
+    assert!(
+        left.is_empty(),
+        "servers left running after SIGTERM: {left:?}"
+    );
+    for port in [nats_port, redis_port].into_iter().flatten() {
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+            "port {port} still open"
+        );
+    }
+    Ok(())
+}
