@@ -110,7 +110,12 @@ impl Worker {
         if let Some(addr) = shared.options.metrics_addr {
             let ready = readiness(&client, &shared);
             let registry = shared.options.metrics.clone();
-            toolfan_telemetry::serve(addr, registry, ready, shutdown.clone()).await?;
+            if shared.options.metrics_addr_is_default {
+                toolfan_telemetry::http::serve_near(addr, registry, ready, shutdown.clone())
+                    .await?;
+            } else {
+                toolfan_telemetry::serve(addr, registry, ready, shutdown.clone()).await?;
+            }
         }
         let descriptions: Described = Arc::new(RwLock::new(self.descriptions));
         start_tools(&self.tools, &shared, &descriptions);
