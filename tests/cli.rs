@@ -106,6 +106,20 @@ fn alive(pid: u32) -> bool {
     }
 }
 
+/// SIGKILLs the processes still alive when dropped, so a failing test does
+/// not leave the servers it checks behind.
+struct KillLeftOnDrop(Vec<u32>);
+
+impl Drop for KillLeftOnDrop {
+    fn drop(&mut self) {
+        for pid in self.0.iter().filter(|&&pid| alive(pid)) {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+    }
+}
+
 fn port_of(url: &str) -> anyhow::Result<u16> {
     let port = url.trim().rsplit(':').next().unwrap_or_default();
     Ok(port.parse()?)
@@ -152,6 +166,7 @@ fn dev_keep_stopped_by_sigterm_stops_its_servers() -> anyhow::Result<()> {
         }
     }
     let servers = children(dev.pid());
+    let _cleanup = KillLeftOnDrop(servers.clone());
     assert_eq!(
         servers.len(),
         2,
@@ -178,12 +193,6 @@ fn dev_keep_stopped_by_sigterm_stops_its_servers() -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis(50));
     }
     let left: Vec<u32> = servers.into_iter().filter(|&pid| alive(pid)).collect();
-    for pid in &left {
-        // Not to leave them behind when this test fails.
-        let _ = Command::new("kill")
-            .args(["-KILL", &pid.to_string()])
-            .status();
-    }
     assert!(
         left.is_empty(),
         "servers left running after SIGTERM: {left:?}"
