@@ -199,6 +199,38 @@ async fn with_no_worker_the_caller_gets_unknown_tool_at_once() -> anyhow::Result
 }
 
 #[tokio::test]
+async fn unknown_tool_names_the_closest_served_tool() -> anyhow::Result<()> {
+    let cluster = Cluster::start().await?;
+    let echo = |_ctx: TaskContext, args: Value| async move { Ok::<_, ToolError>(args) };
+    cluster
+        .worker(Worker::builder().tool("search", echo).tool("sleep", echo))
+        .await?;
+    let client = cluster.client().await?;
+    // "Nobody serves it" is believed after a full worker TTL (3 s).
+    tokio::time::sleep(Duration::from_millis(3200)).await;
+    let tasks = ["serch", "weather", "search"]
+        .into_iter()
+        .map(|tool| Task::new(tool, json!({})))
+        .collect();
+    let results = client
+        .submit(Job::new(tasks).deadline(Duration::from_secs(5)))
+        .await?
+        .results()
+        .await?;
+    let typo = results[0].error().expect("serch is served by nobody");
+    assert_eq!(typo.kind, ErrorKind::UnknownTool);
+    assert_eq!(
+        typo.message,
+        r#"no live worker serves the tool "serch"; did you mean "search"?"#
+    );
+    let far = results[1].error().expect("weather is served by nobody");
+    assert_eq!(far.kind, ErrorKind::UnknownTool);
+    assert!(!far.message.contains("did you mean"), "{}", far.message);
+    assert!(results[2].error().is_none(), "{:?}", results[2]);
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_job_is_answered_by_its_deadline_even_when_no_worker_gets_to_it() -> anyhow::Result<()> {
     let cluster = Cluster::start().await?;
     // One slot, so the second and third tasks never start before the deadline.

@@ -137,3 +137,101 @@ async fn a_job_whose_only_worker_was_killed_is_answered_by_its_deadline() -> any
     );
     Ok(())
 }
+
+/// Starts `toolfan-coordinator` on `nats_url` with `args`, logging JSON
+/// lines at info, and the stream of its stderr lines.
+fn coordinator_logging(
+    nats_url: &str,
+    args: &[&str],
+) -> anyhow::Result<(toolfan_testkit::Process, std::sync::mpsc::Receiver<String>)> {
+    use std::io::BufRead;
+    let mut cmd = std::process::Command::new(toolfan_testkit::binary("toolfan-coordinator")?);
+    cmd.args(["--nats-url", nats_url, "--log-format", "json"])
+        .args(args)
+        .env("RUST_LOG", "info")
+        .env_remove("TOOLFAN_METRICS_ADDR")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut process = toolfan_testkit::Process::spawn("toolfan-coordinator", cmd)?;
+    let stderr = process
+        .take_stderr()
+        .ok_or_else(|| anyhow::anyhow!("no stderr"))?;
+    let (lines, seen) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    Ok((process, seen))
+}
+
+/// The address of the metrics endpoint `lines` log, within 15 s.
+fn metrics_addr_logged(lines: &std::sync::mpsc::Receiver<String>) -> anyhow::Result<String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = lines
+            .recv_timeout(left)
+            .map_err(|_| anyhow::anyhow!("no metrics address logged within 15 s"))?;
+        let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        if entry["fields"]["message"].as_str() == Some("serving /metrics, /healthz and /readyz") {
+            return Ok(entry["fields"]["addr"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned());
+        }
+    }
+}
+
+/// GET /metrics on `addr` with a bare HTTP/1.0 request: its response.
+fn get_metrics(addr: &str) -> anyhow::Result<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    Ok(response)
+}
+
+#[test]
+fn two_coordinators_on_one_host_share_the_default_metrics_port_range() -> anyhow::Result<()> {
+    let nats = toolfan_testkit::NatsServer::start()?;
+    let url = nats.url();
+    let (mut first, first_lines) = coordinator_logging(&url, &[])?;
+    let first_addr = metrics_addr_logged(&first_lines)?;
+    let (mut second, second_lines) = coordinator_logging(&url, &[])?;
+    let second_addr = metrics_addr_logged(&second_lines)?;
+    assert_ne!(first_addr, second_addr);
+    std::thread::sleep(Duration::from_millis(500));
+    for (process, addr) in [(&mut first, &first_addr), (&mut second, &second_addr)] {
+        assert!(
+            process.try_status().is_none(),
+            "the coordinator on {addr} exited"
+        );
+        let response = get_metrics(addr)?;
+        assert!(
+            response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.1 200"),
+            "{response}"
+        );
+        assert!(
+            response.contains("toolfan_"),
+            "{addr} serves no toolfan metrics"
+        );
+    }
+    // An address given explicitly stays strict: taken, it fails, naming it.
+    let (mut third, third_lines) = coordinator_logging(&url, &["--metrics-addr", &second_addr])?;
+    let status = third.wait()?;
+    assert!(!status.success());
+    let said: Vec<String> = third_lines.iter().collect();
+    let expected = format!("cannot serve metrics on {second_addr}");
+    assert!(said.iter().any(|l| l.contains(&expected)), "{said:#?}");
+    Ok(())
+}

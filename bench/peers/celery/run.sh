@@ -8,8 +8,9 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../../.." && pwd)
 work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+pids=()         # redis-server
+worker_pids=()  # the Celery workers of the current scenario
+cleanup() { for p in "${pids[@]}" "${worker_pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
 "$root/scripts/install-deps"
@@ -30,11 +31,22 @@ cd "$here"
 start_workers() { # COUNT CONCURRENCY POOL
     for i in $(seq 1 "$1"); do
         "$celery" -A tasks worker --loglevel WARNING -n "w$i@%h" --concurrency "$2" --pool "$3" --without-gossip --without-mingle >/dev/null 2>&1 &
-        pids+=($!)
+        worker_pids+=($!)
     done
     sleep 4
 }
-stop_workers() { pkill -f "celery -A tasks worker" || true; sleep 1; }
+# Stops the workers start_workers started, by their pids (SIGTERM: a warm
+# shutdown that also stops a prefork pool's children), SIGKILL after 10 s.
+stop_workers() {
+    local p i
+    for p in "${worker_pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${worker_pids[@]}"; do
+        for i in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+        if kill -0 "$p" 2>/dev/null; then kill -KILL "$p" 2>/dev/null || true; fi
+        wait "$p" 2>/dev/null || true
+    done
+    worker_pids=()
+}
 
 echo "celery: fanout (1 worker, 64 threads)" >&2
 start_workers 1 64 threads

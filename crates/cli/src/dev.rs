@@ -21,7 +21,7 @@ pub(crate) struct DevArgs {
     /// Use this Redis server instead of starting one.
     #[arg(long)]
     redis_url: Option<String>,
-    /// Keep the cluster up after the demo, for `toolfan submit`, until Ctrl-C.
+    /// Keep the cluster up after the demo, for `toolfan submit`, until Ctrl-C or SIGTERM.
     #[arg(long)]
     keep: bool,
     /// Skip the demo fan-out (with --keep: just run the cluster).
@@ -46,11 +46,13 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
         args.concurrency,
         BUILTIN_TOOLS.join(", ")
     );
-    // Ctrl-C at any point ends the run normally, so the servers it started
-    // are stopped on the way out instead of being left behind.
+    // Ctrl-C or SIGTERM at any point ends the run normally, so the servers
+    // it started are stopped (killed on drop) instead of being left behind.
+    let signalled = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(toolfan_telemetry::shutdown_on_signal(signalled.clone()));
     let outcome = tokio::select! {
         outcome = demo_and_keep(&args, &cluster) => outcome,
-        _ = tokio::signal::ctrl_c() => {
+        _ = signalled.cancelled() => {
             println!("\nstopping the dev cluster");
             Ok(())
         }
@@ -69,7 +71,7 @@ async fn demo_and_keep(args: &DevArgs, cluster: &LocalCluster) -> anyhow::Result
         println!("  export TOOLFAN_REDIS_URL={}", cluster.redis_url);
         println!("  cargo run -q --release -p toolfan-cli -- submit examples/job.json");
         println!("  cargo run -q --release -p toolfan-cli -- limits set global 20/s --burst 5");
-        println!("Press Ctrl-C to stop it.");
+        println!("Press Ctrl-C (or send SIGTERM) to stop it.");
         std::future::pending::<()>().await;
     }
     Ok(())

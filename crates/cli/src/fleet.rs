@@ -27,12 +27,13 @@ pub(crate) struct ClusterArgs {
     /// NATS server URL; several, comma-separated, for a cluster.
     #[arg(
         long,
+        global = true,
         env = "TOOLFAN_NATS_URL",
         default_value = "nats://127.0.0.1:4222"
     )]
     pub(crate) nats_url: String,
     /// Subject prefix.
-    #[arg(long, env = "TOOLFAN_PREFIX", default_value = "toolfan")]
+    #[arg(long, global = true, env = "TOOLFAN_PREFIX", default_value = "toolfan")]
     pub(crate) prefix: String,
     /// NATS credentials and TLS.
     #[command(flatten)]
@@ -84,14 +85,7 @@ pub(crate) async fn tools(args: ToolsArgs) -> anyhow::Result<()> {
             serde_json::to_string_pretty(&anthropic::tool_definitions(&tools))?
         }
         ToolsFormat::Table => {
-            println!("{:<20} {:<40}  args", "tool", "description");
-            for tool in &tools {
-                let args = tool.parameters["properties"]
-                    .as_object()
-                    .map(|p| p.keys().cloned().collect::<Vec<_>>().join(","))
-                    .unwrap_or_default();
-                println!("{:<20} {:<40}  {args}", tool.name, tool.description);
-            }
+            print!("{}", crate::table::tools_table(&tools));
             println!(
                 "{} tool(s) served by the workers that answered within {} ms",
                 tools.len(),

@@ -11,12 +11,13 @@ pub(crate) struct LimitsArgs {
     /// Redis URL.
     #[arg(
         long,
+        global = true,
         env = "TOOLFAN_REDIS_URL",
         default_value = "redis://127.0.0.1:6379"
     )]
     redis_url: String,
     /// Key prefix in Redis (the subject prefix).
-    #[arg(long, env = "TOOLFAN_PREFIX", default_value = "toolfan")]
+    #[arg(long, global = true, env = "TOOLFAN_PREFIX", default_value = "toolfan")]
     prefix: String,
     #[command(subcommand)]
     command: LimitsCommand,

@@ -9,6 +9,7 @@ mod limits;
 mod local;
 mod mcp;
 mod submit;
+mod table;
 
 use clap::{Parser, Subcommand};
 

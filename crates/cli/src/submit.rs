@@ -16,6 +16,7 @@ pub(crate) struct SubmitArgs {
     /// NATS server URL; several, comma-separated, for a cluster.
     #[arg(
         long,
+        global = true,
         env = "TOOLFAN_NATS_URL",
         default_value = "nats://127.0.0.1:4222"
     )]

@@ -111,10 +111,11 @@ async fn answer_unknown(
             window.retry(index);
             continue;
         }
-        let error = TaskError::new(
-            ErrorKind::UnknownTool,
-            format!("no live worker serves the tool {:?}", tool.as_str()),
-        );
+        let mut message = format!("no live worker serves the tool {:?}", tool.as_str());
+        if let Some(near) = shared.registry.closest_served(tool) {
+            message.push_str(&format!("; did you mean {:?}?", near.as_str()));
+        }
+        let error = TaskError::new(ErrorKind::UnknownTool, message);
         decide(lane, &[index], "unknown", error);
     }
 }

@@ -34,6 +34,7 @@
 //! - `options`: [`CoordinatorOptions`] and their check.
 //! - `error`: [`CoordinatorError`], and why a job is handed back.
 //! - [`registry`]: the live view of workers and the tools they serve.
+//! - `suggest`: the served tool closest to an unknown one ("did you mean").
 //! - [`metrics`]: what the coordinator counts (docs/metrics.md).
 
 mod ack;
@@ -55,6 +56,7 @@ mod routes;
 mod run;
 mod shared;
 mod start;
+mod suggest;
 mod window;
 
 pub use error::CoordinatorError;

@@ -11,6 +11,10 @@ use toolfan_telemetry::{MetricsAddr, ServiceArgs};
 
 /// Takes toolfan jobs from JetStream, fans their tasks out to the workers and
 /// answers each caller in order by its deadline.
+/// Where /metrics is served unless told otherwise.
+const DEFAULT_METRICS_ADDR: std::net::SocketAddr =
+    std::net::SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9470);
+
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Args {
@@ -39,9 +43,12 @@ struct Args {
     /// Seconds a shutdown waits for live jobs before handing them back.
     #[arg(long, env = "TOOLFAN_DRAIN_TIMEOUT", default_value_t = 10)]
     drain_timeout: u64,
-    /// Serve /metrics, /healthz and /readyz on this address; `off` to disable.
-    #[arg(long, env = "TOOLFAN_METRICS_ADDR", default_value = "127.0.0.1:9470")]
-    metrics_addr: MetricsAddr,
+    /// Serve /metrics, /healthz and /readyz on this address; `off` to
+    /// disable. Default: 127.0.0.1:9470, or if another service on this host
+    /// has it, the next free port (logged); a given address that is taken
+    /// fails.
+    #[arg(long, env = "TOOLFAN_METRICS_ADDR")]
+    metrics_addr: Option<MetricsAddr>,
 }
 
 #[tokio::main]
@@ -62,7 +69,10 @@ async fn main() -> anyhow::Result<()> {
         max_publishes_in_flight: args.max_publishes_in_flight as usize,
         results_keep: Duration::from_secs(args.results_keep_s),
         drain_timeout: Duration::from_secs(args.drain_timeout),
-        metrics_addr: args.metrics_addr.0,
+        metrics_addr: args
+            .metrics_addr
+            .map_or(Some(DEFAULT_METRICS_ADDR), |a| a.0),
+        metrics_addr_is_default: args.metrics_addr.is_none(),
         topology: args.service.topology(),
         ..CoordinatorOptions::default()
     };

@@ -44,6 +44,9 @@ pub struct CoordinatorOptions {
     pub metrics: prometheus::Registry,
     /// Serve `/metrics`, `/healthz` and `/readyz` here.
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// If `metrics_addr`'s port is taken, serve on the next free one
+    /// instead of failing (for a default address, not one the user gave).
+    pub metrics_addr_is_default: bool,
 }
 
 impl Default for CoordinatorOptions {
@@ -63,6 +66,7 @@ impl Default for CoordinatorOptions {
             drain_timeout: Duration::from_secs(10),
             metrics: prometheus::Registry::new(),
             metrics_addr: None,
+            metrics_addr_is_default: false,
         }
     }
 }

@@ -130,6 +130,17 @@ impl Registry {
         }
     }
 
+    /// The tool a live worker serves whose name is closest to `tool`, if
+    /// one is close enough to be what was meant (a typo).
+    pub fn closest_served(&self, tool: &ToolName) -> Option<ToolName> {
+        let live = self.live();
+        let names = live
+            .iter()
+            .flat_map(|w| w.tools.iter().map(ToolName::as_str));
+        let closest = crate::suggest::closest(tool.as_str(), names)?;
+        closest.parse().ok()
+    }
+
     /// The live workers, as last announced.
     pub fn live(&self) -> Vec<WorkerInfo> {
         let workers = self.workers.lock().expect("registry lock");

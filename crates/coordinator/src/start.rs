@@ -163,7 +163,12 @@ async fn connect(
             async_nats::connection::State::Connected => Ok(()),
             state => Err(format!("NATS is {state:?}")),
         });
-        toolfan_telemetry::serve(addr, options.metrics.clone(), ready, shutdown.clone()).await?;
+        let registry = options.metrics.clone();
+        if options.metrics_addr_is_default {
+            toolfan_telemetry::http::serve_near(addr, registry, ready, shutdown.clone()).await?;
+        } else {
+            toolfan_telemetry::serve(addr, registry, ready, shutdown.clone()).await?;
+        }
     }
     Ok(client)
 }

@@ -59,6 +59,10 @@ pub struct ServeError {
     source: std::io::Error,
 }
 
+/// How many ports after a taken default one [`serve_near`] tries before
+/// it takes any free port.
+pub const NEXT_PORTS: u16 = 20;
+
 /// Serves `registry` and the health checks on `addr` until `shutdown`.
 /// Returns the bound address (useful with port 0).
 pub async fn serve(
@@ -70,6 +74,44 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| ServeError { addr, source })?;
+    serve_on(listener, addr, registry, ready, shutdown)
+}
+
+/// Like [`serve`], for a default address: if its port is taken (another
+/// service on this host), serves on the next free one of the
+/// [`NEXT_PORTS`] after it, else on any free port, and logs where.
+pub async fn serve_near(
+    addr: SocketAddr,
+    registry: Registry,
+    ready: Readiness,
+    shutdown: CancellationToken,
+) -> Result<SocketAddr, ServeError> {
+    let next = (1..=NEXT_PORTS).filter_map(|n| addr.port().checked_add(n));
+    let mut candidates = std::iter::once(addr.port()).chain(next).chain([0]);
+    loop {
+        let port = candidates.next().unwrap_or(0);
+        let candidate = SocketAddr::new(addr.ip(), port);
+        match tokio::net::TcpListener::bind(candidate).await {
+            Ok(listener) => {
+                if port != addr.port() {
+                    let chosen = listener.local_addr().unwrap_or(candidate);
+                    tracing::warn!(taken = %addr, %chosen, "the default metrics address is taken: serving on the next free one");
+                }
+                return serve_on(listener, candidate, registry, ready, shutdown);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && port != 0 => continue,
+            Err(source) => return Err(ServeError { addr, source }),
+        }
+    }
+}
+
+fn serve_on(
+    listener: tokio::net::TcpListener,
+    addr: SocketAddr,
+    registry: Registry,
+    ready: Readiness,
+    shutdown: CancellationToken,
+) -> Result<SocketAddr, ServeError> {
     let bound = listener
         .local_addr()
         .map_err(|source| ServeError { addr, source })?;
@@ -114,5 +156,35 @@ async fn readyz(State(endpoint): State<Endpoint>) -> impl IntoResponse {
             StatusCode::SERVICE_UNAVAILABLE,
             format!("not ready: {why}\n"),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn always_ready() -> Readiness {
+        Arc::new(|| Ok(()))
+    }
+
+    #[tokio::test]
+    async fn a_taken_default_port_moves_to_a_free_one_and_an_explicit_one_fails() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        let addr = taken.local_addr().expect("its address");
+        let stop = CancellationToken::new();
+        let err = serve(addr, Registry::new(), always_ready(), stop.clone())
+            .await
+            .expect_err("the port is taken");
+        assert!(err.to_string().contains(&addr.to_string()), "{err}");
+        let bound = serve_near(addr, Registry::new(), always_ready(), stop.clone())
+            .await
+            .expect("another port");
+        assert_ne!(bound.port(), addr.port());
+        assert_eq!(bound.ip(), addr.ip());
+        let again = serve_near(addr, Registry::new(), always_ready(), stop.clone())
+            .await
+            .expect("a third port");
+        assert!(again != bound && again != addr, "{again}");
+        stop.cancel();
     }
 }

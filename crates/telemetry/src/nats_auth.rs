@@ -9,31 +9,46 @@ use toolfan_transport::NatsAuth;
 #[derive(clap::Args, Clone, Default)]
 pub struct NatsAuthArgs {
     /// NATS user (with --nats-password).
-    #[arg(long, env = "TOOLFAN_NATS_USER")]
+    #[arg(long, global = true, env = "TOOLFAN_NATS_USER")]
     pub nats_user: Option<String>,
     /// NATS password.
-    #[arg(long, env = "TOOLFAN_NATS_PASSWORD", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "TOOLFAN_NATS_PASSWORD",
+        hide_env_values = true
+    )]
     pub nats_password: Option<String>,
     /// NATS token.
-    #[arg(long, env = "TOOLFAN_NATS_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "TOOLFAN_NATS_TOKEN",
+        hide_env_values = true
+    )]
     pub nats_token: Option<String>,
     /// NATS NKey seed.
-    #[arg(long, env = "TOOLFAN_NATS_NKEY_SEED", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "TOOLFAN_NATS_NKEY_SEED",
+        hide_env_values = true
+    )]
     pub nats_nkey_seed: Option<String>,
     /// NATS `.creds` file.
-    #[arg(long, env = "TOOLFAN_NATS_CREDS")]
+    #[arg(long, global = true, env = "TOOLFAN_NATS_CREDS")]
     pub nats_creds: Option<PathBuf>,
     /// CA certificate(s) to trust for NATS TLS, PEM.
-    #[arg(long, env = "TOOLFAN_NATS_TLS_CA")]
+    #[arg(long, global = true, env = "TOOLFAN_NATS_TLS_CA")]
     pub nats_tls_ca: Option<PathBuf>,
     /// Client certificate for NATS TLS, PEM.
-    #[arg(long, env = "TOOLFAN_NATS_TLS_CERT")]
+    #[arg(long, global = true, env = "TOOLFAN_NATS_TLS_CERT")]
     pub nats_tls_cert: Option<PathBuf>,
     /// Client key for NATS TLS, PEM.
-    #[arg(long, env = "TOOLFAN_NATS_TLS_KEY")]
+    #[arg(long, global = true, env = "TOOLFAN_NATS_TLS_KEY")]
     pub nats_tls_key: Option<PathBuf>,
     /// Refuse to connect to NATS without TLS.
-    #[arg(long, env = "TOOLFAN_NATS_TLS_REQUIRED")]
+    #[arg(long, global = true, env = "TOOLFAN_NATS_TLS_REQUIRED")]
     pub nats_tls_required: bool,
 }
 

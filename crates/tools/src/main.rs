@@ -14,6 +14,10 @@ use toolfan_worker::CacheOptions;
 use toolfan_worker::{Worker, WorkerBuilder, WorkerOptions};
 
 /// Serves toolfan's built-in tools (sleep, echo, fail, flaky, span) to the fleet.
+/// Where /metrics is served unless told otherwise.
+const DEFAULT_METRICS_ADDR: std::net::SocketAddr =
+    std::net::SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9471);
+
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Args {
@@ -45,9 +49,12 @@ struct Args {
     /// Largest retry delay ceiling, in ms.
     #[arg(long, env = "TOOLFAN_RETRY_CAP_MS", default_value_t = 10_000)]
     retry_cap_ms: u64,
-    /// Serve /metrics, /healthz and /readyz on this address; `off` to disable.
-    #[arg(long, env = "TOOLFAN_METRICS_ADDR", default_value = "127.0.0.1:9471")]
-    metrics_addr: MetricsAddr,
+    /// Serve /metrics, /healthz and /readyz on this address; `off` to
+    /// disable. Default: 127.0.0.1:9471, or if another service on this host
+    /// has it, the next free port (logged); a given address that is taken
+    /// fails.
+    #[arg(long, env = "TOOLFAN_METRICS_ADDR")]
+    metrics_addr: Option<MetricsAddr>,
     /// Largest result, in bytes of JSON; larger ones are answered `result_too_large`.
     #[arg(long, env = "TOOLFAN_MAX_RESULT_BYTES", default_value_t = 512 * 1024, value_parser = clap::value_parser!(u64).range(256..=64 * 1024 * 1024))]
     max_result_bytes: u64,
@@ -93,7 +100,10 @@ fn options(args: &Args) -> anyhow::Result<WorkerOptions> {
         drain_timeout: Duration::from_secs(args.drain_timeout),
         retry_base: Duration::from_millis(args.retry_base_ms),
         retry_cap: Duration::from_millis(args.retry_cap_ms),
-        metrics_addr: args.metrics_addr.0,
+        metrics_addr: args
+            .metrics_addr
+            .map_or(Some(DEFAULT_METRICS_ADDR), |a| a.0),
+        metrics_addr_is_default: args.metrics_addr.is_none(),
         max_result_bytes: args.max_result_bytes as usize,
         topology: args.service.topology(),
         ..WorkerOptions::default()

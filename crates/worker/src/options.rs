@@ -56,6 +56,9 @@ pub struct WorkerOptions {
     pub metrics: prometheus::Registry,
     /// Serve `/metrics`, `/healthz` and `/readyz` here.
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// If `metrics_addr`'s port is taken, serve on the next free one
+    /// instead of failing (for a default address, not one the user gave).
+    pub metrics_addr_is_default: bool,
     /// Most tasks a worker holds at once, running or waiting for a limit,
     /// as a multiple of `concurrency`. Tasks waiting for a limit hold no
     /// run slot, so other tools' tasks can run meanwhile.
@@ -84,6 +87,7 @@ impl Default for WorkerOptions {
             max_result_bytes: 512 * 1024,
             metrics: prometheus::Registry::new(),
             metrics_addr: None,
+            metrics_addr_is_default: false,
         }
     }
 }

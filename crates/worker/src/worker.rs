@@ -107,11 +107,7 @@ impl Worker {
             topology,
             options: self.options,
         });
-        if let Some(addr) = shared.options.metrics_addr {
-            let ready = readiness(&client, &shared);
-            let registry = shared.options.metrics.clone();
-            toolfan_telemetry::serve(addr, registry, ready, shutdown.clone()).await?;
-        }
+        serve_metrics(&client, &shared, &shutdown).await?;
         let descriptions: Described = Arc::new(RwLock::new(self.descriptions));
         start_tools(&self.tools, &shared, &descriptions);
         let announcement = Announcement {
@@ -127,6 +123,26 @@ impl Worker {
         serve(client, shared, consumers, announcement, shutdown).await;
         Ok(())
     }
+}
+
+/// Serves /metrics, /healthz and /readyz if the options ask for them; a
+/// default address whose port is taken moves to the next free one.
+async fn serve_metrics(
+    client: &async_nats::Client,
+    shared: &Arc<Shared>,
+    shutdown: &CancellationToken,
+) -> Result<(), WorkerError> {
+    let Some(addr) = shared.options.metrics_addr else {
+        return Ok(());
+    };
+    let ready = readiness(client, shared);
+    let registry = shared.options.metrics.clone();
+    if shared.options.metrics_addr_is_default {
+        toolfan_telemetry::http::serve_near(addr, registry, ready, shutdown.clone()).await?;
+    } else {
+        toolfan_telemetry::serve(addr, registry, ready, shutdown.clone()).await?;
+    }
+    Ok(())
 }
 
 /// Connects to NATS, counting reconnects.
