@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use toolfan_protocol::{
     encode, encode_task, task_msg_id, verdict_msg_id, ErrorKind, Subjects, TaskError, TaskResult,
+    TraceParent,
 };
 use toolfan_transport::stored_message;
 
@@ -21,6 +22,9 @@ pub(crate) struct JobMessages {
     pub(crate) job: Arc<AcceptedJob>,
     pub(crate) subjects: Subjects,
     pub(crate) deadline_unix_ms: u64,
+    /// The `traceparent` of its task messages: the job span's context
+    /// when spans are exported, else (`None`) a child of the caller's.
+    pub(crate) tasks_parent: Option<TraceParent>,
 }
 
 impl Messages for JobMessages {
@@ -31,7 +35,11 @@ impl Messages for JobMessages {
         let deadline = self.deadline_unix_ms;
         let payload = encode_task(&job.id, index, &job.caller, spec, deadline, dispatch);
         let msg_id = task_msg_id(&job.id, index, dispatch);
-        let message = stored_message(payload.into(), &msg_id, Some(job.trace.child()));
+        let message = stored_message(
+            payload.into(),
+            &msg_id,
+            Some(self.tasks_parent.unwrap_or_else(|| job.trace.child())),
+        );
         let subject = self.subjects.task(&spec.tool);
         Outgoing { subject, message }
     }
