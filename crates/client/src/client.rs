@@ -115,7 +115,7 @@ impl Client {
     /// returns one result per task, in input order.
     /// It runs under a `fanout` span, the parent of the job's spans.
     pub async fn fanout(&self, tasks: Vec<Task>) -> Result<Vec<TaskResult>, ClientError> {
-        let span = tracing::info_span!("fanout", tasks = tasks.len());
+        let span = tracing::info_span!("fanout", tasks = tasks.len() as i64);
         async { self.submit(Job::new(tasks)).await?.results().await }
             .instrument(span)
             .await
@@ -149,7 +149,7 @@ impl Client {
     ) -> Result<JobHandle, ClientError> {
         let span = tracing::info_span!(
             "submit",
-            tasks = job.tasks.len(),
+            tasks = job.tasks.len() as i64,
             job = tracing::field::Empty
         );
         if let Some(parent) = parent {

@@ -116,7 +116,7 @@ async fn steps(
     let _renewal = cached::renew(shared, &flight).await;
     let waiting = std::time::Instant::now();
     let admitted = admit::admit(shared, entry, attempt, permits).await;
-    let waited_ms = waiting.elapsed().as_millis() as u64;
+    let waited_ms = waiting.elapsed().as_millis() as i64;
     tracing::Span::current().record("limit_wait_ms", waited_ms);
     let held = match admitted {
         Ok(held) => held,

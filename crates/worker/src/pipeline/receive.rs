@@ -54,9 +54,10 @@ impl Received {
         let span = tracing::info_span!(
             "task",
             job = %self.task.job,
-            index = self.task.index,
+            // As i64: OpenTelemetry has no unsigned integers.
+            index = i64::from(self.task.index),
             tool = %entry.name,
-            attempt = self.attempt,
+            attempt = i64::from(self.attempt),
             trace_id = self.trace.map(|t| t.trace_id_hex()).unwrap_or_default(),
             limit_wait_ms = tracing::field::Empty,
             cache = tracing::field::Empty,
