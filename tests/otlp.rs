@@ -1,8 +1,9 @@
 //! Spans exported over OTLP/HTTP reach a real receiver
 //! (`tests/otlp/receiver.py`, on the OpenTelemetry protocol package from
 //! the test virtualenv) as one trace: the `toolfan submit` client's span,
-//! the coordinator's job span under it, and each worker's task spans under
-//! that; with no endpoint set, nothing is sent.
+//! the coordinator's job span under it, a dispatch span per task message
+//! under that, and each worker's task span under its dispatch; with no
+//! endpoint set, nothing is sent.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -200,11 +201,18 @@ async fn the_client_coordinator_and_workers_export_one_trace() -> anyhow::Result
     assert_eq!(jobs.len(), 1, "{jobs:#?}");
     assert_eq!(field(jobs[0], "service"), "toolfan-coordinator");
     assert_eq!(field(jobs[0], "parent_span_id"), field(roots[0], "span_id"));
+    let dispatches: Vec<&Value> = named("dispatch").collect();
+    assert!(dispatches.len() >= 8, "{dispatches:#?}");
+    for dispatch in &dispatches {
+        assert_eq!(field(dispatch, "service"), "toolfan-coordinator");
+        assert_eq!(field(dispatch, "parent_span_id"), field(jobs[0], "span_id"));
+    }
     let tasks: Vec<&Value> = named("task").collect();
     assert!(tasks.len() >= 8, "{tasks:#?}");
     for task in &tasks {
         let parent = by_id[field(task, "parent_span_id")];
-        assert_eq!(field(parent, "service"), "toolfan-coordinator", "{task}");
+        assert_eq!(field(parent, "name"), "dispatch", "{task}");
+        assert_eq!(parent["attributes"]["index"], task["attributes"]["index"]);
         assert_eq!(task["attributes"]["tool"], "sleep", "{task}");
         assert!(task["attributes"]["attempt"].as_i64() >= Some(1), "{task}");
         assert!(task["attributes"]["limit_wait_ms"].is_i64(), "{task}");
