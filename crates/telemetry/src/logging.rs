@@ -59,8 +59,8 @@ pub fn init_filtered(format: LogFormat, default_filter: &str, service: &str) -> 
     if let Some(e) = problem {
         let error = std::error::Error::source(&e).map(|s| s.to_string());
         tracing::warn!(error = %e, cause = error, "spans are not exported");
-    } else if traces.enabled() {
-        tracing::debug!("exporting spans over OTLP");
+    } else if let Some((var, endpoint)) = traces.endpoint() {
+        tracing::info!("exporting spans over OTLP/HTTP to {endpoint} ({var})");
     }
     traces
 }

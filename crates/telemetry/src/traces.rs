@@ -53,6 +53,8 @@ pub enum TracesError {
 #[derive(Debug, Default)]
 pub struct Traces {
     provider: Option<SdkTracerProvider>,
+    /// The variable naming the endpoint, and its value.
+    endpoint: Option<(&'static str, String)>,
 }
 
 impl Traces {
@@ -61,9 +63,17 @@ impl Traces {
         self.provider.is_some()
     }
 
+    /// Where spans go (the variable that said so, and its value with any
+    /// credentials in it hidden), if anywhere.
+    pub fn endpoint(&self) -> Option<(&'static str, String)> {
+        let (var, url) = self.endpoint.as_ref()?;
+        Some((var, redacted(url)))
+    }
+
     /// Sends the spans still queued (waiting up to 5 s) and stops export.
     pub fn shutdown(&mut self) {
         if let Some(provider) = self.provider.take() {
+            self.endpoint = None;
             if let Err(e) = provider.shutdown_with_timeout(FLUSH_TIMEOUT) {
                 eprintln!("toolfan: the last spans may not have been exported: {e}");
             }
@@ -120,6 +130,7 @@ pub(crate) fn from_env(default_service: &str) -> Result<(Traces, Option<SdkTrace
     let tracer = provider.tracer("toolfan");
     let traces = Traces {
         provider: Some(provider),
+        endpoint: Some((var, endpoint)),
     };
     Ok((traces, Some(tracer)))
 }
@@ -143,6 +154,18 @@ fn var_of(vars: &[&'static str]) -> Option<(&'static str, String)> {
         let value = value.trim();
         (!value.is_empty()).then(|| (*var, value.to_owned()))
     })
+}
+
+/// `url` with a `user:password@` part replaced by `***@`.
+fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***{}", &rest[at..]),
+        None => url.to_owned(),
+    }
 }
 
 fn invalid(var: &'static str, value: &str, reason: impl Into<String>) -> TracesError {
@@ -192,6 +215,11 @@ mod tests {
 
     #[test]
     fn samplers_parse_and_bad_values_name_their_variable() {
+        assert_eq!(
+            redacted("https://u:p@otel.example/v1"),
+            "https://***@otel.example/v1"
+        );
+        assert_eq!(redacted("http://127.0.0.1:4318"), "http://127.0.0.1:4318");
         assert!(sampler(None, None).is_ok());
         assert!(sampler(Some("traceidratio"), Some("0.25")).is_ok());
         assert!(sampler(Some("parentbased_always_off"), None).is_ok());
