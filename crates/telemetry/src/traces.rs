@@ -96,7 +96,7 @@ pub(crate) fn from_env(default_service: &str) -> Result<(Traces, Option<SdkTrace
     if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
         return Err(invalid(
             var,
-            &endpoint,
+            &redacted(&endpoint),
             "expected an http:// or https:// URL",
         ));
     }
