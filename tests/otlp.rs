@@ -3,7 +3,7 @@
 //! the test virtualenv) as one trace: the `toolfan submit` client's span,
 //! the coordinator's job span under it, a dispatch span per task message
 //! under that, and each worker's task span under its dispatch; with no
-//! endpoint set, nothing is sent.
+//! endpoint set, or with the `always_off` sampler, nothing is sent.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -51,12 +51,19 @@ async fn receiver(dir: &Path) -> anyhow::Result<(Process, String, PathBuf)> {
     Ok((process, format!("http://127.0.0.1:{port}"), out))
 }
 
-/// A built binary's command with `args`, exporting to `endpoint` (as
-/// `service` when given) or, without an endpoint, with no OTLP variable.
+/// Where and how the processes export: no endpoint sets no variable.
+#[derive(Clone, Copy)]
+struct Export<'a> {
+    endpoint: Option<&'a str>,
+    sampler: Option<&'a str>,
+}
+
+/// A built binary's command with `args`, exporting as `export` says (as
+/// `service` when given).
 fn command(
     name: &str,
     args: &[&str],
-    endpoint: Option<&str>,
+    export: Export<'_>,
     service: Option<&str>,
 ) -> anyhow::Result<Command> {
     let mut cmd = Command::new(toolfan_testkit::binary(name)?);
@@ -68,8 +75,11 @@ fn command(
     for var in OTEL_VARS {
         cmd.env_remove(var);
     }
-    if let Some(endpoint) = endpoint {
+    if let Some(endpoint) = export.endpoint {
         cmd.env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint);
+    }
+    if let Some(sampler) = export.sampler {
+        cmd.env("OTEL_TRACES_SAMPLER", sampler);
     }
     if let Some(service) = service {
         cmd.env("OTEL_SERVICE_NAME", service);
@@ -80,12 +90,12 @@ fn command(
 /// Runs a coordinator and two workers (4 slots each), submits 8 × sleep
 /// 100 ms with `toolfan submit`, and stops them all with SIGTERM; returns
 /// the workers that ran tasks.
-async fn run_fleet(endpoint: Option<&str>, dir: &Path) -> anyhow::Result<BTreeSet<String>> {
+async fn run_fleet(export: Export<'_>, dir: &Path) -> anyhow::Result<BTreeSet<String>> {
     let cluster = Cluster::without_coordinator()?;
     let url = cluster.nats.url();
     let mut processes = vec![Process::spawn(
         "coordinator",
-        command("toolfan-coordinator", &["--nats-url", &url], endpoint, None)?,
+        command("toolfan-coordinator", &["--nats-url", &url], export, None)?,
     )?];
     let ids = ["otlp-w1", "otlp-w2"];
     for id in ids {
@@ -100,7 +110,7 @@ async fn run_fleet(endpoint: Option<&str>, dir: &Path) -> anyhow::Result<BTreeSe
             "sleep",
         ];
         let service = format!("toolfan-worker-{id}");
-        let cmd = command("toolfan-worker", &args, endpoint, Some(&service))?;
+        let cmd = command("toolfan-worker", &args, export, Some(&service))?;
         processes.push(Process::spawn(id, cmd)?);
     }
     cluster.wait_for_workers(&ids.map(String::from)).await?;
@@ -117,7 +127,7 @@ async fn run_fleet(endpoint: Option<&str>, dir: &Path) -> anyhow::Result<BTreeSe
     let mut submit = tokio::process::Command::from(command(
         "toolfan",
         &["submit", &job, "--nats-url", &url, "--compact"],
-        endpoint,
+        export,
         None,
     )?);
     submit.stdout(Stdio::piped()).kill_on_drop(true);
@@ -164,7 +174,11 @@ async fn the_client_coordinator_and_workers_export_one_trace() -> anyhow::Result
     let started = Instant::now();
     let dir = tempfile::tempdir()?;
     let (_receiver, endpoint, out) = receiver(dir.path()).await?;
-    let workers = run_fleet(Some(&endpoint), dir.path()).await?;
+    let export = Export {
+        endpoint: Some(&endpoint),
+        sampler: None,
+    };
+    let workers = run_fleet(export, dir.path()).await?;
     assert_eq!(workers.len(), 2, "the tasks did not spread: {workers:?}");
     let spans = spans(&out)?;
 
@@ -229,16 +243,30 @@ async fn the_client_coordinator_and_workers_export_one_trace() -> anyhow::Result
     Ok(())
 }
 
+/// The receiver's file stays empty after a job run with `sampler` and,
+/// when `with_endpoint`, the endpoint set.
+async fn nothing_reaches_the_receiver(
+    with_endpoint: bool,
+    sampler: Option<&str>,
+) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (_receiver, endpoint, out) = receiver(dir.path()).await?;
+    let export = Export {
+        endpoint: with_endpoint.then_some(endpoint.as_str()),
+        sampler,
+    };
+    run_fleet(export, dir.path()).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(std::fs::read_to_string(&out)?, "", "spans were sent");
+    Ok(())
+}
+
 #[tokio::test]
 async fn nothing_is_sent_without_an_endpoint() -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let (_receiver, _endpoint, out) = receiver(dir.path()).await?;
-    run_fleet(None, dir.path()).await?;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(
-        std::fs::read_to_string(&out)?,
-        "",
-        "spans were sent with no endpoint set"
-    );
-    Ok(())
+    nothing_reaches_the_receiver(false, None).await
+}
+
+#[tokio::test]
+async fn nothing_is_sent_when_the_sampler_is_always_off() -> anyhow::Result<()> {
+    nothing_reaches_the_receiver(true, Some("always_off")).await
 }
