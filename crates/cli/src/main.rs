@@ -43,16 +43,15 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            // async-nats warns once per publish ack dropped unawaited at
-            // shutdown: after a stalled `bench load`, thousands of lines
-            // that would bury the error saying which job stalled.
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn,async_nats::jetstream::context=error".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    // async-nats warns once per publish ack dropped unawaited at
+    // shutdown: after a stalled `bench load`, thousands of lines that
+    // would bury the error saying which job stalled. The guard flushes
+    // the last spans before the process exits.
+    let traces = toolfan_telemetry::logging::init_filtered(
+        toolfan_telemetry::LogFormat::Human,
+        "warn,async_nats::jetstream::context=error",
+        "toolfan",
+    );
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Submit(args) => submit::run(args).await,
@@ -64,6 +63,7 @@ async fn main() -> std::process::ExitCode {
         Command::Stats(args) => fleet::stats(args).await,
         Command::Mcp(args) => mcp::run(args).await,
     };
+    drop(traces);
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -11,6 +11,7 @@ use toolfan_transport::publish::{self, store, stored_message};
 use toolfan_transport::{NatsAuth, Topology, TopologyOptions};
 
 use tokio_util::task::AbortOnDropHandle;
+use tracing::Instrument;
 
 use crate::handle::{Control, Submitted};
 use crate::prefetched::Prefetched;
@@ -112,19 +113,56 @@ impl Client {
 
     /// Runs `tasks` as one job with the default window and deadline and
     /// returns one result per task, in input order.
+    /// It runs under a `fanout` span, the parent of the job's spans.
     pub async fn fanout(&self, tasks: Vec<Task>) -> Result<Vec<TaskResult>, ClientError> {
-        self.submit(Job::new(tasks)).await?.results().await
+        let span = tracing::info_span!("fanout", tasks = tasks.len() as i64);
+        async { self.submit(Job::new(tasks)).await?.results().await }
+            .instrument(span)
+            .await
     }
 
     /// Submits `job` and returns a handle to follow it. The job is durable
-    /// once this returns: JetStream has stored it. It starts a new trace.
+    /// once this returns: JetStream has stored it. It runs in the trace of
+    /// the caller's current span when spans are exported over OTLP (its
+    /// `submit` span is a child of it), else in a new trace.
     pub async fn submit(&self, job: Job) -> Result<JobHandle, ClientError> {
-        self.submit_in_trace(job, TraceParent::generate()).await
+        self.submit_spanned(job, None).await
     }
 
     /// Submits `job` as part of the caller's trace: the coordinator's job
-    /// span and every worker's task span carry `parent`'s trace id.
+    /// span and every worker's task span carry `parent`'s trace id (and
+    /// this client's `submit` span is a child of `parent`).
     pub async fn submit_in_trace(
+        &self,
+        job: Job,
+        parent: TraceParent,
+    ) -> Result<JobHandle, ClientError> {
+        self.submit_spanned(job, Some(parent)).await
+    }
+
+    /// Submits `job` under a `submit` span whose context (when spans are
+    /// exported) is the job's `traceparent`; else `parent` or a new trace.
+    async fn submit_spanned(
+        &self,
+        job: Job,
+        parent: Option<TraceParent>,
+    ) -> Result<JobHandle, ClientError> {
+        let span = tracing::info_span!(
+            "submit",
+            tasks = job.tasks.len() as i64,
+            job = tracing::field::Empty
+        );
+        if let Some(parent) = parent {
+            toolfan_transport::adopt_parent(&span, parent);
+        }
+        let trace = toolfan_transport::traceparent_of(&span)
+            .or(parent)
+            .unwrap_or_else(TraceParent::generate);
+        self.submit_traced(job, trace).instrument(span).await
+    }
+
+    /// Submits `job` with `parent` as its `traceparent`.
+    async fn submit_traced(
         &self,
         mut job: Job,
         parent: TraceParent,
@@ -133,6 +171,7 @@ impl Client {
         self.prefetched.claim(&mut job.tasks);
         check(&job)?;
         let id = job.id.get_or_insert_with(JobId::generate).clone();
+        tracing::Span::current().record("job", tracing::field::display(&id));
         if job.client_grace_ms.is_none() {
             job.client_grace_ms = self.options.caller_grace.map(|g| g.as_millis() as u64);
         }

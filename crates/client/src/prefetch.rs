@@ -58,7 +58,10 @@ impl Client {
         job.id = Some(id.clone());
         check(&job)?;
         self.prefetched.remember(&job.tasks, Instant::now() + ttl);
-        self.publish_job(&job, &id, TraceParent::generate()).await?;
+        // In the caller's trace when spans are exported.
+        let trace = toolfan_transport::traceparent_of(&tracing::Span::current())
+            .unwrap_or_else(TraceParent::generate);
+        self.publish_job(&job, &id, trace).await?;
         Ok(id)
     }
 }

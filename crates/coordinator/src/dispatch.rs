@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use toolfan_protocol::{
     encode, encode_task, task_msg_id, verdict_msg_id, ErrorKind, Subjects, TaskError, TaskResult,
+    TraceParent,
 };
 use toolfan_transport::stored_message;
 
@@ -21,6 +22,10 @@ pub(crate) struct JobMessages {
     pub(crate) job: Arc<AcceptedJob>,
     pub(crate) subjects: Subjects,
     pub(crate) deadline_unix_ms: u64,
+    /// The job span's context when spans are exported: each task message
+    /// then gets a `dispatch` span under it; else (`None`) its
+    /// `traceparent` is a child of the caller's.
+    pub(crate) tasks_parent: Option<TraceParent>,
 }
 
 impl Messages for JobMessages {
@@ -31,7 +36,11 @@ impl Messages for JobMessages {
         let deadline = self.deadline_unix_ms;
         let payload = encode_task(&job.id, index, &job.caller, spec, deadline, dispatch);
         let msg_id = task_msg_id(&job.id, index, dispatch);
-        let message = stored_message(payload.into(), &msg_id, Some(job.trace.child()));
+        let trace = match self.tasks_parent {
+            Some(job_span) => dispatch_span(job_span, task, spec.tool.as_str()),
+            None => job.trace.child(),
+        };
+        let message = stored_message(payload.into(), &msg_id, Some(trace));
         let subject = self.subjects.task(&spec.tool);
         Outgoing { subject, message }
     }
@@ -44,6 +53,20 @@ impl Messages for JobMessages {
         let subject = self.subjects.result(job);
         Outgoing { subject, message }
     }
+}
+
+/// A `dispatch` span (a child of the job span `job_span`) for one task
+/// message, made only when spans are exported; its context is the
+/// message's `traceparent`, so the worker's task span is its child.
+fn dispatch_span(job_span: TraceParent, task: TaskRef, tool: &str) -> TraceParent {
+    let span = tracing::info_span!(
+        "dispatch",
+        index = i64::from(task.index),
+        dispatch = i64::from(task.dispatch),
+        tool,
+    );
+    toolfan_transport::adopt_parent(&span, job_span);
+    toolfan_transport::traceparent_of(&span).unwrap_or(job_span)
 }
 
 /// Queues every task the window has room for (as the dispatch `net`

@@ -72,6 +72,9 @@ async fn run(
     inbox: mpsc::Receiver<Inbound>,
 ) {
     let span = tracing::info_span!("job", job = %job.id, caller = %job.caller, trace_id = %job.trace.trace_id_hex());
+    // A child of the caller's span; the parent of the workers' task spans.
+    toolfan_transport::adopt_parent(&span, job.trace);
+    let tasks_parent = toolfan_transport::traceparent_of(&span);
     let policy = policy_label(job.spec.policy);
     let metrics = &shared.metrics;
     metrics.jobs_submitted.with_label_values(&[policy]).inc();
@@ -80,7 +83,7 @@ async fn run(
     // unknown delivery count: replay what is stored, and hold it all.
     let taken_over = !message.info().is_ok_and(|info| info.delivered == 1);
     let hold = shared.retention.hold(taken_over);
-    let mut live = LiveJob::new(shared, &job, message, inbox, &hold);
+    let mut live = LiveJob::new(shared, &job, message, inbox, &hold, tasks_parent);
     let outcome = tokio::select! {
         outcome = live.run(taken_over).instrument(span.clone()) => outcome,
         _ = shared.abandon.cancelled() => Err(HandBack::ShuttingDown),

@@ -54,7 +54,8 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    toolfan_telemetry::logging::init(args.service.log_format);
+    // Flushes the last spans when main returns.
+    let _traces = toolfan_telemetry::logging::init(args.service.log_format, "toolfan-coordinator");
     let options = CoordinatorOptions {
         nats_url: args.service.nats_url.clone(),
         nats_auth: args.service.auth.to_auth(),

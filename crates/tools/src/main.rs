@@ -82,7 +82,8 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    toolfan_telemetry::logging::init(args.service.log_format);
+    // Flushes the last spans when main returns.
+    let _traces = toolfan_telemetry::logging::init(args.service.log_format, "toolfan-worker");
     let options = options(&args)?;
     let worker = builder(args, options).await?.build()?;
     let shutdown = CancellationToken::new();

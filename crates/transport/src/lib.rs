@@ -11,6 +11,8 @@
 //!   from a lost server ([`Follower`]).
 //! - [`publish`] — storing a message under its deduplication id.
 //! - [`pull`] — pulling from a shared consumer no faster than there are free slots.
+//! - [`span_context`] — a span's parent from a `traceparent`, and its own
+//!   context as the `traceparent` of what it sends.
 //! - `results` — the results stream: every job's outcomes from one consumer,
 //!   one job's replayed, what no job needs purged (methods of [`Topology`]).
 //! - `tasks` — whether a dispatched task is still in the tasks stream.
@@ -21,6 +23,7 @@ mod follower;
 pub mod publish;
 pub mod pull;
 mod results;
+pub mod span_context;
 mod tasks;
 pub mod topology;
 
@@ -29,6 +32,7 @@ pub use connect::{connect, connect_observed, OnReconnect};
 pub use follower::{Follower, FOLLOW_HEARTBEAT};
 pub use publish::{store, stored_message};
 pub use pull::{pull_with_slots, Slots};
+pub use span_context::{adopt_parent, traceparent_of};
 pub use tasks::ConsumerPosition;
 pub use topology::{ConsumerStats, StreamStats, Topology, TopologyOptions};
 

@@ -22,7 +22,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, AckKind};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, Interval};
-use toolfan_protocol::{EndedBy, JobSummary};
+use toolfan_protocol::{EndedBy, JobSummary, TraceParent};
 
 use crate::ack::ack;
 use crate::dispatch::JobMessages;
@@ -55,12 +55,14 @@ impl<'a> LiveJob<'a> {
         message: jetstream::Message,
         inbox: mpsc::Receiver<Inbound>,
         hold: &'a Hold,
+        tasks_parent: Option<TraceParent>,
     ) -> Self {
         let state = JobState::new(shared, job, hold);
         let messages = JobMessages {
             job: job.clone(),
             subjects: shared.topology.subjects.clone(),
             deadline_unix_ms: state.deadline.unix_ms(),
+            tasks_parent,
         };
         Self {
             shared,

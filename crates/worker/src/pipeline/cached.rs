@@ -31,6 +31,7 @@ pub(crate) async fn through_cache(
     permits: &mut TaskPermits,
 ) -> CacheStep {
     if !attempt.task.task.is_cached() {
+        tracing::Span::current().record("cache", "off");
         return CacheStep::Run(None);
     }
     let (Some(cache), Some(key)) = (&shared.cache, key) else {
@@ -141,8 +142,10 @@ pub(crate) async fn finish(
     }
 }
 
-/// Counts a cache outcome (`toolfan_worker_cache_total`).
+/// Counts a cache outcome (`toolfan_worker_cache_total`)
+/// and notes it on the task's span.
 fn count(shared: &Shared, entry: &ToolEntry, outcome: &str) {
+    tracing::Span::current().record("cache", outcome);
     shared
         .metrics
         .cache

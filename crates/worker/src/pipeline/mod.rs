@@ -114,7 +114,11 @@ async fn steps(
         CacheStep::Run(flight) => flight,
     };
     let _renewal = cached::renew(shared, &flight).await;
-    let held = match admit::admit(shared, entry, attempt, permits).await {
+    let waiting = std::time::Instant::now();
+    let admitted = admit::admit(shared, entry, attempt, permits).await;
+    let waited_ms = waiting.elapsed().as_millis() as i64;
+    tracing::Span::current().record("limit_wait_ms", waited_ms);
+    let held = match admitted {
         Ok(held) => held,
         Err(error) => return (attempt.decided(error), flight),
     };

@@ -47,15 +47,25 @@ impl Received {
     }
 
     /// The task's span, in its caller's trace.
+    /// A child of the span in the message's `traceparent` (the job span
+    /// of the coordinator that dispatched it) when spans are exported;
+    /// `limit_wait_ms` and `cache` are recorded by the steps.
     pub(crate) fn span(&self, entry: &ToolEntry) -> tracing::Span {
-        tracing::info_span!(
+        let span = tracing::info_span!(
             "task",
             job = %self.task.job,
-            index = self.task.index,
+            // As i64: OpenTelemetry has no unsigned integers.
+            index = i64::from(self.task.index),
             tool = %entry.name,
-            attempt = self.attempt,
+            attempt = i64::from(self.attempt),
             trace_id = self.trace.map(|t| t.trace_id_hex()).unwrap_or_default(),
-        )
+            limit_wait_ms = tracing::field::Empty,
+            cache = tracing::field::Empty,
+        );
+        if let Some(parent) = self.trace {
+            toolfan_transport::adopt_parent(&span, parent);
+        }
+        span
     }
 
     /// The attempt the pipeline runs; `cancel` fires when its job is ended.
