@@ -25,6 +25,7 @@ use tokio::time::{Instant, Interval};
 use toolfan_protocol::{EndedBy, JobSummary};
 
 use crate::ack::ack;
+use crate::board::Progress;
 use crate::dispatch::JobMessages;
 use crate::error::HandBack;
 use crate::intake::AcceptedJob;
@@ -55,8 +56,9 @@ impl<'a> LiveJob<'a> {
         message: jetstream::Message,
         inbox: mpsc::Receiver<Inbound>,
         hold: &'a Hold,
+        progress: &'a Progress,
     ) -> Self {
-        let state = JobState::new(shared, job, hold);
+        let state = JobState::new(shared, job, hold, progress);
         let messages = JobMessages {
             job: job.clone(),
             subjects: shared.topology.subjects.clone(),

@@ -1,0 +1,189 @@
+//! The coordinator's board of jobs ([`Board`]): each live job's progress,
+//! counted by the job loop in a few atomics it owns a share of (no lock
+//! on the loop's path), and a bounded ring of the jobs it finished; told
+//! to whoever asks on `toolfan.coordinator.jobs` ([`serve`]).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use futures::StreamExt;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use toolfan_protocol::{
+    encode, CoordinatorJobs, FinishedJob, JobId, JobSummary, LiveJobInfo, Subjects, ToolName,
+    RECENT_JOBS,
+};
+
+use crate::intake::AcceptedJob;
+
+/// A live job's results so far, counted by its loop.
+#[derive(Debug)]
+pub(crate) struct Progress {
+    info: LiveJobInfo,
+    succeeded: AtomicU32,
+    failed: AtomicU32,
+}
+
+impl Progress {
+    fn new(job: &AcceptedJob) -> Self {
+        Self {
+            info: LiveJobInfo {
+                job: job.id.clone(),
+                caller: job.caller.clone(),
+                total: job.spec.tasks.len() as u32,
+                done: 0,
+                succeeded: 0,
+                failed: 0,
+                started_unix_ms: job.submitted_unix_ms,
+                deadline_unix_ms: job.deadline().unix_ms(),
+                tools: tools_of(job),
+            },
+            succeeded: AtomicU32::new(0),
+            failed: AtomicU32::new(0),
+        }
+    }
+
+    /// Counts a task's first result.
+    pub(crate) fn record(&self, ok: bool) {
+        let counter = if ok { &self.succeeded } else { &self.failed };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> LiveJobInfo {
+        let succeeded = self.succeeded.load(Ordering::Relaxed);
+        let failed = self.failed.load(Ordering::Relaxed);
+        LiveJobInfo {
+            done: succeeded + failed,
+            succeeded,
+            failed,
+            ..self.info.clone()
+        }
+    }
+}
+
+/// The distinct tools of a job's tasks, the first [`toolfan_protocol::jobs::LISTED_TOOLS`].
+fn tools_of(job: &AcceptedJob) -> Vec<ToolName> {
+    let mut tools: Vec<ToolName> = Vec::new();
+    for task in &job.spec.tasks {
+        if tools.len() == toolfan_protocol::jobs::LISTED_TOOLS {
+            break;
+        }
+        if !tools.contains(&task.tool) {
+            tools.push(task.tool.clone());
+        }
+    }
+    tools
+}
+
+/// What a coordinator tells about its jobs.
+#[derive(Debug)]
+pub(crate) struct Board {
+    coordinator: String,
+    live: Mutex<BTreeMap<JobId, Arc<Progress>>>,
+    recent: Mutex<VecDeque<FinishedJob>>,
+}
+
+/// A job's place on the board while it is live; dropping it takes the job off.
+pub(crate) struct OnBoard<'a> {
+    board: &'a Board,
+    job: JobId,
+    /// The job's counters.
+    pub(crate) progress: Arc<Progress>,
+}
+
+impl Drop for OnBoard<'_> {
+    fn drop(&mut self) {
+        lock(&self.board.live).remove(&self.job);
+    }
+}
+
+impl Board {
+    /// An empty board of coordinator `coordinator`.
+    pub(crate) fn new(coordinator: String) -> Self {
+        Self {
+            coordinator,
+            live: Mutex::default(),
+            recent: Mutex::new(VecDeque::with_capacity(RECENT_JOBS)),
+        }
+    }
+
+    /// Puts a job that starts running on the board.
+    pub(crate) fn enter(&self, job: &AcceptedJob) -> OnBoard<'_> {
+        let progress = Arc::new(Progress::new(job));
+        lock(&self.live).insert(job.id.clone(), progress.clone());
+        OnBoard {
+            board: self,
+            job: job.id.clone(),
+            progress,
+        }
+    }
+
+    /// Remembers an answered job among the recent ones (the oldest forgotten).
+    pub(crate) fn finished(&self, job: &AcceptedJob, summary: &JobSummary) {
+        let finished = FinishedJob {
+            job: job.id.clone(),
+            caller: job.caller.clone(),
+            total: summary.total,
+            succeeded: summary.succeeded,
+            failed: summary.failed,
+            status: summary.status,
+            ended_by: summary.ended_by,
+            reason: summary.reason.clone(),
+            duration_ms: summary.duration_ms,
+            ended_unix_ms: toolfan_protocol::now_unix_ms(),
+            tools: tools_of(job),
+        };
+        let mut recent = lock(&self.recent);
+        if recent.len() >= RECENT_JOBS {
+            recent.pop_back();
+        }
+        recent.push_front(finished);
+    }
+
+    /// The listing as it stands.
+    pub(crate) fn listing(&self) -> CoordinatorJobs {
+        let mut live: Vec<LiveJobInfo> = lock(&self.live).values().map(|p| p.snapshot()).collect();
+        live.sort_by_key(|j| j.started_unix_ms);
+        CoordinatorJobs {
+            v: toolfan_protocol::PROTOCOL_VERSION,
+            coordinator: self.coordinator.clone(),
+            live,
+            recent: lock(&self.recent).iter().cloned().collect(),
+        }
+    }
+}
+
+/// A lock that a panic elsewhere does not poison for good: the board's
+/// data stays consistent under any single update.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Answers every request on `toolfan.coordinator.jobs` with the board's
+/// listing, until `stop`.
+pub(crate) async fn serve(
+    client: &async_nats::Client,
+    subjects: &Subjects,
+    board: Arc<Board>,
+    stop: CancellationToken,
+) -> Result<JoinHandle<()>, async_nats::SubscribeError> {
+    let mut requests = client.subscribe(subjects.coordinator_jobs()).await?;
+    let client = client.clone();
+    Ok(tokio::spawn(async move {
+        loop {
+            let request = tokio::select! {
+                request = requests.next() => request,
+                _ = stop.cancelled() => break,
+            };
+            let Some(request) = request else { break };
+            let Some(reply) = request.reply else { continue };
+            let listing = encode(&board.listing());
+            if let Err(e) = client.publish(reply, listing.into()).await {
+                tracing::debug!(error = %e, "cannot answer a jobs request");
+            }
+        }
+    }))
+}
