@@ -5,6 +5,7 @@ mod demo;
 mod dev;
 mod error_text;
 mod fleet;
+mod jobs;
 mod limits;
 mod local;
 mod mcp;
@@ -36,6 +37,10 @@ enum Command {
     Tools(fleet::ToolsArgs),
     /// Show queue depths: jobs and tasks queued, in flight and redelivered per consumer.
     Stats(fleet::FleetArgs),
+    /// List the coordinators' live jobs (with progress), then their recent ones.
+    Jobs(jobs::JobsArgs),
+    /// Show one job: its state and each task's outcome.
+    Job(jobs::JobArgs),
     /// Serve the fleet's tools to MCP clients (stdio, or streamable HTTP with --http); each call is a job.
     Mcp(mcp::args::McpArgs),
 }
@@ -62,6 +67,8 @@ async fn main() -> std::process::ExitCode {
         Command::Tools(args) => fleet::tools(args).await,
         Command::Stats(args) => fleet::stats(args).await,
         Command::Mcp(args) => mcp::run(args).await,
+        Command::Jobs(args) => jobs::jobs(args).await,
+        Command::Job(args) => jobs::job(args).await,
     };
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
