@@ -10,6 +10,7 @@ mod limits;
 mod local;
 mod mcp;
 mod submit;
+mod ui;
 
 use clap::{Parser, Subcommand};
 
@@ -41,6 +42,8 @@ enum Command {
     Jobs(jobs::JobsArgs),
     /// Show one job: its state and each task's outcome.
     Job(jobs::JobArgs),
+    /// Serve a live web view of the fleet: workers, queues, jobs with their progress, limits.
+    Ui(ui::UiArgs),
     /// Serve the fleet's tools to MCP clients (stdio, or streamable HTTP with --http); each call is a job.
     Mcp(mcp::args::McpArgs),
 }
@@ -69,6 +72,7 @@ async fn main() -> std::process::ExitCode {
         Command::Mcp(args) => mcp::run(args).await,
         Command::Jobs(args) => jobs::jobs(args).await,
         Command::Job(args) => jobs::job(args).await,
+        Command::Ui(args) => ui::run(args).await,
     };
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,0 +1,148 @@
+//! `toolfan ui` in a real browser: a cluster (an in-process coordinator
+//! and a built-in worker), the `toolfan ui` binary and a slow job; headless
+//! chromium renders the page twice and must show the worker and the job's
+//! progress growing; then a screenshot of it.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use toolfan::{Job, Task};
+use toolfan_e2e::Cluster;
+use toolfan_limits::{LimitSpec, LimitStore};
+
+/// Runs headless chromium on `url` with `extra` flags (30 s at most); its stdout.
+async fn chromium(home: &Path, url: &str, extra: &[&str]) -> anyhow::Result<String> {
+    let profile = tempfile::tempdir_in(home)?;
+    let mut cmd = tokio::process::Command::new("chromium");
+    cmd.env("HOME", home)
+        .args(["--headless=new", "--no-sandbox", "--disable-gpu"])
+        .args([
+            "--no-first-run",
+            "--disable-extensions",
+            "--hide-scrollbars",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(["--virtual-time-budget=3000"])
+        .args(extra)
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(Duration::from_secs(30), cmd.output()).await??;
+    anyhow::ensure!(out.status.success(), "chromium failed: {:?}", out.status);
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The `data-done` of job `id`'s progress bar in `dom`.
+fn done_of(dom: &str, id: &str) -> Option<u32> {
+    let at = dom.find(&format!(r#"data-job="{id}" data-done=""#))?;
+    let rest = &dom[at..];
+    let rest = &rest[rest.find("data-done=\"")? + 11..];
+    rest[..rest.find('"')?].parse().ok()
+}
+
+/// Waits (10 s at most) until the UI answers `/api/state`.
+async fn wait_for_ui(base: &str) -> anyhow::Result<()> {
+    let http = toolfan_e2e::http_client();
+    let started = Instant::now();
+    loop {
+        if let Ok(r) = http.get(format!("{base}/api/state")).send().await {
+            if r.status().is_success() {
+                return Ok(());
+            }
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(10),
+            "the UI never answered"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn screenshot_path() -> anyhow::Result<PathBuf> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    std::fs::create_dir_all(&target)?;
+    Ok(target.join("ui.png"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_page_shows_workers_and_live_progress() -> anyhow::Result<()> {
+    let cluster = Cluster::start().await?;
+    cluster.builtin_worker(4).await?;
+    let redis = toolfan_testkit::RedisServer::start()?;
+    let store = LimitStore::connect(&redis.url(), "toolfan").await?;
+    store.set("sleep", &LimitSpec::per_second(50, 5)).await?;
+    let client = cluster.client().await?;
+    let workers = client.workers(Duration::from_millis(300)).await?;
+    let worker = workers.first().expect("a worker").id.clone();
+
+    let port = toolfan_testkit::server::free_port()?;
+    let addr = format!("127.0.0.1:{port}");
+    let url = cluster.nats.url();
+    let redis_url = redis.url();
+    let _ui = toolfan_e2e::spawn(
+        "toolfan",
+        &[
+            "ui",
+            "--addr",
+            &addr,
+            "--nats-url",
+            &url,
+            "--redis-url",
+            &redis_url,
+        ],
+    )?;
+    let base = format!("http://{addr}");
+    wait_for_ui(&base).await?;
+
+    // A finished job for the recent table, then a slow one running.
+    let quick = client
+        .submit(Job::new(vec![Task::new("echo", json!({"hi": 1}))]))
+        .await?;
+    tokio::time::timeout(Duration::from_secs(10), quick.wait()).await??;
+    let tasks = (0..40)
+        .map(|_| Task::new("sleep", json!({"ms": 400})))
+        .collect();
+    let slow = Job::new(tasks)
+        .max_concurrency(2)
+        .deadline(Duration::from_secs(40));
+    let handle = client.submit(slow).await?;
+    let id = handle.id().to_string();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+
+    let home = tempfile::tempdir()?;
+    let page = format!("{base}/");
+    let first = chromium(home.path(), &page, &["--dump-dom"]).await?;
+    assert!(first.contains(&worker), "the worker is listed: {first}");
+    let done1 = done_of(&first, &id).unwrap_or_else(|| panic!("the job's bar: {first}"));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let second = chromium(home.path(), &page, &["--dump-dom"]).await?;
+    let done2 = done_of(&second, &id).unwrap_or_else(|| panic!("the job's bar: {second}"));
+    assert!(done2 > done1, "progress grew: {done1} then {done2}");
+    assert!(second.contains("data-worker="), "the workers table");
+    assert!(
+        second.contains(r#"<td class="mono" title="sleep">sleep</td>"#),
+        "the sleep queue / limit"
+    );
+    assert!(second.contains("50/s burst 5"), "the limit: {second}");
+    assert!(second.contains(quick_id_cell(&second)), "a recent job");
+
+    let shot = screenshot_path()?;
+    let _ = std::fs::remove_file(&shot);
+    let flag = format!("--screenshot={}", shot.display());
+    chromium(home.path(), &page, &[&flag, "--window-size=1280,900"]).await?;
+    let size = std::fs::metadata(&shot)?.len();
+    assert!(size > 20_000, "a screenshot of {size} bytes");
+    println!("screenshot: {} ({size} bytes)", shot.display());
+    handle.cancel().await?;
+    Ok(())
+}
+
+/// The first recent-job row of `dom` (the quick job finished before the slow one started).
+fn quick_id_cell(dom: &str) -> &str {
+    let at = dom.find("<tr data-job=").expect("a recent job row");
+    &dom[at..at + 20]
+}
