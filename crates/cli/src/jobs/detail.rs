@@ -174,7 +174,7 @@ pub(crate) fn print(detail: &JobDetail) {
             "  {} ({}) after {}: {} of {} ok, {} failed; caller {}",
             j.status.as_str(),
             j.ended_by.as_str(),
-            super::seconds(j.duration_ms),
+            seconds(j.duration_ms),
             j.succeeded,
             j.total,
             j.failed,
@@ -199,4 +199,9 @@ pub(crate) fn print(detail: &JobDetail) {
         );
     }
     println!("{} task(s) with a result", detail.tasks.len());
+}
+
+/// `ms` as seconds with one decimal.
+pub(crate) fn seconds(ms: u64) -> String {
+    format!("{:.1}s", ms as f64 / 1000.0)
 }

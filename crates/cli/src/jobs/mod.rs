@@ -10,6 +10,7 @@ use toolfan::{Client, ClientOptions, CoordinatorJobs, FinishedJob, LiveJobInfo};
 use toolfan_protocol::{now_unix_ms, Subjects};
 
 use crate::fleet::ClusterArgs;
+use detail::seconds;
 
 /// `toolfan jobs`' arguments.
 #[derive(Args, Debug)]
@@ -137,11 +138,6 @@ pub(crate) async fn job(args: JobArgs) -> anyhow::Result<()> {
     }
     detail::print(&found);
     Ok(())
-}
-
-/// `ms` as seconds with one decimal.
-pub(crate) fn seconds(ms: u64) -> String {
-    format!("{:.1}s", ms as f64 / 1000.0)
 }
 
 fn seconds_left(deadline_unix_ms: u64, now: u64) -> String {
