@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use toolfan::{Job, Task};
 use toolfan_e2e::Cluster;
-use toolfan_limits::{LimitSpec, LimitStore};
+use toolfan_limits::{Decision, LimitSpec, LimitStore, Limiter, LimiterOptions};
 
 /// Runs headless chromium on `url` with `extra` flags (30 s at most); its stdout.
 async fn chromium(home: &Path, url: &str, extra: &[&str]) -> anyhow::Result<String> {
@@ -75,6 +75,8 @@ async fn the_page_shows_workers_and_live_progress() -> anyhow::Result<()> {
     let redis = toolfan_testkit::RedisServer::start()?;
     let store = LimitStore::connect(&redis.url(), "toolfan").await?;
     store.set("sleep", &LimitSpec::per_second(50, 5)).await?;
+    store.set("db", &LimitSpec::concurrency(4)).await?;
+    let _traffic = limit_traffic(&redis.url()).await?;
     let client = cluster.client().await?;
     let workers = client.workers(Duration::from_millis(300)).await?;
     let worker = workers.first().expect("a worker").id.clone();
@@ -103,7 +105,7 @@ async fn the_page_shows_workers_and_live_progress() -> anyhow::Result<()> {
         .submit(Job::new(vec![Task::new("echo", json!({"hi": 1}))]))
         .await?;
     tokio::time::timeout(Duration::from_secs(10), quick.wait()).await??;
-    let tasks = (0..40)
+    let tasks = (0..60)
         .map(|_| Task::new("sleep", json!({"ms": 400})))
         .collect();
     let slow = Job::new(tasks)
@@ -121,6 +123,14 @@ async fn the_page_shows_workers_and_live_progress() -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let second = chromium(home.path(), &page, &["--dump-dom"]).await?;
     let done2 = done_of(&second, &id).unwrap_or_else(|| panic!("the job's bar: {second}"));
+    // While the job still runs.
+    let shot = screenshot_path()?;
+    let _ = std::fs::remove_file(&shot);
+    let flag = format!("--screenshot={}", shot.display());
+    chromium(home.path(), &page, &[&flag, "--window-size=1280,900"]).await?;
+    let size = std::fs::metadata(&shot)?.len();
+    assert!(size > 20_000, "a screenshot of {size} bytes");
+    println!("screenshot: {} ({size} bytes)", shot.display());
     assert!(done2 > done1, "progress grew: {done1} then {done2}");
     assert!(second.contains("data-worker="), "the workers table");
     assert!(
@@ -129,14 +139,15 @@ async fn the_page_shows_workers_and_live_progress() -> anyhow::Result<()> {
     );
     assert!(second.contains("50/s burst 5"), "the limit: {second}");
     assert!(second.contains(quick_id_cell(&second)), "a recent job");
+    let db = row(&second, r#"data-limit="db""#);
+    assert!(db.contains(">1</td>"), "one lease held on db: {db}");
+    let sleep = row(&second, r#"data-limit="sleep""#);
+    let in_use = cells(sleep).nth(5).and_then(|c| c.parse::<f64>().ok());
+    assert!(
+        in_use.is_some_and(|u| u > 0.5),
+        "sleep's burst is in use: {sleep}"
+    );
 
-    let shot = screenshot_path()?;
-    let _ = std::fs::remove_file(&shot);
-    let flag = format!("--screenshot={}", shot.display());
-    chromium(home.path(), &page, &[&flag, "--window-size=1280,900"]).await?;
-    let size = std::fs::metadata(&shot)?.len();
-    assert!(size > 20_000, "a screenshot of {size} bytes");
-    println!("screenshot: {} ({size} bytes)", shot.display());
     handle.cancel().await?;
     Ok(())
 }
@@ -145,4 +156,43 @@ async fn the_page_shows_workers_and_live_progress() -> anyhow::Result<()> {
 fn quick_id_cell(dom: &str) -> &str {
     let at = dom.find("<tr data-job=").expect("a recent job row");
     &dom[at..at + 20]
+}
+
+/// Takes the `sleep` rate as fast as it admits (its burst stays in use) and holds one `db` lease,
+/// as a worker would, until what is returned drops.
+async fn limit_traffic(redis_url: &str) -> anyhow::Result<impl Drop> {
+    let limiter = Limiter::new(LimiterOptions::new(redis_url))?;
+    let cap = [("db".to_owned(), LimitSpec::concurrency(4))];
+    let Decision::Admitted(lease) = limiter.acquire(&cap, 1, "held").await? else {
+        anyhow::bail!("the db lease was refused");
+    };
+    let rate = [("sleep".to_owned(), LimitSpec::per_second(50, 5))];
+    let task = tokio::spawn(async move {
+        let _lease = lease;
+        loop {
+            let wait = match limiter.acquire(&rate, 1, "taker").await {
+                Ok(Decision::Wait { after, .. }) => after.min(Duration::from_millis(20)),
+                _ => Duration::from_millis(1),
+            };
+            tokio::time::sleep(wait).await;
+        }
+    });
+    Ok(tokio_util::task::AbortOnDropHandle::new(task))
+}
+
+/// The table row of `dom` holding `marker`.
+fn row<'a>(dom: &'a str, marker: &str) -> &'a str {
+    let at = dom
+        .find(marker)
+        .unwrap_or_else(|| panic!("no row {marker}"));
+    let end = dom[at..].find("</tr>").map_or(dom.len(), |e| at + e);
+    &dom[at..end]
+}
+
+/// The texts of a row's cells.
+fn cells(row: &str) -> impl Iterator<Item = &str> {
+    row.split("<td").skip(1).filter_map(|c| {
+        let text = &c[c.find('>')? + 1..];
+        Some(text[..text.find("</td>")?].trim())
+    })
 }

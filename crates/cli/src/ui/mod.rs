@@ -3,8 +3,10 @@
 //! draws workers, queues, live jobs with their progress, recent jobs and
 //! limits. Loopback only unless `--public` says otherwise.
 //!
-//! `state` gathers what `/api/state` answers; `page.html` is the page.
+//! `state` gathers what `/api/state` answers, `limits` its limits
+//! section; `page.html` is the page.
 
+mod limits;
 mod state;
 
 use std::net::SocketAddr;

@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use toolfan::{Client, FinishedJob, LiveJobInfo, WorkerInfo};
-use toolfan_limits::LimitStore;
 use toolfan_protocol::{now_unix_ms, Subjects};
 use toolfan_transport::{ConsumerStats, Topology, TopologyOptions};
 
+use super::limits::{LimitRow, Limits};
 use crate::fleet::ClusterArgs;
 
 /// How long one gather's answer is served again.
@@ -67,21 +67,11 @@ struct LiveRow {
     coordinator: String,
 }
 
-#[derive(Debug, Serialize)]
-struct LimitRow {
-    key: String,
-    /// The limits as `toolfan limits list` prints them, or why they do not parse.
-    spec: String,
-    per_second: Option<f64>,
-    burst: Option<u64>,
-    concurrency: Option<u32>,
-}
-
 /// Gathers [`UiState`], at most once per [`FRESH_FOR`].
 pub(crate) struct Gatherer {
     client: Client,
     topology: Topology,
-    limits: Option<LimitStore>,
+    limits: Option<Limits>,
     /// Workers heard lately: what each said last, and when.
     heard: Mutex<BTreeMap<String, (WorkerInfo, u64)>>,
     last: tokio::sync::Mutex<Option<(Instant, String)>>,
@@ -104,7 +94,7 @@ impl Gatherer {
         let subjects = Subjects::new(&cluster.prefix)?;
         let topology = Topology::new(nats, subjects, TopologyOptions::default());
         let limits = match redis_url {
-            Some(url) => Some(LimitStore::connect(url, &cluster.prefix).await?),
+            Some(url) => Some(Limits::connect(url, &cluster.prefix).await?),
             None => None,
         };
         Ok(Self {
@@ -135,7 +125,7 @@ impl Gatherer {
             self.client.workers(LISTEN),
             self.client.jobs(LISTEN),
             tokio::time::timeout(READ_TIMEOUT, self.topology.stats()),
-            self.limits(),
+            super::limits::read(self.limits.as_ref()),
         );
         let mut errors = Vec::new();
         let mut state = UiState {
@@ -218,34 +208,5 @@ impl Gatherer {
             }
         }
         state.queues.sort_by(|a, b| a.tool.cmp(&b.tool));
-    }
-
-    async fn limits(&self) -> anyhow::Result<Option<Vec<LimitRow>>> {
-        let Some(store) = &self.limits else {
-            return Ok(None);
-        };
-        let listed = tokio::time::timeout(READ_TIMEOUT, store.list())
-            .await
-            .map_err(|_| anyhow::anyhow!("Redis gave no answer within 2 s"))??;
-        let rows = listed
-            .into_iter()
-            .map(|(key, spec)| match spec {
-                Ok(spec) => LimitRow {
-                    key,
-                    spec: spec.to_string(),
-                    per_second: spec.rate.map(|r| r.per_second()),
-                    burst: spec.rate.map(|_| spec.burst),
-                    concurrency: spec.concurrency,
-                },
-                Err(e) => LimitRow {
-                    key,
-                    spec: format!("malformed: {e}"),
-                    per_second: None,
-                    burst: None,
-                    concurrency: None,
-                },
-            })
-            .collect();
-        Ok(Some(rows))
     }
 }
