@@ -196,3 +196,24 @@ fn cells(row: &str) -> impl Iterator<Item = &str> {
         Some(text[..text.find("</td>")?].trim())
     })
 }
+
+#[tokio::test]
+async fn a_public_address_needs_public() -> anyhow::Result<()> {
+    let run = tokio::process::Command::new(toolfan_testkit::binary("toolfan")?)
+        .args([
+            "ui",
+            "--addr",
+            "0.0.0.0:0",
+            "--nats-url",
+            "nats://127.0.0.1:1",
+        ])
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(10), run).await??;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("not a loopback address: pass --public"),
+        "{err}"
+    );
+    Ok(())
+}

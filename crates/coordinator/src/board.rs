@@ -187,3 +187,80 @@ pub(crate) async fn serve(
         }
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use toolfan_protocol::{CallerId, EndedBy, Job, JobStatus, Policy, Task, TraceParent};
+
+    fn job(id: &str, tools: &[&str]) -> AcceptedJob {
+        let tasks = tools
+            .iter()
+            .map(|t| Task::new(*t, serde_json::json!({})))
+            .collect();
+        AcceptedJob {
+            id: JobId::new(id).unwrap(),
+            caller: CallerId::new("acme").unwrap(),
+            spec: Job::new(tasks),
+            submitted_unix_ms: 1_000,
+            trace: TraceParent::generate(),
+        }
+    }
+
+    fn summary(job: &AcceptedJob) -> JobSummary {
+        JobSummary {
+            job: job.id.clone(),
+            status: JobStatus::Completed,
+            policy: Policy::All,
+            total: job.spec.tasks.len() as u32,
+            succeeded: 1,
+            failed: 1,
+            duration_ms: 7,
+            ended_by: EndedBy::AllDone,
+            reason: None,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn a_live_job_counts_its_results_and_leaves_when_dropped() {
+        let board = Board::new("c1".into());
+        let live = job("j1", &["a", "b", "a"]);
+        let on_board = board.enter(&live);
+        on_board.progress.record(true);
+        on_board.progress.record(false);
+        let listed = board.listing();
+        assert_eq!(listed.coordinator, "c1");
+        let entry = &listed.live[0];
+        assert_eq!(
+            (entry.done, entry.succeeded, entry.failed, entry.total),
+            (2, 1, 1, 3)
+        );
+        let tools: Vec<&str> = entry.tools.iter().map(|t| t.as_str()).collect();
+        assert_eq!(tools, ["a", "b"]);
+        assert_eq!(entry.deadline_unix_ms, live.deadline().unix_ms());
+        board.finished(&live, &summary(&live));
+        drop(on_board);
+        let listed = board.listing();
+        assert!(listed.live.is_empty());
+        assert_eq!(listed.recent[0].job, live.id);
+        assert_eq!(listed.recent[0].duration_ms, 7);
+    }
+
+    #[test]
+    fn recent_jobs_are_bounded_newest_first() {
+        let board = Board::new("c1".into());
+        let many: Vec<String> = (0..RECENT_JOBS + 5).map(|i| format!("j{i}")).collect();
+        let tools: Vec<String> = (0..20).map(|i| format!("t{i}")).collect();
+        let tools: Vec<&str> = tools.iter().map(String::as_str).collect();
+        for id in &many {
+            let done = job(id, &tools);
+            board.finished(&done, &summary(&done));
+        }
+        let recent = board.listing().recent;
+        assert_eq!(recent.len(), RECENT_JOBS);
+        assert_eq!(recent[0].job.as_str(), format!("j{}", RECENT_JOBS + 4));
+        assert_eq!(recent.last().unwrap().job.as_str(), "j5");
+        assert_eq!(recent[0].tools.len(), toolfan_protocol::jobs::LISTED_TOOLS);
+    }
+}

@@ -105,3 +105,34 @@ fn pairs(flat: Vec<redis::Value>) -> Result<Vec<(Option<String>, u64)>, LimitErr
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(now_us: u64, tat_us: Option<u64>) -> Usage {
+        Usage {
+            now_us,
+            tat_us,
+            leases: 0,
+        }
+    }
+
+    #[test]
+    fn a_busy_limit_has_an_exact_rate_an_idle_one_none() {
+        // 50/s: 20 ms a unit. Busy at both reads, the arrival time moved on
+        // by 50 units in one second.
+        let interval = 20_000.0;
+        let before = at(1_000_000, Some(1_080_000));
+        let now = at(2_000_000, Some(2_080_000));
+        assert_eq!(now.rate_since(&before, interval), Some(50.0));
+        assert_eq!(now.burst_in_use(interval), 4.0);
+        // Idle at either read: nothing said about the rate.
+        assert_eq!(
+            at(2_000_000, Some(1_900_000)).rate_since(&before, interval),
+            None
+        );
+        assert_eq!(now.rate_since(&at(1_000_000, None), interval), None);
+        assert_eq!(at(2_000_000, None).burst_in_use(interval), 0.0);
+    }
+}
