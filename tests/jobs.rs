@@ -114,8 +114,10 @@ async fn jobs_are_listed_live_then_recent() -> anyhow::Result<()> {
     }
     let (ok, table, _) = cli(&url, &["job", id.as_str()]).await?;
     assert!(ok && table.contains("20 task(s) with a result"), "{table}");
+    println!("toolfan job {id}:\n{table}");
     let (ok, table, _) = cli(&url, &["jobs"]).await?;
     assert!(ok && table.contains(id.as_str()), "{table}");
+    println!("toolfan jobs:\n{table}");
     Ok(())
 }
 
