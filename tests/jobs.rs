@@ -44,8 +44,10 @@ async fn jobs_are_listed_live_then_recent() -> anyhow::Result<()> {
     cluster.builtin_worker(4).await?;
     let url = cluster.nats.url();
     let client = cluster.client().await?;
+    // Two tools, alternating: `toolfan job` knows each task's while the job is live.
+    let tool = |i: usize| if i % 2 == 0 { "sleep" } else { "span" };
     let tasks = (0..20)
-        .map(|_| Task::new("sleep", json!({"ms": 300})))
+        .map(|i| Task::new(tool(i), json!({"ms": 300})))
         .collect();
     let job = Job::new(tasks)
         .max_concurrency(2)
@@ -58,7 +60,8 @@ async fn jobs_are_listed_live_then_recent() -> anyhow::Result<()> {
     let first = live(&client, &id).await?.expect("the job is listed live");
     assert_eq!(first.total, 20);
     assert_eq!(first.caller.as_str(), "tester");
-    assert_eq!(first.tools.len(), 1);
+    assert_eq!(first.tools.len(), 2);
+    assert!(first.task_tools.is_empty(), "told only when asked about");
     assert!(first.deadline_unix_ms > first.started_unix_ms);
     tokio::time::sleep(Duration::from_millis(900)).await;
     let second = live(&client, &id).await?.expect("the job is still live");
@@ -77,6 +80,12 @@ async fn jobs_are_listed_live_then_recent() -> anyhow::Result<()> {
     let shown = cli_json(&url, &["job", id.as_str(), "--json"]).await?;
     assert_eq!(shown["state"], "live", "{shown}");
     assert!(shown["live"]["done"].as_u64() >= Some(u64::from(second.done)));
+    let tasks = shown["tasks"].as_array().expect("tasks");
+    assert!(!tasks.is_empty());
+    for task in tasks {
+        let index = task["index"].as_u64().expect("an index") as usize;
+        assert_eq!(task["tool"], tool(index), "{task}");
+    }
 
     // Once done: among the recent jobs, with outcome and duration.
     let outcome = tokio::time::timeout(Duration::from_secs(20), handle.wait()).await??;
@@ -107,7 +116,10 @@ async fn jobs_are_listed_live_then_recent() -> anyhow::Result<()> {
     assert_eq!(tasks.len(), 20);
     for (i, task) in tasks.iter().enumerate() {
         assert_eq!(task["index"], i);
-        assert_eq!(task["tool"], "sleep");
+        assert!(
+            task.get("tool").is_none(),
+            "a two-tool job's finished tasks: {task}"
+        );
         assert_eq!(task["ok"], true);
         assert_eq!(task["attempts"], 1);
         assert!(task["duration_ms"].as_u64() >= Some(290), "{task}");

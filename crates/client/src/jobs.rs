@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use toolfan_protocol::{decode, CoordinatorJobs};
+use toolfan_protocol::{decode, encode, CoordinatorJobs, JobId, JobsRequest};
 
 use crate::{Client, ClientError};
 
@@ -13,6 +13,28 @@ impl Client {
     /// within `listen`, one per coordinator, sorted by coordinator id. An
     /// answer that cannot be read is logged and skipped.
     pub async fn jobs(&self, listen: Duration) -> Result<Vec<CoordinatorJobs>, ClientError> {
+        self.ask_jobs(Vec::new(), listen).await
+    }
+
+    /// Like [`Client::jobs`], and the coordinator running `job` also tells
+    /// each of its tasks' tool (`LiveJobInfo::task_tools`).
+    pub async fn jobs_about(
+        &self,
+        job: &JobId,
+        listen: Duration,
+    ) -> Result<Vec<CoordinatorJobs>, ClientError> {
+        let request = JobsRequest {
+            v: toolfan_protocol::PROTOCOL_VERSION,
+            job: Some(job.clone()),
+        };
+        self.ask_jobs(encode(&request), listen).await
+    }
+
+    async fn ask_jobs(
+        &self,
+        body: Vec<u8>,
+        listen: Duration,
+    ) -> Result<Vec<CoordinatorJobs>, ClientError> {
         let what = "asking coordinators for their jobs";
         let inbox = self.nats.new_inbox();
         let mut answers = self
@@ -21,7 +43,7 @@ impl Client {
             .await
             .map_err(|e| ClientError::transport(what, e))?;
         self.nats
-            .publish_with_reply(self.options.subjects.coordinator_jobs(), inbox, "".into())
+            .publish_with_reply(self.options.subjects.coordinator_jobs(), inbox, body.into())
             .await
             .map_err(|e| ClientError::transport(what, e))?;
         let mut listings: Vec<CoordinatorJobs> = Vec::new();

@@ -10,9 +10,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use futures::StreamExt;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use toolfan_protocol::jobs::MAX_TASK_TOOLS;
 use toolfan_protocol::{
-    encode, CoordinatorJobs, FinishedJob, JobId, JobSummary, LiveJobInfo, Subjects, ToolName,
-    RECENT_JOBS,
+    decode, encode, CoordinatorJobs, FinishedJob, JobId, JobSummary, JobsRequest, LiveJobInfo,
+    Subjects, ToolName, RECENT_JOBS,
 };
 
 use crate::intake::AcceptedJob;
@@ -20,14 +21,16 @@ use crate::intake::AcceptedJob;
 /// A live job's results so far, counted by its loop.
 #[derive(Debug)]
 pub(crate) struct Progress {
+    job: Arc<AcceptedJob>,
     info: LiveJobInfo,
     succeeded: AtomicU32,
     failed: AtomicU32,
 }
 
 impl Progress {
-    fn new(job: &AcceptedJob) -> Self {
+    fn new(job: &Arc<AcceptedJob>) -> Self {
         Self {
+            job: job.clone(),
             info: LiveJobInfo {
                 job: job.id.clone(),
                 caller: job.caller.clone(),
@@ -38,6 +41,7 @@ impl Progress {
                 started_unix_ms: job.submitted_unix_ms,
                 deadline_unix_ms: job.deadline().unix_ms(),
                 tools: tools_of(job),
+                task_tools: Vec::new(),
             },
             succeeded: AtomicU32::new(0),
             failed: AtomicU32::new(0),
@@ -50,13 +54,21 @@ impl Progress {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn snapshot(&self) -> LiveJobInfo {
+    /// The job's progress now, with each task's tool if `asked` names it.
+    fn snapshot(&self, asked: Option<&JobId>) -> LiveJobInfo {
         let succeeded = self.succeeded.load(Ordering::Relaxed);
         let failed = self.failed.load(Ordering::Relaxed);
+        let tasks = &self.job.spec.tasks;
+        let task_tools = if asked == Some(&self.job.id) && tasks.len() <= MAX_TASK_TOOLS {
+            tasks.iter().map(|t| t.tool.clone()).collect()
+        } else {
+            Vec::new()
+        };
         LiveJobInfo {
             done: succeeded + failed,
             succeeded,
             failed,
+            task_tools,
             ..self.info.clone()
         }
     }
@@ -109,7 +121,7 @@ impl Board {
     }
 
     /// Puts a job that starts running on the board.
-    pub(crate) fn enter(&self, job: &AcceptedJob) -> OnBoard<'_> {
+    pub(crate) fn enter(&self, job: &Arc<AcceptedJob>) -> OnBoard<'_> {
         let progress = Arc::new(Progress::new(job));
         lock(&self.live).insert(job.id.clone(), progress.clone());
         OnBoard {
@@ -141,9 +153,12 @@ impl Board {
         recent.push_front(finished);
     }
 
-    /// The listing as it stands.
-    pub(crate) fn listing(&self) -> CoordinatorJobs {
-        let mut live: Vec<LiveJobInfo> = lock(&self.live).values().map(|p| p.snapshot()).collect();
+    /// The listing as it stands, with each task's tool of job `asked`.
+    pub(crate) fn listing(&self, asked: Option<&JobId>) -> CoordinatorJobs {
+        let mut live: Vec<LiveJobInfo> = lock(&self.live)
+            .values()
+            .map(|p| p.snapshot(asked))
+            .collect();
         live.sort_by_key(|j| j.started_unix_ms);
         CoordinatorJobs {
             v: toolfan_protocol::PROTOCOL_VERSION,
@@ -180,7 +195,14 @@ pub(crate) async fn serve(
             };
             let Some(request) = request else { break };
             let Some(reply) = request.reply else { continue };
-            let listing = encode(&board.listing());
+            let asked = (!request.payload.is_empty())
+                .then(|| decode::<JobsRequest>("jobs request", &request.payload))
+                .and_then(|r| {
+                    r.map_err(|e| tracing::debug!(error = %e, "an unreadable jobs request"))
+                        .ok()
+                })
+                .and_then(|r| r.job);
+            let listing = encode(&board.listing(asked.as_ref()));
             if let Err(e) = client.publish(reply, listing.into()).await {
                 tracing::debug!(error = %e, "cannot answer a jobs request");
             }
@@ -226,10 +248,13 @@ mod tests {
     fn a_live_job_counts_its_results_and_leaves_when_dropped() {
         let board = Board::new("c1".into());
         let live = job("j1", &["a", "b", "a"]);
+        let live = Arc::new(live);
         let on_board = board.enter(&live);
         on_board.progress.record(true);
         on_board.progress.record(false);
-        let listed = board.listing();
+        assert!(board.listing(None).live[0].task_tools.is_empty());
+        let listed = board.listing(Some(&live.id));
+        assert_eq!(listed.live[0].task_tools.len(), 3);
         assert_eq!(listed.coordinator, "c1");
         let entry = &listed.live[0];
         assert_eq!(
@@ -241,7 +266,7 @@ mod tests {
         assert_eq!(entry.deadline_unix_ms, live.deadline().unix_ms());
         board.finished(&live, &summary(&live));
         drop(on_board);
-        let listed = board.listing();
+        let listed = board.listing(None);
         assert!(listed.live.is_empty());
         assert_eq!(listed.recent[0].job, live.id);
         assert_eq!(listed.recent[0].duration_ms, 7);
@@ -257,7 +282,7 @@ mod tests {
             let done = job(id, &tools);
             board.finished(&done, &summary(&done));
         }
-        let recent = board.listing().recent;
+        let recent = board.listing(None).recent;
         assert_eq!(recent.len(), RECENT_JOBS);
         assert_eq!(recent[0].job.as_str(), format!("j{}", RECENT_JOBS + 4));
         assert_eq!(recent.last().unwrap().job.as_str(), "j5");

@@ -1,6 +1,6 @@
 //! What coordinators tell about their jobs on `toolfan.coordinator.jobs`:
-//! a request there (with a reply subject, any body) makes every
-//! coordinator answer with one [`CoordinatorJobs`].
+//! a request there (with a reply subject; an empty body, or a
+//! [`JobsRequest`]) makes every coordinator answer with one [`CoordinatorJobs`].
 
 use serde::{Deserialize, Serialize};
 
@@ -11,6 +11,21 @@ pub const RECENT_JOBS: usize = 200;
 
 /// How many distinct tool names a listed job carries (the first ones, in task order).
 pub const LISTED_TOOLS: usize = 8;
+
+/// A job's tools are told task by task only for jobs of at most this many tasks.
+pub const MAX_TASK_TOOLS: usize = 10_000;
+
+/// A request on `toolfan.coordinator.jobs` that names a job: the answer
+/// then also tells that job's tool of each task, if it is live there. An
+/// empty body asks for the listing alone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobsRequest {
+    /// Protocol version, 1.
+    pub v: u32,
+    /// The job asked about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<JobId>,
+}
 
 /// One coordinator's answer on `toolfan.coordinator.jobs`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,6 +62,10 @@ pub struct LiveJobInfo {
     /// The distinct tools its tasks call (at most [`LISTED_TOOLS`]).
     #[serde(default)]
     pub tools: Vec<ToolName>,
+    /// Each task's tool, by index: only in an answer to a [`JobsRequest`]
+    /// naming this job, and only for a job of at most [`MAX_TASK_TOOLS`] tasks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub task_tools: Vec<ToolName>,
 }
 
 /// A job a coordinator finished and answered.
@@ -98,6 +117,7 @@ mod tests {
                 started_unix_ms: 1,
                 deadline_unix_ms: 2,
                 tools: vec![ToolName::new("sleep").unwrap()],
+                task_tools: vec![],
             }],
             recent: vec![FinishedJob {
                 job: JobId::new("j0").unwrap(),

@@ -40,7 +40,7 @@ pub use dedup::{job_msg_id, result_msg_id, task_msg_id, verdict_msg_id, MSG_ID_H
 pub use error::ValidationError;
 pub use ids::{CallerId, JobId, ToolName};
 pub use job::{Job, JobLimits, Policy, DEFAULT_DEADLINE_MS, MAX_CACHE_TTL_MS};
-pub use jobs::{CoordinatorJobs, FinishedJob, LiveJobInfo, RECENT_JOBS};
+pub use jobs::{CoordinatorJobs, FinishedJob, JobsRequest, LiveJobInfo, RECENT_JOBS};
 pub use message::{
     decode, encode, encode_task, result_event_bytes, CoordinatorFloor, EndedBy, JobStatus,
     JobSummary, ReplyEvent, TaskMessage, ToolDescription, WorkerInfo, WorkerTools,

@@ -44,7 +44,7 @@ pub(crate) struct JobDetail {
 #[derive(Debug, Serialize)]
 pub(crate) struct TaskRow {
     index: u32,
-    /// The tool, when the job calls only one.
+    /// The task's tool: known while the job is live, or when it calls only one.
     #[serde(skip_serializing_if = "Option::is_none")]
     tool: Option<ToolName>,
     ok: bool,
@@ -68,7 +68,7 @@ pub(crate) async fn find(
     listen: Duration,
 ) -> anyhow::Result<JobDetail> {
     let job = JobId::new(id).with_context(|| format!("{id:?} is not a job id"))?;
-    let listings = client.jobs(listen).await?;
+    let listings = client.jobs_about(&job, listen).await?;
     let mut detail = JobDetail {
         job: job.clone(),
         state: "stored",
@@ -102,15 +102,21 @@ pub(crate) async fn find(
         .as_ref()
         .map(|j| &j.tools)
         .or(detail.finished.as_ref().map(|j| &j.tools));
-    let tool = tools.filter(|t| t.len() == 1).map(|t| t[0].clone());
-    detail.tasks = results
-        .into_values()
-        .map(|r| row(r, tool.clone()))
-        .collect();
+    // Each task's tool while the job is live; after, only a one-tool job's.
+    let only = tools.filter(|t| t.len() == 1).map(|t| t[0].clone());
+    let by_task = detail.live.as_ref().map(|j| j.task_tools.as_slice());
+    let tool_of = |index: u32| {
+        by_task
+            .and_then(|t| t.get(index as usize).cloned())
+            .or_else(|| only.clone())
+    };
+    let tasks = results.into_values().map(|r| row(tool_of(r.index), r));
+    let tasks = tasks.collect();
+    detail.tasks = tasks;
     Ok(detail)
 }
 
-fn row(result: TaskResult, tool: Option<ToolName>) -> TaskRow {
+fn row(tool: Option<ToolName>, result: TaskResult) -> TaskRow {
     let error = result.error();
     TaskRow {
         index: result.index,
