@@ -45,7 +45,7 @@ async fn jobs_are_listed_live_then_recent() -> anyhow::Result<()> {
     let url = cluster.nats.url();
     let client = cluster.client().await?;
     // Two tools, alternating: `toolfan job` knows each task's while the job is live.
-    let tool = |i: usize| if i % 2 == 0 { "sleep" } else { "span" };
+    let tool = |i: usize| if i.is_multiple_of(2) { "sleep" } else { "span" };
     let tasks = (0..20)
         .map(|i| Task::new(tool(i), json!({"ms": 300})))
         .collect();
