@@ -32,19 +32,25 @@ pub(super) struct LimitRow {
     leases: Option<u64>,
 }
 
-/// The limits store, and the last reading of each key's usage.
+/// The limits store (connected at the first read that reaches it, so the
+/// page comes up, naming the error, while Redis is down), and the last
+/// reading of each key's usage.
 pub(super) struct Limits {
-    store: LimitStore,
+    url: String,
+    prefix: String,
+    store: tokio::sync::OnceCell<LimitStore>,
     last: Mutex<BTreeMap<String, Usage>>,
 }
 
 impl Limits {
-    /// Connects to the store at `url` under `prefix`.
-    pub(super) async fn connect(url: &str, prefix: &str) -> anyhow::Result<Self> {
-        Ok(Self {
-            store: LimitStore::connect(url, prefix).await?,
+    /// The store at `url` under `prefix`, not connected yet.
+    pub(super) fn new(url: &str, prefix: &str) -> Self {
+        Self {
+            url: url.to_owned(),
+            prefix: prefix.to_owned(),
+            store: tokio::sync::OnceCell::new(),
             last: Mutex::default(),
-        })
+        }
     }
 }
 
@@ -54,9 +60,13 @@ pub(super) async fn read(limits: Option<&Limits>) -> anyhow::Result<Option<Vec<L
         return Ok(None);
     };
     let read = async {
-        let listed = limits.store.list().await?;
+        let store = limits
+            .store
+            .get_or_try_init(|| LimitStore::connect(&limits.url, &limits.prefix))
+            .await?;
+        let listed = store.list().await?;
         let keys: Vec<String> = listed.keys().take(MAX_SHOWN).cloned().collect();
-        let usage = limits.store.usage(&keys).await?;
+        let usage = store.usage(&keys).await?;
         anyhow::Ok((listed, usage))
     };
     let (listed, usage) = tokio::time::timeout(READ_TIMEOUT, read)

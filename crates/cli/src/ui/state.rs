@@ -93,10 +93,7 @@ impl Gatherer {
         .await?;
         let subjects = Subjects::new(&cluster.prefix)?;
         let topology = Topology::new(nats, subjects, TopologyOptions::default());
-        let limits = match redis_url {
-            Some(url) => Some(Limits::connect(url, &cluster.prefix).await?),
-            None => None,
-        };
+        let limits = redis_url.map(|url| Limits::new(url, &cluster.prefix));
         Ok(Self {
             client,
             topology,
