@@ -5,11 +5,13 @@ mod demo;
 mod dev;
 mod error_text;
 mod fleet;
+mod jobs;
 mod limits;
 mod local;
 mod mcp;
 mod submit;
 mod table;
+mod ui;
 
 use clap::{Parser, Subcommand};
 
@@ -37,6 +39,12 @@ enum Command {
     Tools(fleet::ToolsArgs),
     /// Show queue depths: jobs and tasks queued, in flight and redelivered per consumer.
     Stats(fleet::FleetArgs),
+    /// List the coordinators' live jobs (with progress), then their recent ones.
+    Jobs(jobs::JobsArgs),
+    /// Show one job: its state and each task's outcome.
+    Job(jobs::JobArgs),
+    /// Serve a live web view of the fleet: workers, queues, jobs with their progress, limits.
+    Ui(ui::UiArgs),
     /// Serve the fleet's tools to MCP clients (stdio, or streamable HTTP with --http); each call is a job.
     Mcp(mcp::args::McpArgs),
 }
@@ -62,6 +70,9 @@ async fn main() -> std::process::ExitCode {
         Command::Tools(args) => fleet::tools(args).await,
         Command::Stats(args) => fleet::stats(args).await,
         Command::Mcp(args) => mcp::run(args).await,
+        Command::Jobs(args) => jobs::jobs(args).await,
+        Command::Job(args) => jobs::job(args).await,
+        Command::Ui(args) => ui::run(args).await,
     };
     drop(traces);
     match outcome {

@@ -28,6 +28,7 @@
 //! - [`client`] — [`Client`], [`ClientOptions`], submitting a job.
 //! - [`handle`] — [`JobHandle`], gathering one job's events into ordered results.
 //! - [`fleet`] — [`Client::workers`], the live workers.
+//! - [`jobs`] — [`Client::jobs`], the coordinators' live and recent jobs.
 //! - [`llm`] — OpenAI and Anthropic tool calls in, tool messages out.
 //! - [`prefetch`] — [`Client::prefetch`], speculative calls the confirmed ones take over.
 //! - `prefetched` — the calls prefetched lately, which later calls claim.
@@ -40,6 +41,7 @@ pub mod client;
 pub mod error;
 pub mod fleet;
 pub mod handle;
+pub mod jobs;
 pub mod llm;
 pub mod prefetch;
 mod prefetched;
@@ -52,6 +54,6 @@ pub use client::{Client, ClientOptions};
 pub use error::ClientError;
 pub use handle::{Canceller, JobEvent, JobHandle, JobOutcome, TaskEvent};
 pub use toolfan_protocol::{
-    CacheUse, EndedBy, ErrorKind, Job, JobId, JobStatus, JobSummary, Policy, Task, TaskError,
-    TaskResult, TraceParent, WorkerInfo,
+    CacheUse, CoordinatorJobs, EndedBy, ErrorKind, FinishedJob, Job, JobId, JobStatus, JobSummary,
+    LiveJobInfo, Policy, Task, TaskError, TaskResult, TraceParent, WorkerInfo,
 };

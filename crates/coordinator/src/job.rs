@@ -83,7 +83,16 @@ async fn run(
     // unknown delivery count: replay what is stored, and hold it all.
     let taken_over = !message.info().is_ok_and(|info| info.delivered == 1);
     let hold = shared.retention.hold(taken_over);
-    let mut live = LiveJob::new(shared, &job, message, inbox, &hold, tasks_parent);
+    let on_board = shared.board.enter(&job);
+    let mut live = LiveJob::new(
+        shared,
+        &job,
+        message,
+        inbox,
+        &hold,
+        tasks_parent,
+        &on_board.progress,
+    );
     let outcome = tokio::select! {
         outcome = live.run(taken_over).instrument(span.clone()) => outcome,
         _ = shared.abandon.cancelled() => Err(HandBack::ShuttingDown),
@@ -93,6 +102,8 @@ async fn run(
     let _entered = span.enter();
     match outcome {
         Ok(summary) => {
+            shared.board.finished(&job, &summary);
+            drop(on_board);
             answer(shared, &job, summary, policy, &message).await;
             drop(registration);
             hold.release_at(keep_until(shared, &job));

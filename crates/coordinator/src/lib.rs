@@ -25,6 +25,8 @@
 //!   redeliveries routed to their live job.
 //! - `retention`: which results jobs still need; the rest purged below a
 //!   fleet-wide floor.
+//! - `board`: live jobs' progress and recently finished jobs, told on
+//!   `toolfan.coordinator.jobs`.
 //! - `intake`: reading and validating a job message.
 //! - `window`: which task is dispatched next.
 //! - `gather`: which tasks have their result.
@@ -38,6 +40,7 @@
 //! - [`metrics`]: what the coordinator counts (docs/metrics.md).
 
 mod ack;
+mod board;
 mod dispatch;
 mod error;
 mod gather;

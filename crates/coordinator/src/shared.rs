@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use toolfan_transport::Topology;
 
+use crate::board::Board;
 use crate::metrics::CoordinatorMetrics;
 use crate::net::Lookups;
 use crate::options::CoordinatorOptions;
@@ -33,6 +34,8 @@ pub(crate) struct Shared {
     pub(crate) retention: Retention,
     /// What the safety net's rounds of lookups share.
     pub(crate) lookups: Lookups,
+    /// Live jobs' progress and recent jobs, for `toolfan.coordinator.jobs`.
+    pub(crate) board: Arc<Board>,
 }
 
 impl Shared {

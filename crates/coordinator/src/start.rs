@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use toolfan_transport::Topology;
 
+use crate::board::{self, Board};
 use crate::error::CoordinatorError;
 use crate::metrics::CoordinatorMetrics;
 use crate::net::Lookups;
@@ -71,9 +72,15 @@ pub(crate) async fn start(
     let followed = follow(&client, &topology, &options, &stop, shutdown).await?;
     let publisher = start_publisher(&topology, &options, &metrics, &stop);
     let retention = Retention::new(followed.seen.clone());
-    let trimmer = start_retention(&retention, &topology, job_ack_wait, &stop).await?;
+    let coordinator_id = format!("coordinator-{}", toolfan_protocol::JobId::generate());
+    let board = Arc::new(Board::new(coordinator_id.clone()));
+    let trimmer =
+        start_retention(&retention, &topology, coordinator_id, job_ack_wait, &stop).await?;
+    let told = board::serve(&client, &options.subjects, board.clone(), stop.clone())
+        .await
+        .map_err(CoordinatorError::subscribe("subscribing to jobs requests"))?;
     let mut tasks = followed.tasks;
-    tasks.push(trimmer);
+    tasks.extend([trimmer, told]);
     let shared = Arc::new(Shared {
         lookups: Lookups::new(topology.clone(), followed.seen),
         options,
@@ -86,6 +93,7 @@ pub(crate) async fn start(
         publisher,
         routes: followed.routes,
         retention,
+        board,
     });
     Ok(Started {
         shared,
@@ -219,10 +227,10 @@ fn start_publisher(
 async fn start_retention(
     retention: &Retention,
     topology: &Topology,
+    coordinator_id: String,
     job_ack_wait: std::time::Duration,
     stop: &CancellationToken,
 ) -> Result<JoinHandle<()>, CoordinatorError> {
-    let coordinator_id = format!("coordinator-{}", toolfan_protocol::JobId::generate());
     retention::run(
         retention.clone(),
         topology.clone(),

@@ -19,7 +19,7 @@ pub mod store;
 pub use connection::LazyRedis;
 pub use limiter::{Decision, Lease, Limiter, LimiterOptions, GLOBAL_KEY};
 pub use spec::{check_key, LimitSpec, Rate};
-pub use store::LimitStore;
+pub use store::{LimitStore, Usage};
 
 /// A limit could not be defined or checked.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -6,9 +6,12 @@
 //! persistence): workers that read definitions before then write them
 //! back rather than lift every limit (see [`crate::Limiter`]).
 
+mod usage;
+
 use std::collections::BTreeMap;
 
 use crate::{check_key, LimitError, LimitSpec};
+pub use usage::Usage;
 
 /// Reads and writes the fleet's limit definitions.
 #[derive(Clone)]

@@ -11,6 +11,7 @@
 //! - [`task`] — a tool call as the caller asks for it ([`Task`]).
 //! - [`job`] — a job of tasks with its window, deadline and policy
 //!   ([`Job`]), and the limits a coordinator enforces ([`JobLimits`]).
+//! - [`jobs`] — what coordinators tell about their live and recent jobs.
 //! - [`result`] — the outcome of one task ([`TaskResult`], [`TaskError`]).
 //! - [`message`] — the envelopes on the wire: dispatched tasks, reply
 //!   events, worker heartbeats.
@@ -27,6 +28,7 @@ pub mod dedup;
 pub mod error;
 pub mod ids;
 pub mod job;
+pub mod jobs;
 pub mod message;
 pub mod result;
 pub mod subjects;
@@ -38,6 +40,7 @@ pub use dedup::{job_msg_id, result_msg_id, task_msg_id, verdict_msg_id, MSG_ID_H
 pub use error::ValidationError;
 pub use ids::{CallerId, JobId, ToolName};
 pub use job::{Job, JobLimits, Policy, DEFAULT_DEADLINE_MS, MAX_CACHE_TTL_MS};
+pub use jobs::{CoordinatorJobs, FinishedJob, JobsRequest, LiveJobInfo, RECENT_JOBS};
 pub use message::{
     decode, encode, encode_task, result_event_bytes, CoordinatorFloor, EndedBy, JobStatus,
     JobSummary, ReplyEvent, TaskMessage, ToolDescription, WorkerInfo, WorkerTools,

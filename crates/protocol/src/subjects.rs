@@ -117,6 +117,12 @@ impl Subjects {
         format!("{}.coordinator.floor", self.prefix)
     }
 
+    /// `toolfan.coordinator.jobs`: a request here makes every coordinator
+    /// answer with its live and recent jobs ([`crate::CoordinatorJobs`]).
+    pub fn coordinator_jobs(&self) -> String {
+        format!("{}.coordinator.jobs", self.prefix)
+    }
+
     /// `toolfan.worker.heartbeat`: worker announcements.
     pub fn heartbeat(&self) -> String {
         format!("{}.worker.heartbeat", self.prefix)

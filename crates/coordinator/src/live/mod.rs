@@ -25,6 +25,7 @@ use tokio::time::{Instant, Interval};
 use toolfan_protocol::{EndedBy, JobSummary, TraceParent};
 
 use crate::ack::ack;
+use crate::board::Progress;
 use crate::dispatch::JobMessages;
 use crate::error::HandBack;
 use crate::intake::AcceptedJob;
@@ -56,8 +57,9 @@ impl<'a> LiveJob<'a> {
         inbox: mpsc::Receiver<Inbound>,
         hold: &'a Hold,
         tasks_parent: Option<TraceParent>,
+        progress: &'a Progress,
     ) -> Self {
-        let state = JobState::new(shared, job, hold);
+        let state = JobState::new(shared, job, hold, progress);
         let messages = JobMessages {
             job: job.clone(),
             subjects: shared.topology.subjects.clone(),

@@ -14,6 +14,7 @@ use toolfan_protocol::{
 };
 
 use crate::ack::ack;
+use crate::board::Progress;
 use crate::dispatch::{abort, decide, dispatch};
 use crate::gather::{Accepted, Gather};
 use crate::intake::AcceptedJob;
@@ -58,11 +59,18 @@ pub(super) struct JobState<'a> {
     pub(super) looking: Option<JoinHandle<Looked>>,
     /// Verdicts whose publish failed, to be sent again.
     pub(super) verdicts_failed: Vec<(u32, Arc<Verdict>)>,
+    /// The job's progress on the coordinator's board.
+    pub(super) progress: &'a Progress,
 }
 
 impl<'a> JobState<'a> {
     /// A job's state before anything is dispatched or replayed.
-    pub(super) fn new(shared: &'a Shared, job: &'a AcceptedJob, hold: &'a Hold) -> Self {
+    pub(super) fn new(
+        shared: &'a Shared,
+        job: &'a AcceptedJob,
+        hold: &'a Hold,
+        progress: &'a Progress,
+    ) -> Self {
         let total = job.spec.tasks.len();
         let subjects = &shared.topology.subjects;
         Self {
@@ -82,6 +90,7 @@ impl<'a> JobState<'a> {
             net: Net::new(total),
             looking: None,
             verdicts_failed: Vec::new(),
+            progress,
         }
     }
 }
@@ -154,6 +163,7 @@ impl JobState<'_> {
         match self.gather.accept(head.index, head.is_ok()) {
             Accepted::First => {
                 count(metrics, &head);
+                self.progress.record(head.is_ok());
                 self.window.finished(head.index);
                 if self.ending.is_none() {
                     self.judge_pending = self.judge.decide(head.index, head.is_ok());
