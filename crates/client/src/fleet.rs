@@ -6,6 +6,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use toolfan_protocol::{decode, ToolDescription, WorkerInfo, WorkerTools};
 
+use crate::ask::Ask;
 use crate::{Client, ClientError};
 
 impl Client {
@@ -47,36 +48,18 @@ impl Client {
     /// the same tool differently (a rolling upgrade) are logged, and the
     /// description of the lowest worker id is kept.
     pub async fn tools(&self, listen: Duration) -> Result<Vec<ToolDescription>, ClientError> {
-        let what = "asking workers for their tools";
-        let inbox = self.nats.new_inbox();
-        let mut answers = self
-            .nats
-            .subscribe(inbox.clone())
-            .await
-            .map_err(|e| ClientError::transport(what, e))?;
-        self.nats
-            .publish_with_reply(self.options.subjects.tools(), inbox, "".into())
-            .await
-            .map_err(|e| ClientError::transport(what, e))?;
-        let mut by_worker = BTreeMap::new();
-        let collect = async {
-            while let Some(answer) = answers.next().await {
-                // With no worker listening, the server answers the request
-                // itself: an empty "no responders" status message.
-                if answer.status.is_some() && answer.payload.is_empty() {
-                    continue;
-                }
-                match decode::<WorkerTools>("tool descriptions", &answer.payload) {
-                    Ok(tools) => {
-                        by_worker.insert(tools.worker.clone(), tools.tools);
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "a worker's tool descriptions are unreadable")
-                    }
-                }
-            }
+        let ask = Ask {
+            subject: self.options.subjects.tools(),
+            body: Vec::new(),
+            what: "asking workers for their tools",
+            answers: "tool descriptions",
+            listen,
+            client: self,
         };
-        let _ = tokio::time::timeout(listen, collect).await;
+        let mut by_worker = BTreeMap::new();
+        for answer in ask.gather::<WorkerTools>().await? {
+            by_worker.insert(answer.worker, answer.tools);
+        }
         let mut tools: BTreeMap<String, (String, ToolDescription)> = BTreeMap::new();
         for (worker, described) in by_worker {
             for tool in described {

@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use futures::StreamExt;
-use toolfan_protocol::{decode, encode, CoordinatorJobs, JobId, JobsRequest};
+use toolfan_protocol::{encode, CoordinatorJobs, JobId, JobsRequest};
 
+use crate::ask::Ask;
 use crate::{Client, ClientError};
 
 impl Client {
@@ -35,35 +35,19 @@ impl Client {
         body: Vec<u8>,
         listen: Duration,
     ) -> Result<Vec<CoordinatorJobs>, ClientError> {
-        let what = "asking coordinators for their jobs";
-        let inbox = self.nats.new_inbox();
-        let mut answers = self
-            .nats
-            .subscribe(inbox.clone())
-            .await
-            .map_err(|e| ClientError::transport(what, e))?;
-        self.nats
-            .publish_with_reply(self.options.subjects.coordinator_jobs(), inbox, body.into())
-            .await
-            .map_err(|e| ClientError::transport(what, e))?;
-        let mut listings: Vec<CoordinatorJobs> = Vec::new();
-        let collect = async {
-            while let Some(answer) = answers.next().await {
-                // With no coordinator listening, the server answers itself:
-                // an empty "no responders" status message.
-                if answer.status.is_some() && answer.payload.is_empty() {
-                    continue;
-                }
-                match decode::<CoordinatorJobs>("coordinator jobs", &answer.payload) {
-                    Ok(listing) => {
-                        listings.retain(|l| l.coordinator != listing.coordinator);
-                        listings.push(listing);
-                    }
-                    Err(e) => tracing::warn!(error = %e, "a coordinator's jobs are unreadable"),
-                }
-            }
+        let ask = Ask {
+            subject: self.options.subjects.coordinator_jobs(),
+            body,
+            what: "asking coordinators for their jobs",
+            answers: "coordinator jobs",
+            listen,
+            client: self,
         };
-        let _ = tokio::time::timeout(listen, collect).await;
+        let mut listings: Vec<CoordinatorJobs> = Vec::new();
+        for listing in ask.gather::<CoordinatorJobs>().await? {
+            listings.retain(|l| l.coordinator != listing.coordinator);
+            listings.push(listing);
+        }
         listings.sort_by(|a, b| a.coordinator.cmp(&b.coordinator));
         Ok(listings)
     }

@@ -37,6 +37,7 @@
 //! - `testing` (cargo feature `testing`) — `LocalFleet`, a whole fleet in
 //!   a test process, with fake tools and recorders.
 
+mod ask;
 pub mod client;
 pub mod error;
 pub mod fleet;
