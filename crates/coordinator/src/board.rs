@@ -163,10 +163,33 @@ impl Board {
         CoordinatorJobs {
             v: toolfan_protocol::PROTOCOL_VERSION,
             coordinator: self.coordinator.clone(),
+            live_total: u32::try_from(live.len()).unwrap_or(u32::MAX),
             live,
             recent: lock(&self.recent).iter().cloned().collect(),
         }
     }
+}
+
+/// `listing` encoded in at most `max` bytes (the server's largest
+/// message): with thousands of live jobs, the newest are left out, half
+/// at a time, keeping the one asked about; `live_total` still counts all.
+fn fit(mut listing: CoordinatorJobs, asked: Option<&JobId>, max: usize) -> Vec<u8> {
+    let mut bytes = encode(&listing);
+    while bytes.len() > max && listing.live.len() > 1 {
+        let mut keep = listing.live.len() / 2;
+        let at = asked.and_then(|id| listing.live.iter().position(|j| &j.job == id));
+        let kept = match at {
+            Some(at) if at >= keep => {
+                keep -= 1;
+                Some(listing.live.swap_remove(at))
+            }
+            _ => None,
+        };
+        listing.live.truncate(keep);
+        listing.live.extend(kept);
+        bytes = encode(&listing);
+    }
+    bytes
 }
 
 /// A lock that a panic elsewhere does not poison for good: the board's
@@ -202,7 +225,8 @@ pub(crate) async fn serve(
                         .ok()
                 })
                 .and_then(|r| r.job);
-            let listing = encode(&board.listing(asked.as_ref()));
+            let max = client.server_info().max_payload;
+            let listing = fit(board.listing(asked.as_ref()), asked.as_ref(), max);
             if let Err(e) = client.publish(reply, listing.into()).await {
                 tracing::debug!(error = %e, "cannot answer a jobs request");
             }
@@ -270,6 +294,40 @@ mod tests {
         assert!(listed.live.is_empty());
         assert_eq!(listed.recent[0].job, live.id);
         assert_eq!(listed.recent[0].duration_ms, 7);
+    }
+
+    #[test]
+    fn thousands_of_live_jobs_fit_in_one_message() {
+        let board = Board::new("c".into());
+        let jobs: Vec<_> = (0..10_000)
+            .map(|i| {
+                let mut j = job(&format!("j{i}"), &["search", "fetch", "summarise"]);
+                j.submitted_unix_ms = 1_000 + i;
+                Arc::new(j)
+            })
+            .collect();
+        let entries: Vec<_> = jobs.iter().map(|j| board.enter(j)).collect();
+        let asked = jobs[9_999].id.clone();
+        let listing = board.listing(Some(&asked));
+        assert!(
+            encode(&listing).len() > 1024 * 1024,
+            "the test must overflow"
+        );
+        let bytes = fit(listing, Some(&asked), 1024 * 1024);
+        assert!(bytes.len() <= 1024 * 1024, "{} bytes", bytes.len());
+        let fitted: CoordinatorJobs = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(fitted.live_total, 10_000);
+        assert!(
+            fitted.live.len() > 1_000 && fitted.live.len() < 10_000,
+            "{}",
+            fitted.live.len()
+        );
+        assert!(
+            fitted.live.iter().any(|j| j.job == asked),
+            "the job asked about is kept"
+        );
+        assert_eq!(fitted.live[0].job.as_str(), "j0", "oldest first");
+        drop(entries);
     }
 
     #[test]

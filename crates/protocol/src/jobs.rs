@@ -34,8 +34,12 @@ pub struct CoordinatorJobs {
     pub v: u32,
     /// The coordinator's id (new at each start).
     pub coordinator: String,
-    /// Its live jobs, oldest first.
+    /// Its live jobs, oldest first: all of them, or as many as fit in one
+    /// NATS message (see `live_total`; a job asked about is kept).
     pub live: Vec<LiveJobInfo>,
+    /// How many jobs are live on it, listed or not.
+    #[serde(default)]
+    pub live_total: u32,
     /// The jobs it finished most recently (at most [`RECENT_JOBS`]), newest first.
     pub recent: Vec<FinishedJob>,
 }
@@ -107,6 +111,7 @@ mod tests {
         let listing = CoordinatorJobs {
             v: 1,
             coordinator: "c1".into(),
+            live_total: 1,
             live: vec![LiveJobInfo {
                 job: JobId::new("j1").unwrap(),
                 caller: CallerId::new("acme").unwrap(),

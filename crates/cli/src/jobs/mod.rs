@@ -96,6 +96,13 @@ fn print_live(listings: &[CoordinatorJobs]) {
     if live.is_empty() {
         println!("(no live jobs)");
     }
+    let total: u64 = listings.iter().map(|l| u64::from(l.live_total)).sum();
+    if total > live.len() as u64 {
+        println!(
+            "(and {} more live jobs, not listed)",
+            total - live.len() as u64
+        );
+    }
 }
 
 fn print_recent(listings: &[CoordinatorJobs], per_coordinator: usize) {
