@@ -92,9 +92,12 @@ async fn a_killed_workers_leases_free_themselves_after_the_ttl() -> anyhow::Resu
     fleet.define("db", cap(2)).await?;
 
     // Two long calls take both places, then their worker dies holding them.
+    // The hog's deadline ends it before the tasks consumer's 10 s ack wait
+    // would hand its tasks to the fresh worker, yet leaves a loaded machine
+    // (CI runs test binaries side by side) time to start them.
     let client = fleet.cluster.client().await?;
-    let hog = Job::new(vec![Task::new("span", json!({"ms": 20_000})); 2])
-        .deadline(Duration::from_secs(4));
+    let hog_deadline = Duration::from_secs(9);
+    let hog = Job::new(vec![Task::new("span", json!({"ms": 20_000})); 2]).deadline(hog_deadline);
     let _hog = client.submit(hog).await?;
     let mut conn = redis::Client::open(fleet.redis.url())?
         .get_multiplexed_async_connection()
@@ -109,8 +112,8 @@ async fn a_killed_workers_leases_free_themselves_after_the_ttl() -> anyhow::Resu
             break;
         }
         anyhow::ensure!(
-            started.elapsed() < Duration::from_secs(10),
-            "the leases were never taken"
+            started.elapsed() < hog_deadline,
+            "the leases were never taken within the hog's deadline of {hog_deadline:?}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
