@@ -25,8 +25,9 @@ pub(crate) struct LimitsArgs {
 
 #[derive(Subcommand, Debug)]
 enum LimitsCommand {
-    /// Define (or replace) the limits under KEY, e.g. `set openai 50/s --burst 10`
-    /// or `set db --concurrency 50`.
+    /// Define (or replace) the limits under KEY, e.g. `set openai 50/s --burst 10`,
+    /// `set db --concurrency 50`, or a caller's fair share: `set caller:acme
+    /// --concurrency 200 --weight 2`.
     Set {
         /// The limit key (a tool's key, `global`, or a task's rate_key such as tenant:acme).
         key: String,
@@ -38,6 +39,10 @@ enum LimitsCommand {
         /// Calls in flight at once, fleet-wide.
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
         concurrency: Option<u32>,
+        /// Under `caller:<name>`: the caller's weight in the fleet's fair
+        /// shares (default 1); its concurrency is then its tasks in flight.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        weight: Option<u32>,
     },
     /// List every defined limit.
     List,
@@ -58,11 +63,13 @@ pub(crate) async fn run(args: LimitsArgs) -> anyhow::Result<()> {
             rate,
             burst,
             concurrency,
+            weight,
         } => {
             let spec = LimitSpec {
                 rate,
                 burst,
                 concurrency,
+                weight,
             };
             store.set(&key, &spec).await?;
             println!("{key}: {spec}");

@@ -34,6 +34,14 @@ pub(crate) struct LocalOptions {
     pub(crate) concurrency: u32,
 }
 
+/// Whether local clusters share the fleet fairly (`toolfan bench --no-fair` says no).
+static SHARE_FAIRLY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Makes every local cluster started from now on share the fleet fairly, or not.
+pub(crate) fn share_fairly(on: bool) {
+    SHARE_FAIRLY.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
 impl LocalCluster {
     /// Starts the cluster; `configure` adds to each worker's builder (e.g. limit keys).
     pub(crate) async fn start(
@@ -53,10 +61,14 @@ impl LocalCluster {
         let (nats, nats_url, redis, redis_url) = servers(options)?;
         let shutdown = CancellationToken::new();
         let mut tasks = Vec::new();
-        let coordinator = CoordinatorOptions {
+        let mut coordinator = CoordinatorOptions {
             nats_url: nats_url.clone(),
+            redis_url: coordinator.redis_url.clone().or(Some(redis_url.clone())),
             ..coordinator
         };
+        if !SHARE_FAIRLY.load(std::sync::atomic::Ordering::Relaxed) {
+            coordinator.fair.enabled = false;
+        }
         let stop = shutdown.clone();
         tasks.push(tokio::spawn(async move {
             if let Err(e) = toolfan_coordinator::run(coordinator, stop).await {

@@ -69,8 +69,9 @@ fn dispatch_span(job_span: TraceParent, task: TaskRef, tool: &str) -> TraceParen
     toolfan_transport::traceparent_of(&span).unwrap_or(job_span)
 }
 
-/// Queues every task the window has room for (as the dispatch `net`
-/// says is current); tasks whose tool no live worker serves get an
+/// Queues every task the window and the fair share (`room` per tool
+/// group, groups held back marked) have room for, as the dispatch `net`
+/// says is current; tasks whose tool no live worker serves get an
 /// `unknown_tool` verdict instead.
 pub(crate) async fn dispatch(
     shared: &Shared,
@@ -78,10 +79,11 @@ pub(crate) async fn dispatch(
     lane: &Lane,
     window: &mut Window,
     net: &Net,
+    (room, held): (&mut [u32], &mut [bool]),
 ) {
     let mut ready = Vec::new();
     let mut unknown = Vec::new();
-    while let Some(index) = window.take() {
+    while let Some(index) = window.take_within(room, held) {
         let spec = &job.spec.tasks[index as usize];
         // A tool served a moment ago is waited for, not refused.
         if shared.registry.serves(&spec.tool) || shared.registry.known(&spec.tool) {

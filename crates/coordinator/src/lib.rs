@@ -17,6 +17,9 @@
 //! - `live`: a live job's loop, from dispatch to summary.
 //! - `dispatch`: tasks out to the workers, verdicts to the results stream, aborts.
 //! - `shared`: what every job of a coordinator shares.
+//! - `fair`: fair shares of the fleet between callers and their jobs
+//!   (how many of a tool's tasks a job may have out), told between
+//!   coordinators on `toolfan.coordinator.fair`.
 //! - `net`: the safety net: a task past its time budget with no result is
 //!   looked up in the tasks stream, and dispatched again if it was lost.
 //! - `publisher`: every JetStream publish of the coordinator, bounded and
@@ -28,7 +31,7 @@
 //! - `board`: live jobs' progress and recently finished jobs, told on
 //!   `toolfan.coordinator.jobs`.
 //! - `intake`: reading and validating a job message.
-//! - `window`: which task is dispatched next.
+//! - `window`: which task is dispatched next (per tool group, within the share).
 //! - `gather`: which tasks have their result.
 //! - `policy`: when a join policy ends a job early.
 //! - `reply`: events to the caller.
@@ -43,6 +46,7 @@ mod ack;
 mod board;
 mod dispatch;
 mod error;
+mod fair;
 mod gather;
 mod intake;
 mod job;
@@ -63,6 +67,7 @@ mod suggest;
 mod window;
 
 pub use error::CoordinatorError;
+pub use fair::FairOptions;
 pub use metrics::CoordinatorMetrics;
 pub use options::CoordinatorOptions;
 pub use registry::Registry;

@@ -5,7 +5,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
-use toolfan_coordinator::CoordinatorOptions;
+use toolfan_coordinator::{CoordinatorOptions, FairOptions};
 use toolfan_protocol::{JobLimits, Subjects};
 use toolfan_telemetry::{MetricsAddr, ServiceArgs};
 
@@ -49,6 +49,28 @@ struct Args {
     /// fails.
     #[arg(long, env = "TOOLFAN_METRICS_ADDR")]
     metrics_addr: Option<MetricsAddr>,
+    /// The limits store, where callers' fair-share weights and caps are
+    /// read (`toolfan limits set caller:NAME --weight 2 --concurrency 200`);
+    /// without it every caller weighs 1.
+    #[arg(long, env = "TOOLFAN_REDIS_URL")]
+    redis_url: Option<String>,
+    /// Tasks queued for a tool beyond the fleet's slots for it, as a
+    /// fraction of them (at least 8): keeps workers fed between a result
+    /// and the next dispatch; a caller arriving at a busy fleet waits
+    /// behind about this many tasks' worth of the queue.
+    #[arg(long, env = "TOOLFAN_FAIR_SLACK", default_value_t = 1.0, value_parser = slack)]
+    fair_slack: f64,
+    /// Dispatch every job up to its own window, first come first served,
+    /// instead of sharing the fleet fairly between callers.
+    #[arg(long, env = "TOOLFAN_NO_FAIR")]
+    no_fair: bool,
+}
+
+fn slack(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..=100.0).contains(&v) => Ok(v),
+        _ => Err(format!("{s:?} is not a number from 0 to 100")),
+    }
 }
 
 #[tokio::main]
@@ -75,6 +97,12 @@ async fn main() -> anyhow::Result<()> {
             .map_or(Some(DEFAULT_METRICS_ADDR), |a| a.0),
         metrics_addr_is_default: args.metrics_addr.is_none(),
         topology: args.service.topology(),
+        fair: FairOptions {
+            enabled: !args.no_fair,
+            slack: args.fair_slack,
+            ..FairOptions::default()
+        },
+        redis_url: args.redis_url,
         ..CoordinatorOptions::default()
     };
     let shutdown = CancellationToken::new();

@@ -7,6 +7,7 @@ use toolfan_protocol::{JobLimits, Subjects};
 use toolfan_transport::{NatsAuth, TopologyOptions};
 
 use crate::error::CoordinatorError;
+use crate::fair::FairOptions;
 
 /// Where and how a coordinator runs.
 #[derive(Debug, Clone)]
@@ -47,6 +48,11 @@ pub struct CoordinatorOptions {
     /// If `metrics_addr`'s port is taken, serve on the next free one
     /// instead of failing (for a default address, not one the user gave).
     pub metrics_addr_is_default: bool,
+    /// How the fleet is shared fairly between callers and their jobs.
+    pub fair: FairOptions,
+    /// The limits store, where callers' weights and caps are read
+    /// (`caller:<name>` keys); without one every caller weighs 1.
+    pub redis_url: Option<String>,
 }
 
 impl Default for CoordinatorOptions {
@@ -67,6 +73,8 @@ impl Default for CoordinatorOptions {
             metrics: prometheus::Registry::new(),
             metrics_addr: None,
             metrics_addr_is_default: false,
+            fair: FairOptions::default(),
+            redis_url: None,
         }
     }
 }

@@ -141,6 +141,16 @@ impl Registry {
         closest.parse().ok()
     }
 
+    /// How many tasks the live workers serving `tool` run at once, together.
+    pub fn capacity(&self, tool: &ToolName) -> u32 {
+        let workers = self.workers.lock().expect("registry lock");
+        workers
+            .values()
+            .filter(|(info, seen)| seen.elapsed() < self.ttl && info.tools.contains(tool))
+            .map(|(info, _)| info.concurrency)
+            .sum()
+    }
+
     /// The live workers, as last announced.
     pub fn live(&self) -> Vec<WorkerInfo> {
         let workers = self.workers.lock().expect("registry lock");

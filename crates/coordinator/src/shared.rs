@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use toolfan_transport::Topology;
 
 use crate::board::Board;
+use crate::fair::Fair;
 use crate::metrics::CoordinatorMetrics;
 use crate::net::Lookups;
 use crate::options::CoordinatorOptions;
@@ -36,6 +37,8 @@ pub(crate) struct Shared {
     pub(crate) lookups: Lookups,
     /// Live jobs' progress and recent jobs, for `toolfan.coordinator.jobs`.
     pub(crate) board: Arc<Board>,
+    /// The fleet's fair shares between callers and their jobs.
+    pub(crate) fair: Arc<Fair>,
 }
 
 impl Shared {

@@ -13,6 +13,7 @@ use toolfan_transport::Topology;
 
 use crate::board::{self, Board};
 use crate::error::CoordinatorError;
+use crate::fair::{self, Fair};
 use crate::metrics::CoordinatorMetrics;
 use crate::net::Lookups;
 use crate::options::CoordinatorOptions;
@@ -74,6 +75,14 @@ pub(crate) async fn start(
     let retention = Retention::new(followed.seen.clone());
     let coordinator_id = format!("coordinator-{}", toolfan_protocol::JobId::generate());
     let board = Arc::new(Board::new(coordinator_id.clone()));
+    let (fair, fair_tasks) = start_fair(
+        &client,
+        &options,
+        &followed.registry,
+        &coordinator_id,
+        &stop,
+    )
+    .await?;
     let trimmer =
         start_retention(&retention, &topology, coordinator_id, job_ack_wait, &stop).await?;
     let told = board::serve(&client, &options.subjects, board.clone(), stop.clone())
@@ -81,7 +90,9 @@ pub(crate) async fn start(
         .map_err(CoordinatorError::subscribe("subscribing to jobs requests"))?;
     let mut tasks = followed.tasks;
     tasks.extend([trimmer, told]);
+    tasks.extend(fair_tasks);
     let shared = Arc::new(Shared {
+        fair,
         lookups: Lookups::new(topology.clone(), followed.seen),
         options,
         client,
@@ -220,6 +231,46 @@ fn start_publisher(
         gauges,
         stop.clone(),
     )
+}
+
+/// Starts the fair shares: the exchange with the other coordinators and,
+/// with a Redis URL, the callers' weights and caps.
+async fn start_fair(
+    client: &async_nats::Client,
+    options: &CoordinatorOptions,
+    registry: &Arc<Registry>,
+    coordinator_id: &str,
+    stop: &CancellationToken,
+) -> Result<(Arc<Fair>, Vec<JoinHandle<()>>), CoordinatorError> {
+    let fair = Arc::new(Fair::new(registry.clone(), options.fair));
+    let mut tasks = Vec::new();
+    if !options.fair.enabled {
+        return Ok((fair, tasks));
+    }
+    let exchange = fair::start_exchange(
+        fair.clone(),
+        client.clone(),
+        options.subjects.coordinator_fair(),
+        coordinator_id.to_owned(),
+        stop.clone(),
+    )
+    .await
+    .map_err(CoordinatorError::subscribe(
+        "subscribing to fair-share reports",
+    ))?;
+    tasks.push(exchange);
+    if let Some(url) = &options.redis_url {
+        let redis = toolfan_limits::LazyRedis::new(url)
+            .map_err(|e| CoordinatorError::Config(format!("invalid Redis URL {url:?}: {e}")))?;
+        let prefix = options.subjects.prefix().to_owned();
+        tasks.push(fair::follow_rules(
+            fair.clone(),
+            redis,
+            prefix,
+            stop.clone(),
+        ));
+    }
+    Ok((fair, tasks))
 }
 
 /// Starts telling this coordinator's results floor and purging below the

@@ -99,6 +99,10 @@ pub struct LimitSpec {
     /// Calls in flight at once, fleet-wide.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concurrency: Option<u32>,
+    /// Under a `caller:<name>` key: the caller's weight in the fleet's fair
+    /// shares (1 when unset); coordinators read it, workers ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u32>,
 }
 
 fn one() -> u64 {
@@ -115,6 +119,7 @@ impl LimitSpec {
             }),
             burst,
             concurrency: None,
+            weight: None,
         }
     }
 
@@ -124,15 +129,19 @@ impl LimitSpec {
             rate: None,
             burst: 1,
             concurrency: Some(n),
+            weight: None,
         }
     }
 
     /// Checks that the spec limits something and that its numbers make sense.
     pub fn validate(&self) -> Result<(), LimitError> {
-        if self.rate.is_none() && self.concurrency.is_none() {
+        if self.rate.is_none() && self.concurrency.is_none() && self.weight.is_none() {
             return Err(LimitError::Spec(
-                "a limit needs a rate (e.g. 50/s), a concurrency cap, or both".into(),
+                "a limit needs a rate (e.g. 50/s), a concurrency cap, a weight, or several".into(),
             ));
+        }
+        if self.weight == Some(0) {
+            return Err(LimitError::Spec("the weight must be at least 1".into()));
         }
         if self.burst == 0 {
             return Err(LimitError::Spec("the burst must be at least 1".into()));
@@ -152,6 +161,7 @@ impl LimitSpec {
             rate: None,
             burst: 1,
             concurrency: None,
+            weight: None,
         };
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let number = |v: &str, what: &str| {
@@ -187,6 +197,9 @@ impl fmt::Display for LimitSpec {
         }
         if let Some(cap) = self.concurrency {
             parts.push(format!("concurrency {cap}"));
+        }
+        if let Some(weight) = self.weight {
+            parts.push(format!("weight {weight}"));
         }
         f.write_str(&parts.join(", "))
     }

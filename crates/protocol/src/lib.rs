@@ -26,6 +26,7 @@
 pub mod deadline;
 pub mod dedup;
 pub mod error;
+pub mod fair;
 pub mod ids;
 pub mod job;
 pub mod jobs;
@@ -38,6 +39,7 @@ pub mod trace;
 pub use deadline::{now_unix_ms, Deadline};
 pub use dedup::{job_msg_id, result_msg_id, task_msg_id, verdict_msg_id, MSG_ID_HEADER};
 pub use error::ValidationError;
+pub use fair::{FairEntry, FairReport, MAX_FAIR_ENTRIES};
 pub use ids::{CallerId, JobId, ToolName};
 pub use job::{Job, JobLimits, Policy, DEFAULT_DEADLINE_MS, MAX_CACHE_TTL_MS};
 pub use jobs::{CoordinatorJobs, FinishedJob, JobsRequest, LiveJobInfo, RECENT_JOBS};

@@ -117,6 +117,12 @@ impl Subjects {
         format!("{}.coordinator.floor", self.prefix)
     }
 
+    /// `toolfan.coordinator.fair`: each coordinator's use of the fleet per
+    /// tool and caller, from which every coordinator works out fair shares.
+    pub fn coordinator_fair(&self) -> String {
+        format!("{}.coordinator.fair", self.prefix)
+    }
+
     /// `toolfan.coordinator.jobs`: a request here makes every coordinator
     /// answer with its live and recent jobs ([`crate::CoordinatorJobs`]).
     pub fn coordinator_jobs(&self) -> String {

@@ -10,6 +10,8 @@
 //! - `scale`    — 500 × sleep 50 ms with 1, 2 and 4 workers of 10 slots.
 //! - `cache`    — a batch tool against a plain one in front of a one-at-a-time
 //!   backend; a 500 ms call cold, from the cache, and prefetched.
+//! - `fairness` — one caller's 5,000-task job saturating the fleet, another's
+//!   small jobs arriving: their latency against an idle fleet, fair and FIFO.
 //! - `load`     — wide windows, many jobs at once, and a soak at a fixed rate
 //!   (RSS and store size over time); see `load/mod.rs`.
 //!
@@ -18,6 +20,7 @@
 
 mod cache;
 mod common;
+mod fairness;
 mod latency;
 mod limits;
 mod load;
@@ -33,6 +36,10 @@ pub(crate) struct BenchArgs {
     /// Print the figures as JSON instead of a table.
     #[arg(long, global = true)]
     json: bool,
+    /// Run the local cluster's coordinator first come first served, without
+    /// fair shares between callers (to compare).
+    #[arg(long, global = true)]
+    no_fair: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -77,11 +84,14 @@ enum Scenario {
     Scale,
     /// Batching against a one-at-a-time backend; a slow call cold, cached and prefetched.
     Cache,
+    /// Caller A's wide job saturates the fleet; caller B's small jobs arrive 100 ms later.
+    Fairness(fairness::Sizes),
     /// Load and liveness: a wide window, many jobs at once, or a soak at a fixed rate.
     Load(load::LoadArgs),
 }
 
 pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    crate::local::share_fairly(!args.no_fair);
     // A scenario may measure to the end and still fail (jobs lost): its
     // figures are printed first.
     let (figures, failure) = match args.scenario {
@@ -99,6 +109,7 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
         } => (limits::run(workers, rate, burst, seconds).await?, None),
         Scenario::Scale => (latency::scale().await?, None),
         Scenario::Cache => (cache::run().await?, None),
+        Scenario::Fairness(sizes) => (fairness::run(sizes).await?, None),
         Scenario::Load(load) => load::run(load).await?,
     };
     if args.json {

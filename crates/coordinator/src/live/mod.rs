@@ -137,6 +137,9 @@ impl<'a> LiveJob<'a> {
             }
             _ = sleep_until_some(state.give_up) => state.answer_from_memory(lane).await,
             _ = timers.progress.tick() => ack(message, AckKind::Progress).await,
+            _ = state.share.changed(), if !ending && state.share.held_any() => {
+                state.dispatch(lane).await;
+            }
             _ = timers.redispatch.tick(), if (!ending && state.window.waiting())
                 || !state.verdicts_failed.is_empty() => {
                 state.resend_verdicts(lane);

@@ -16,6 +16,7 @@ use toolfan_protocol::{
 use crate::ack::ack;
 use crate::board::Progress;
 use crate::dispatch::{abort, decide, dispatch};
+use crate::fair::JobShare;
 use crate::gather::{Accepted, Gather};
 use crate::intake::AcceptedJob;
 use crate::metrics::CoordinatorMetrics;
@@ -61,6 +62,8 @@ pub(super) struct JobState<'a> {
     pub(super) verdicts_failed: Vec<(u32, Arc<Verdict>)>,
     /// The job's progress on the coordinator's board.
     pub(super) progress: &'a Progress,
+    /// Its account with the fleet's fair shares (a group per tool).
+    pub(super) share: JobShare,
 }
 
 impl<'a> JobState<'a> {
@@ -73,11 +76,12 @@ impl<'a> JobState<'a> {
     ) -> Self {
         let total = job.spec.tasks.len();
         let subjects = &shared.topology.subjects;
+        let (tools, groups) = tool_groups(job);
         Self {
             shared,
             job,
             gather: Gather::new(total),
-            window: Window::new(total as u32, job.spec.max_concurrency),
+            window: Window::with_groups(groups, job.spec.max_concurrency),
             judge: Judge::new(job.spec.policy),
             judge_pending: None,
             reply: ReplyTo::new(&shared.client, subjects, &job.caller, &job.id),
@@ -91,15 +95,46 @@ impl<'a> JobState<'a> {
             looking: None,
             verdicts_failed: Vec::new(),
             progress,
+            share: shared.fair.job(job.caller.as_str(), tools),
         }
     }
 }
 
+/// The job's distinct tools, and each task's index among them.
+fn tool_groups(job: &AcceptedJob) -> (Vec<toolfan_protocol::ToolName>, Vec<u32>) {
+    let mut tools = Vec::new();
+    let mut index = std::collections::HashMap::new();
+    let groups = job
+        .spec
+        .tasks
+        .iter()
+        .map(|task| {
+            *index.entry(&task.tool).or_insert_with(|| {
+                tools.push(task.tool.clone());
+                tools.len() as u32 - 1
+            })
+        })
+        .collect();
+    (tools, groups)
+}
+
 impl JobState<'_> {
+    /// Dispatches what the window and the job's fair share have room for.
     pub(super) async fn dispatch(&mut self, lane: &Lane) {
         if self.ending.is_none() {
-            dispatch(self.shared, self.job, lane, &mut self.window, &self.net).await;
+            let mut room = self.share.room();
+            let (window, held) = (&mut self.window, &mut self.share.held);
+            dispatch(
+                self.shared,
+                self.job,
+                lane,
+                window,
+                &self.net,
+                (&mut room, held),
+            )
+            .await;
         }
+        self.share.report(self.window.out());
     }
 
     pub(super) async fn on_inbound(
