@@ -50,7 +50,11 @@ impl PyClient {
     }
 
     /// Runs `tasks` as one job; its results in input order.
-    fn fanout<'py>(&self, py: Python<'py>, tasks: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    fn fanout<'py>(
+        &self,
+        py: Python<'py>,
+        tasks: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let tasks = self::tasks(tasks)?;
         let client = self.client.clone();
         future_into_py(py, async move {
@@ -128,7 +132,10 @@ impl PyClient {
         let uses: Vec<ToolUse> = depythonize("tool_uses", tool_uses)?;
         let client = self.client.clone();
         future_into_py(py, async move {
-            let blocks = client.answer_anthropic(&uses).await.map_err(error::client)?;
+            let blocks = client
+                .answer_anthropic(&uses)
+                .await
+                .map_err(error::client)?;
             Python::attach(|py| Ok(pythonize::pythonize(py, &blocks)?.unbind()))
         })
     }
@@ -136,7 +143,10 @@ impl PyClient {
     /// Sends what is buffered and closes the connection.
     fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let client = self.client.clone();
-        future_into_py(py, async move { client.close().await.map_err(error::client) })
+        future_into_py(
+            py,
+            async move { client.close().await.map_err(error::client) },
+        )
     }
 
     /// The caller id jobs are submitted as.
@@ -161,7 +171,10 @@ fn parse_policy(text: &str) -> PyResult<Policy> {
 }
 
 /// A Python object as a serde type; `field` names it in the error.
-fn depythonize<T: serde::de::DeserializeOwned>(field: &str, object: &Bound<'_, PyAny>) -> PyResult<T> {
+fn depythonize<T: serde::de::DeserializeOwned>(
+    field: &str,
+    object: &Bound<'_, PyAny>,
+) -> PyResult<T> {
     pythonize::depythonize(object)
         .map_err(|e| pyo3::exceptions::PyTypeError::new_err(format!("{field}: {e}")))
 }

@@ -15,8 +15,11 @@ pub(crate) fn to_py(py: Python<'_>, value: &Value) -> PyResult<Py<PyAny>> {
 
 /// A Python object as a JSON value; `field` names it in the error.
 pub(crate) fn from_py(object: &Bound<'_, PyAny>, field: &str) -> PyResult<Value> {
-    pythonize::depythonize::<Value>(object)
-        .map_err(|e| PyTypeError::new_err(format!("{field} must be JSON (dict, list, str, number, bool or None): {e}")))
+    pythonize::depythonize::<Value>(object).map_err(|e| {
+        PyTypeError::new_err(format!(
+            "{field} must be JSON (dict, list, str, number, bool or None): {e}"
+        ))
+    })
 }
 
 /// Some seconds as a duration; `field` names them in the error.

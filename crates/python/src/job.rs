@@ -86,7 +86,9 @@ impl PyJob {
     /// results read `cancelled`.
     fn cancel<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let canceller = self.canceller.clone();
-        future_into_py(py, async move { canceller.cancel().await.map_err(error::client) })
+        future_into_py(py, async move {
+            canceller.cancel().await.map_err(error::client)
+        })
     }
 
     fn __repr__(&self) -> String {

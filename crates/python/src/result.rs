@@ -25,7 +25,10 @@ impl PyTaskError {
     }
 
     fn __repr__(&self) -> String {
-        format!("TaskError(kind={:?}, message={:?})", self.kind, self.message)
+        format!(
+            "TaskError(kind={:?}, message={:?})",
+            self.kind, self.message
+        )
     }
 }
 
@@ -60,7 +63,11 @@ impl PyTaskResult {
             None => format!(
                 "TaskResult(index={}, ok=True, value={})",
                 self.index,
-                self.value.bind(py).repr().map(|r| r.to_string()).unwrap_or_default()
+                self.value
+                    .bind(py)
+                    .repr()
+                    .map(|r| r.to_string())
+                    .unwrap_or_default()
             ),
             Some(error) => format!(
                 "TaskResult(index={}, ok=False, error={})",

@@ -89,7 +89,11 @@ impl PyTask {
             .timeout_duration()
             .map(|t| format!(", timeout={}", millis(t) as f64 / 1000.0))
             .unwrap_or_default();
-        format!("Task({:?}, {}{timeout})", self.task.tool.to_string(), self.task.args)
+        format!(
+            "Task({:?}, {}{timeout})",
+            self.task.tool.to_string(),
+            self.task.args
+        )
     }
 }
 
@@ -101,7 +105,10 @@ pub(crate) fn tasks(list: &Bound<'_, PyAny>) -> PyResult<Vec<Task>> {
         let task = item.cast::<PyTask>().map_err(|_| {
             pyo3::exceptions::PyTypeError::new_err(format!(
                 "tasks[{i}] must be a toolfan.Task, not {}",
-                item.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+                item.get_type()
+                    .name()
+                    .map(|n| n.to_string())
+                    .unwrap_or_default()
             ))
         })?;
         out.push(task.get().task.clone());

@@ -49,7 +49,10 @@ pub(crate) struct PyFunction {
 
 impl PyFunction {
     /// Calls the function with `args` and starts its coroutine on the loop.
-    fn start(&self, args: impl for<'py> FnOnce(Python<'py>) -> PyResult<Vec<Py<PyAny>>>) -> Result<OnLoop, ToolError> {
+    fn start(
+        &self,
+        args: impl for<'py> FnOnce(Python<'py>) -> PyResult<Vec<Py<PyAny>>>,
+    ) -> Result<OnLoop, ToolError> {
         Python::attach(|py| {
             let started = args(py).and_then(|args| {
                 let args = pyo3::types::PyTuple::new(py, args)?;
@@ -91,12 +94,17 @@ pub(crate) type BatchFuture = Pin<Box<dyn Future<Output = BatchOutcome<Value>> +
 
 /// A Python batch tool as the worker's batch handler: a list of args in,
 /// one value (or `ToolError` instance) per args out, in order.
-pub(crate) fn batch_handler(function: PyFunction) -> impl Fn(Vec<Value>) -> BatchFuture + Send + Sync + 'static {
+pub(crate) fn batch_handler(
+    function: PyFunction,
+) -> impl Fn(Vec<Value>) -> BatchFuture + Send + Sync + 'static {
     move |batch: Vec<Value>| {
         let function = function.clone();
         Box::pin(async move {
             let running = function.start(|py| {
-                let items = batch.iter().map(|a| to_py(py, a)).collect::<PyResult<Vec<_>>>()?;
+                let items = batch
+                    .iter()
+                    .map(|a| to_py(py, a))
+                    .collect::<PyResult<Vec<_>>>()?;
                 Ok(vec![PyList::new(py, items)?.into_any().unbind()])
             })?;
             let outcome = running.outcome().await;

@@ -175,9 +175,9 @@ impl PyWorker {
             _ => None,
         };
         let mut tools = self.lock();
-        let tools = tools
-            .as_mut()
-            .ok_or_else(|| PyRuntimeError::new_err("tools must be added before the worker starts"))?;
+        let tools = tools.as_mut().ok_or_else(|| {
+            PyRuntimeError::new_err("tools must be added before the worker starts")
+        })?;
         tools.push(Registration {
             name,
             func: Arc::new(func),
@@ -190,7 +190,11 @@ impl PyWorker {
 }
 
 /// `builder` with `tool` served on it.
-fn add(mut builder: WorkerBuilder, tool: Registration, event_loop: &Arc<Py<PyAny>>) -> WorkerBuilder {
+fn add(
+    mut builder: WorkerBuilder,
+    tool: Registration,
+    event_loop: &Arc<Py<PyAny>>,
+) -> WorkerBuilder {
     let function = PyFunction {
         func: tool.func,
         event_loop: event_loop.clone(),

@@ -65,10 +65,12 @@ def wait_for_port(port: int, process: subprocess.Popen, what: str, within: float
 class Child:
     """A child process, killed (after a SIGTERM) when stopped."""
 
-    def __init__(self, what: str, args: List[str], env: Optional[dict] = None) -> None:
+    def __init__(self, what: str, args: List[str], env: Optional[dict] = None,
+                 quiet: bool = False) -> None:
         self.what = what
         self.process = subprocess.Popen(
-            args, env=env or QUIET, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL
+            args, env=env or QUIET, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL if quiet else None,
         )
 
     def terminate(self) -> None:
@@ -95,11 +97,11 @@ class Fleet:
         self.children: List[Child] = []
         nats_port, redis_port = free_port(), free_port()
         nats = self.spawn("nats-server", [server("nats-server"), "-js", "-a", "127.0.0.1",
-                                          "-p", str(nats_port), "-sd", self.dir])
+                                          "-p", str(nats_port), "-sd", self.dir], quiet=True)
         wait_for_port(nats_port, nats.process, "nats-server")
         redis = self.spawn("redis-server", [server("redis-server"), "--port", str(redis_port),
                                             "--bind", "127.0.0.1", "--save", "",
-                                            "--appendonly", "no", "--dir", self.dir])
+                                            "--appendonly", "no", "--dir", self.dir], quiet=True)
         wait_for_port(redis_port, redis.process, "redis-server")
         self.nats_url = f"nats://127.0.0.1:{nats_port}"
         self.redis_url = f"redis://127.0.0.1:{redis_port}"
@@ -109,8 +111,9 @@ class Fleet:
                                    "--tools", "sleep,echo,fail"])
         asyncio.run(self.wait_for_workers([self.RUST_WORKER]))
 
-    def spawn(self, what: str, args: List[str], env: Optional[dict] = None) -> Child:
-        child = Child(what, args, env)
+    def spawn(self, what: str, args: List[str], env: Optional[dict] = None,
+              quiet: bool = False) -> Child:
+        child = Child(what, args, env, quiet)
         self.children.append(child)
         return child
 
