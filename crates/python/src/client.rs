@@ -90,10 +90,7 @@ impl PyClient {
     fn tools<'py>(&self, py: Python<'py>, listen: f64) -> PyResult<Bound<'py, PyAny>> {
         let listen = seconds("listen", listen)?;
         let client = self.client.clone();
-        future_into_py(py, async move {
-            let tools = client.tools(listen).await.map_err(error::client)?;
-            Python::attach(|py| Ok(pythonize::pythonize(py, &tools)?.unbind()))
-        })
+        answered(py, async move { client.tools(listen).await })
     }
 
     /// The live workers (id, tools, concurrency, in flight, ...).
@@ -101,10 +98,7 @@ impl PyClient {
     fn workers<'py>(&self, py: Python<'py>, listen: f64) -> PyResult<Bound<'py, PyAny>> {
         let listen = seconds("listen", listen)?;
         let client = self.client.clone();
-        future_into_py(py, async move {
-            let workers = client.workers(listen).await.map_err(error::client)?;
-            Python::attach(|py| Ok(pythonize::pythonize(py, &workers)?.unbind()))
-        })
+        answered(py, async move { client.workers(listen).await })
     }
 
     /// Runs an OpenAI assistant message's `tool_calls` as one job and
@@ -116,10 +110,7 @@ impl PyClient {
     ) -> PyResult<Bound<'py, PyAny>> {
         let calls: Vec<ToolCall> = depythonize("tool_calls", tool_calls)?;
         let client = self.client.clone();
-        future_into_py(py, async move {
-            let messages = client.answer_openai(&calls).await.map_err(error::client)?;
-            Python::attach(|py| Ok(pythonize::pythonize(py, &messages)?.unbind()))
-        })
+        answered(py, async move { client.answer_openai(&calls).await })
     }
 
     /// Runs Anthropic `tool_use` blocks as one job and returns one
@@ -131,13 +122,7 @@ impl PyClient {
     ) -> PyResult<Bound<'py, PyAny>> {
         let uses: Vec<ToolUse> = depythonize("tool_uses", tool_uses)?;
         let client = self.client.clone();
-        future_into_py(py, async move {
-            let blocks = client
-                .answer_anthropic(&uses)
-                .await
-                .map_err(error::client)?;
-            Python::attach(|py| Ok(pythonize::pythonize(py, &blocks)?.unbind()))
-        })
+        answered(py, async move { client.answer_anthropic(&uses).await })
     }
 
     /// Sends what is buffered and closes the connection.
@@ -177,4 +162,18 @@ fn depythonize<T: serde::de::DeserializeOwned>(
 ) -> PyResult<T> {
     pythonize::depythonize(object)
         .map_err(|e| pyo3::exceptions::PyTypeError::new_err(format!("{field}: {e}")))
+}
+
+/// An awaitable of what `answer` gives, as Python lists and dicts.
+fn answered<'py, T>(
+    py: Python<'py>,
+    answer: impl std::future::Future<Output = Result<T, toolfan::ClientError>> + Send + 'static,
+) -> PyResult<Bound<'py, PyAny>>
+where
+    T: serde::Serialize + Send + 'static,
+{
+    future_into_py(py, async move {
+        let answer = answer.await.map_err(error::client)?;
+        Python::attach(|py| Ok(pythonize::pythonize(py, &answer)?.unbind()))
+    })
 }

@@ -11,7 +11,7 @@ is its window, ``deadline`` its deadline.
 import os
 from typing import AsyncIterator, Iterable, List, Optional
 
-from ._native import Client, Task, TaskResult
+from ._native import Client, Job, Task, TaskResult
 
 DEFAULT_URL = "nats://127.0.0.1:4222"
 
@@ -43,26 +43,23 @@ class Scheduler:
             self._client = await Client.connect(self.url, caller=self.caller)
         return self._client
 
-    async def run(self, tasks: Iterable[Task]) -> List[TaskResult]:
-        """Runs ``tasks``; one result per task, in input order."""
+    async def _submit(self, tasks: Iterable[Task]) -> Job:
         client = await self._connected()
-        job = await client.submit(
+        return await client.submit(
             list(tasks),
             max_concurrency=self.max_concurrency,
             deadline=self.deadline,
             policy=self.policy,
         )
+
+    async def run(self, tasks: Iterable[Task]) -> List[TaskResult]:
+        """Runs ``tasks``; one result per task, in input order."""
+        job = await self._submit(tasks)
         return await job.results()
 
     async def stream(self, tasks: Iterable[Task]) -> AsyncIterator[TaskResult]:
         """Runs ``tasks``; each result as it finishes, in completion order."""
-        client = await self._connected()
-        job = await client.submit(
-            list(tasks),
-            max_concurrency=self.max_concurrency,
-            deadline=self.deadline,
-            policy=self.policy,
-        )
+        job = await self._submit(tasks)
         async for event in job.events():
             yield event.result
 
