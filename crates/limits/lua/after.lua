@@ -64,9 +64,15 @@ for i = 1, n do
   end
   local tat = tonumber(redis.call('GET', KEYS[i]))
   local new_tat = tat
+  if cuts[i] == 1 then
+    -- The backend is full: no burst right after a cut (a slower interval
+    -- would otherwise leave room for one at once); the next unit passes
+    -- one new interval from now.
+    new_tat = math.max(tat or now, now + burst * effective(adapt, interval))
+  end
   if charge ~= 0 then
     local eff = effective(adapt, interval)
-    local moved = math.max(tat or now, now) + charge * eff
+    local moved = math.max(new_tat or now, now) + charge * eff
     new_tat = math.min(math.max(moved, now), now + bursts * burst * eff)
   end
   if too_many and hold > 0 then

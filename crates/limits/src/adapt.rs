@@ -7,7 +7,9 @@
 //! fleet: it becomes `factor` (½) of what it was, at most once per quiet
 //! window (1 s, or the `Retry-After` if longer, so a burst of 429s from
 //! calls in flight on many workers counts once), never below one unit per
-//! period. From the cut on it climbs back on a timer, additively: by
+//! period; and its burst is used up at once (the next unit passes one
+//! new interval later: the backend is full, and a slower interval would
+//! otherwise make room for a burst right after the cut). From the cut on it climbs back on a timer, additively: by
 //! `1/recovery` of the configured rate per second of time (+10 % a second
 //! with the default 10 s), never above the configured rate. Recovering on
 //! the clock instead of counting successes costs nothing per call: a
