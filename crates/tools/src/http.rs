@@ -204,22 +204,27 @@ impl HttpTool {
             }
             return Ok(value);
         }
-        let excerpt: String = body.chars().take(EXCERPT).collect();
-        let message = format!("HTTP {status}: {excerpt}");
-        let too_many = status.as_u16() == 429 || (status.as_u16() == 503 && retry_after.is_some());
-        if too_many || status.is_server_error() {
-            let error = if too_many {
-                ToolError::rate_limited(message)
-            } else {
-                ToolError::retryable(message)
-            };
-            Err(match retry_after {
-                Some(after) => error.with_retry_after(after),
-                None => error,
-            })
-        } else {
-            Err(ToolError::new(message))
-        }
+        Err(refused(status, retry_after, &body))
+    }
+}
+
+/// The error of a non-2xx answer: a 429, or a 503 with `Retry-After`, is
+/// the backend saying "too many" (the fleet backs off); any other 5xx is
+/// retryable; the rest is final.
+fn refused(status: reqwest::StatusCode, retry_after: Option<Duration>, body: &str) -> ToolError {
+    let excerpt: String = body.chars().take(EXCERPT).collect();
+    let message = format!("HTTP {status}: {excerpt}");
+    let too_many = status.as_u16() == 429 || (status.as_u16() == 503 && retry_after.is_some());
+    let error = if too_many {
+        ToolError::rate_limited(message)
+    } else if status.is_server_error() {
+        ToolError::retryable(message)
+    } else {
+        return ToolError::new(message);
+    };
+    match retry_after {
+        Some(after) => error.with_retry_after(after),
+        None => error,
     }
 }
 
