@@ -61,18 +61,16 @@ async fn too_many_halves_the_fleets_rate_once_per_second_and_it_recovers() -> an
         "effective {now}/s after one cut"
     );
     assert!(usage(&redis, "global").await?.adapted.is_none());
-    // A second limiter (another worker) is paced at the cut rate: after
-    // one call, the next waits about 20 ms, not 10.
+    // A second limiter (another worker) is paced at the cut rate, its
+    // burst used up by the cut: the next call waits one new interval
+    // (20 ms at 50/s), not one of 10 ms.
     let other = Limiter::new(LimiterOptions::new(redis.url()))?;
     other.refresh().await?;
-    assert!(matches!(
-        other.acquire(&limits, 1, "a").await?,
-        Decision::Admitted(_)
-    ));
-    match other.acquire(&limits, 1, "b").await? {
+    match other.acquire(&limits, 1, "a").await? {
         Decision::Wait { after, key, .. } => {
             assert_eq!(key, "api");
-            assert!(after > Duration::from_millis(14), "{after:?}");
+            assert!(after > Duration::from_millis(12), "{after:?}");
+            assert!(after <= Duration::from_millis(20), "{after:?}");
         }
         d => panic!("expected a wait, got {d:?}"),
     }
@@ -106,8 +104,9 @@ async fn a_retry_after_pauses_the_key_for_everyone() -> anyhow::Result<()> {
 #[tokio::test]
 async fn real_costs_move_the_bucket_by_the_difference_bounded() -> anyhow::Result<()> {
     let redis = RedisServer::start()?;
-    // 1000 units/s, burst 100: 1 ms a unit.
-    let limiter = limiter(&redis, &[("tokens", LimitSpec::per_second(1000, 100))]).await?;
+    // 100 units/s, burst 100: 10 ms a unit (slow enough that the time
+    // this test takes on a loaded machine barely counts).
+    let limiter = limiter(&redis, &[("tokens", LimitSpec::per_second(100, 100))]).await?;
     let limits = limiter.applicable(&["tokens".into()], None);
     assert!(matches!(
         limiter.acquire(&limits, 10, "a").await?,
@@ -116,17 +115,17 @@ async fn real_costs_move_the_bucket_by_the_difference_bounded() -> anyhow::Resul
     // Estimated 10, really 100: 90 more units taken.
     let settled = limiter.after(&limits, 10, &charged("tokens", 100)).await?;
     assert_eq!(settled.charged, [("tokens".to_owned(), 90)]);
-    let in_use = usage(&redis, "tokens").await?.burst_in_use(1000.0);
-    assert!((95.0..=100.0).contains(&in_use), "{in_use} units in use");
+    let in_use = usage(&redis, "tokens").await?.burst_in_use(10_000.0);
+    assert!((97.0..=100.0).contains(&in_use), "{in_use} units in use");
     // Really 0 of an estimate of 10: 10 given back.
     limiter.after(&limits, 10, &charged("tokens", 0)).await?;
-    let in_use = usage(&redis, "tokens").await?.burst_in_use(1000.0);
-    assert!((85.0..=90.0).contains(&in_use), "{in_use} units in use");
-    // A wild report moves it at most 10 bursts (1000 units, 1 s) ahead.
+    let in_use = usage(&redis, "tokens").await?.burst_in_use(10_000.0);
+    assert!((87.0..=90.0).contains(&in_use), "{in_use} units in use");
+    // A wild report moves it at most 10 bursts (1000 units, 10 s) ahead.
     limiter
         .after(&limits, 10, &charged("tokens", 1_000_000))
         .await?;
-    let in_use = usage(&redis, "tokens").await?.burst_in_use(1000.0);
+    let in_use = usage(&redis, "tokens").await?.burst_in_use(10_000.0);
     assert!((990.0..=1000.0).contains(&in_use), "{in_use} units in use");
     Ok(())
 }
