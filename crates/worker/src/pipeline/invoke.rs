@@ -231,4 +231,36 @@ mod tests {
         let late = run_with_timeout(&sleepy, ctx(), Value::Null, budget, true).await;
         assert_eq!(late.unwrap_err().kind, ErrorKind::DeadlineExceeded);
     }
+
+    #[tokio::test]
+    async fn a_rate_limited_error_and_charges_are_learned_for_the_fleet() {
+        let tool = |ctx: TaskContext, _args: Value| async move {
+            ctx.charge("tokens", 60)?;
+            ctx.charge("tokens", 40)?;
+            assert!(ctx.charge("not a key", 1).is_err());
+            Err::<Value, _>(
+                crate::ToolError::rate_limited("HTTP 429").with_retry_after(Duration::from_secs(2)),
+            )
+        };
+        let ctx = TaskContext {
+            job: toolfan_protocol::JobId::new("j").unwrap(),
+            index: 0,
+            attempt: 1,
+            worker: "w".into(),
+            cancel: Default::default(),
+            learned: Default::default(),
+        };
+        let learned = ctx.learned.clone();
+        let budget = Duration::from_secs(5);
+        let error = run_with_timeout(&tool, ctx, Value::Null, budget, false)
+            .await
+            .unwrap_err();
+        // The caller sees a retryable tool_error, as for any 429.
+        assert_eq!((error.kind, error.retryable), (ErrorKind::ToolError, true));
+        assert_eq!(error.retry_after_ms, Some(2000));
+        let learned = learned.lock().unwrap().clone();
+        assert!(learned.too_many);
+        assert_eq!(learned.retry_after, Some(Duration::from_secs(2)));
+        assert_eq!(learned.charges.get("tokens"), Some(&100));
+    }
 }
