@@ -191,6 +191,17 @@ impl Drop for Running<'_> {
 mod tests {
     use super::*;
 
+    fn context() -> TaskContext {
+        TaskContext {
+            job: toolfan_protocol::JobId::new("j").unwrap(),
+            index: 0,
+            attempt: 1,
+            worker: "w".into(),
+            cancel: Default::default(),
+            learned: Default::default(),
+        }
+    }
+
     #[tokio::test(start_paused = true)]
     async fn the_deadline_bounds_a_longer_timeout() {
         let deadline = Deadline::within(Duration::from_secs(5));
@@ -216,19 +227,11 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(60)).await;
             Ok(Value::Null)
         };
-        let ctx = || TaskContext {
-            job: toolfan_protocol::JobId::new("j").unwrap(),
-            index: 0,
-            attempt: 1,
-            worker: "w".into(),
-            cancel: Default::default(),
-            learned: Default::default(),
-        };
         let budget = Duration::from_millis(300);
-        let timed_out = run_with_timeout(&sleepy, ctx(), Value::Null, budget, false).await;
+        let timed_out = run_with_timeout(&sleepy, context(), Value::Null, budget, false).await;
         let error = timed_out.unwrap_err();
         assert_eq!((error.kind, error.retryable), (ErrorKind::Timeout, true));
-        let late = run_with_timeout(&sleepy, ctx(), Value::Null, budget, true).await;
+        let late = run_with_timeout(&sleepy, context(), Value::Null, budget, true).await;
         assert_eq!(late.unwrap_err().kind, ErrorKind::DeadlineExceeded);
     }
 
@@ -242,14 +245,7 @@ mod tests {
                 crate::ToolError::rate_limited("HTTP 429").with_retry_after(Duration::from_secs(2)),
             )
         };
-        let ctx = TaskContext {
-            job: toolfan_protocol::JobId::new("j").unwrap(),
-            index: 0,
-            attempt: 1,
-            worker: "w".into(),
-            cancel: Default::default(),
-            learned: Default::default(),
-        };
+        let ctx = context();
         let learned = ctx.learned.clone();
         let budget = Duration::from_secs(5);
         let error = run_with_timeout(&tool, ctx, Value::Null, budget, false)
