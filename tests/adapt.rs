@@ -225,7 +225,7 @@ async fn a_real_cost_reported_after_the_call_holds_the_units_per_second() -> any
     tokio::time::sleep(Duration::from_millis(700)).await;
 
     let start = Instant::now();
-    let job = submit(&setup, 200, 10).await?;
+    let job = submit(&setup, 600, 10).await?;
     tokio::time::sleep(Duration::from_secs(6)).await;
     // After the first burst (10 calls of an estimated 10 units at once).
     let (rate, _) = backend.between(start + Duration::from_secs(2), Instant::now());

@@ -365,4 +365,19 @@ mod tests {
             "the environment variable TOOLFAN_SURELY_UNSET_VAR is not set"
         );
     }
+
+    #[test]
+    fn a_429_or_a_503_with_retry_after_is_the_backend_saying_too_many() {
+        use reqwest::StatusCode;
+        let after = Some(Duration::from_secs(2));
+        let e = refused(StatusCode::TOO_MANY_REQUESTS, None, "slow down");
+        assert!(e.is_rate_limited() && e.is_retryable(), "{e}");
+        let e = refused(StatusCode::SERVICE_UNAVAILABLE, after, "");
+        assert!(e.is_rate_limited(), "{e}");
+        assert_eq!(e.retry_after(), after);
+        let e = refused(StatusCode::SERVICE_UNAVAILABLE, None, "");
+        assert!(!e.is_rate_limited() && e.is_retryable(), "{e}");
+        let e = refused(StatusCode::NOT_FOUND, None, "");
+        assert!(!e.is_rate_limited() && !e.is_retryable(), "{e}");
+    }
 }
