@@ -177,6 +177,7 @@ mod http {
                 headers: Default::default(),
                 allowed_hosts: vec!["127.0.0.1".into()],
                 timeout_ms,
+                usage: None,
             })
             .expect("a valid tool"),
         )

@@ -49,6 +49,8 @@ class Limits:
         rated = [(k, d) for k, d in limits if "rate" in d]
         capped = [(k, d) for k, d in limits if "concurrency" in d]
         keys = [f"toolfan:gcra:{k}" for k, _ in rated] + [f"toolfan:lease:{k}" for k, _ in capped]
+        # The rates' adaptive state: a rate cut after a backend's "too many" applies here too.
+        keys += [f"toolfan:adapt:{k}" for k, _ in rated]
         args = [len(rated), len(capped), cost, member, LEASE_TTL_MS]
         for _, d in rated:
             rate = d["rate"]

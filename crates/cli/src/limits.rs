@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use toolfan_limits::{LimitSpec, LimitStore, Rate};
+use toolfan_limits::{LimitSpec, LimitStore, Rate, Usage};
 
 /// Options of `toolfan limits`.
 #[derive(Args, Debug)]
@@ -44,7 +44,8 @@ enum LimitsCommand {
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
         weight: Option<u32>,
     },
-    /// List every defined limit.
+    /// List every defined limit; a rate with its effective rate now (lower
+    /// while it recovers from a backend's "too many").
     List,
     /// Remove the limits under KEY.
     Delete {
@@ -75,9 +76,12 @@ pub(crate) async fn run(args: LimitsArgs) -> anyhow::Result<()> {
             println!("{key}: {spec}");
         }
         LimitsCommand::List => {
-            for (key, spec) in store.list().await? {
+            let specs = store.list().await?;
+            let keys: Vec<String> = specs.keys().cloned().collect();
+            let usage = store.usage(&keys).await?;
+            for ((key, spec), usage) in specs.into_iter().zip(usage) {
                 match spec {
-                    Ok(spec) => println!("{key}: {spec}"),
+                    Ok(spec) => println!("{key}: {}", listed(&spec, &usage)),
                     Err(e) => println!("{key}: malformed ({e})"),
                 }
             }
@@ -91,4 +95,61 @@ pub(crate) async fn run(args: LimitsArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A limit as listed: its definition and, for a rate, the effective rate
+/// now in the same unit (`100/s burst 5; effective 42.5/s, cut after a
+/// "too many"`).
+fn listed(spec: &LimitSpec, usage: &Usage) -> String {
+    let Some(rate) = spec.rate else {
+        return spec.to_string();
+    };
+    let per_period = usage.effective_per_second(&rate) * rate.period_ms as f64 / 1000.0;
+    let configured = rate.to_string();
+    let unit = configured.split_once('/').map_or("s", |(_, unit)| unit);
+    let mut effective = format!("{per_period:.1}");
+    if effective.ends_with(".0") {
+        effective.truncate(effective.len() - 2);
+    }
+    let cut = if per_period < rate.count as f64 - 0.05 {
+        ", cut after a \"too many\""
+    } else {
+        ""
+    };
+    format!("{spec}; effective {effective}/{unit}{cut}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use toolfan_limits::Adapted;
+
+    #[test]
+    fn a_listed_rate_shows_its_effective_rate() {
+        let usage = |adapted| Usage {
+            now_us: 0,
+            tat_us: None,
+            leases: 0,
+            adapted,
+        };
+        let spec = LimitSpec::per_second(100, 5);
+        assert_eq!(
+            listed(&spec, &usage(None)),
+            "100/s burst 5; effective 100/s"
+        );
+        let cut = Adapted {
+            interval_us: 1e6 / 42.5,
+            at_us: 0.0,
+            recover_us: 10e6,
+            quiet_until_us: 1e6,
+        };
+        assert_eq!(
+            listed(&spec, &usage(Some(cut))),
+            "100/s burst 5; effective 42.5/s, cut after a \"too many\""
+        );
+        assert_eq!(
+            listed(&LimitSpec::concurrency(4), &usage(None)),
+            "concurrency 4"
+        );
+    }
 }

@@ -2,8 +2,10 @@
 --
 -- KEYS[1..n]       GCRA state of each rate limit (a theoretical arrival time, µs)
 -- KEYS[n+1..n+m]   lease sorted set of each concurrency cap (member -> expiry, ms)
+-- KEYS[n+m+1..2n+m] adaptive state of each rate limit (optional; see after.lua):
+--                  with them, a rate cut after a backend's "too many" applies
 -- ARGV[1] n, ARGV[2] m, ARGV[3] cost, ARGV[4] lease member, ARGV[5] lease ttl (ms)
--- ARGV[5+2i-1], ARGV[5+2i]   emission interval (µs per unit) and burst (units) of rate key i
+-- ARGV[5+2i-1], ARGV[5+2i]   configured emission interval (µs per unit) and burst (units) of rate key i
 -- ARGV[5+2n+j]               cap of lease key j
 --
 -- Returns {1} when admitted (tokens taken, leases held), or {0, wait_us, k}
@@ -23,12 +25,25 @@ local now_ms = math.floor(now / 1000)
 
 local wait, denied_by = 0, 0
 local new_tats = {}
+local adapted = #KEYS >= 2 * n + m
+
+-- The interval in force: the configured one, or the one cut after a
+-- backend's "too many" plus what it recovered since (never faster).
+local function effective(key, interval)
+  local s = redis.call('HMGET', key, 'interval', 'at', 'recover')
+  local cut, at, recover = tonumber(s[1]), tonumber(s[2]), tonumber(s[3])
+  if not (cut and at and recover) or cut <= 0 or recover <= 0 then return interval end
+  local rate = 1 / cut + math.max(0, now - at) / (recover * interval)
+  if rate * interval >= 1 then return interval end
+  return 1 / rate
+end
 
 -- GCRA: each unit advances the theoretical arrival time (TAT) by the
 -- emission interval; a call passes if its new TAT is at most `burst`
 -- intervals ahead of now.
 for i = 1, n do
   local interval = tonumber(ARGV[5 + 2 * i - 1])
+  if adapted then interval = effective(KEYS[n + m + i], interval) end
   local burst = tonumber(ARGV[5 + 2 * i])
   local tat = tonumber(redis.call('GET', KEYS[i])) or now
   if tat < now then tat = now end

@@ -4,20 +4,26 @@
 //! # Layout
 //! - [`spec`] — what a limit is ([`LimitSpec`]) and its text forms.
 //! - [`gcra`] — the GCRA arithmetic that `lua/acquire.lua` runs in Redis.
+//! - [`adapt`] — effective rates cut after a backend's "too many" and
+//!   recovering on the clock, and real costs charged after the call, as
+//!   `lua/acquire.lua` and `lua/after.lua` run them.
 //! - [`store`] — limit definitions in a Redis hash ([`LimitStore`]).
 //! - [`limiter`] — taking every limit of a task in one atomic script call,
-//!   leases, and the definitions each worker keeps current ([`Limiter`]).
+//!   leases, the definitions each worker keeps current ([`Limiter`]), and
+//!   what a call learned, told after it ([`Learned`]).
 //! - [`connection`] — a Redis connection made on first use ([`LazyRedis`]),
 //!   which the worker's result cache shares.
 
+pub mod adapt;
 pub mod connection;
 pub mod gcra;
 pub mod limiter;
 pub mod spec;
 pub mod store;
 
+pub use adapt::{Adaptation, Adapted};
 pub use connection::LazyRedis;
-pub use limiter::{Decision, Lease, Limiter, LimiterOptions, GLOBAL_KEY};
+pub use limiter::{Decision, Learned, Lease, Limiter, LimiterOptions, Settled, GLOBAL_KEY};
 pub use spec::{check_key, LimitSpec, Rate};
 pub use store::{LimitStore, Usage};
 

@@ -1,5 +1,8 @@
 //! Taking a task's limits: every rate token and concurrency lease it needs,
-//! in one call of `lua/acquire.lua` (EVALSHA), all or nothing.
+//! in one call of `lua/acquire.lua` (EVALSHA), all or nothing; and after
+//! the call, what it learned (`after`).
+
+mod after;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, LazyLock, RwLock};
@@ -10,7 +13,8 @@ use redis::aio::ConnectionManager;
 use crate::connection::LazyRedis;
 use tokio_util::sync::CancellationToken;
 
-use crate::{LimitError, LimitSpec, LimitStore};
+use crate::{Adaptation, LimitError, LimitSpec, LimitStore};
+pub use after::{Learned, Settled};
 
 static ACQUIRE: LazyLock<redis::Script> =
     LazyLock::new(|| redis::Script::new(include_str!("../lua/acquire.lua")));
@@ -35,6 +39,8 @@ pub struct LimiterOptions {
     pub lease_ttl: Duration,
     /// How often the definitions are read again from Redis.
     pub refresh_every: Duration,
+    /// How keys adapt after a backend's "too many".
+    pub adaptation: Adaptation,
 }
 
 impl LimiterOptions {
@@ -47,6 +53,7 @@ impl LimiterOptions {
             fail_open: false,
             lease_ttl: Duration::from_secs(10),
             refresh_every: Duration::from_millis(500),
+            adaptation: Adaptation::default(),
         }
     }
 }
@@ -315,6 +322,9 @@ impl<'a> Asked<'a> {
         }
         for (key, _) in &self.capped {
             call.key(format!("{prefix}:lease:{key}"));
+        }
+        for (key, _, _) in &self.rated {
+            call.key(format!("{prefix}:adapt:{key}"));
         }
         call.arg(self.rated.len())
             .arg(self.capped.len())

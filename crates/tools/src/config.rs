@@ -15,6 +15,12 @@
 //! name = "weather"
 //! http = { url = "https://api.example.com/weather?city={city}", allowed_hosts = ["api.example.com"],
 //!          headers = { Authorization = "Bearer ${WEATHER_TOKEN}" }, timeout_ms = 5000 }
+//!
+//! [[tools]]
+//! name = "chat"                 # the real cost is in the answer: charge it
+//! http = { method = "POST", url = "https://api.example.com/v1/chat", allowed_hosts = ["api.example.com"],
+//!          usage = { pointer = "/usage/total_tokens", key = "tokens" } }
+//! limit_keys = ["tokens"]
 //! ```
 
 use std::path::Path;

@@ -1,7 +1,11 @@
 //! HTTP tools: a request per call, its URL filled from the call's args, its
 //! JSON (or text) response the result. Only the operator's allowed hosts can
-//! be reached; a 429 or 5xx is retryable and its `Retry-After` honoured; any
-//! other non-2xx status is a `tool_error`. Header values may name
+//! be reached; a 429 or 5xx is retryable and its `Retry-After` honoured; a
+//! 429, or a 503 with `Retry-After`, also makes the whole fleet back off on
+//! the tool's limit keys ([`ToolError::rate_limited`]); any other non-2xx
+//! status is a `tool_error`. With `usage`, the number at a JSON Pointer in
+//! the response (e.g. `/usage/total_tokens`) is the call's real cost under
+//! a limit key ([`TaskContext::charge`]). Header values may name
 //! environment variables (`${TOKEN}`), read once when the tool is made and
 //! never printed.
 
@@ -14,6 +18,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use toolfan_worker::{TaskContext, Tool, ToolError, ToolFuture};
+
+mod usage;
+pub use usage::UsageDef;
 
 /// Longest response excerpt kept in an error message.
 const EXCERPT: usize = 512;
@@ -36,6 +43,10 @@ pub struct HttpDef {
     /// Longest wait for the response, in ms (default 30 s).
     #[serde(default = "thirty_seconds")]
     pub timeout_ms: u64,
+    /// Where a response says what the call really cost, and under which
+    /// limit key to charge it.
+    #[serde(default)]
+    pub usage: Option<UsageDef>,
 }
 
 impl HttpDef {
@@ -75,6 +86,7 @@ pub struct HttpTool {
     url: String,
     headers: Vec<(String, String)>,
     allowed_hosts: Vec<String>,
+    usage: Option<UsageDef>,
 }
 
 impl fmt::Debug for HttpTool {
@@ -108,6 +120,9 @@ pub enum HttpToolError {
     /// The HTTP client could not be made.
     #[error("cannot make the HTTP client: {0}")]
     Client(#[source] reqwest::Error),
+    /// `usage` names a malformed pointer or limit key.
+    #[error("usage: {0}")]
+    Usage(String),
 }
 
 impl HttpTool {
@@ -118,6 +133,9 @@ impl HttpTool {
             .map_err(|_| HttpToolError::Method(def.method.clone()))?;
         if def.allowed_hosts.is_empty() {
             return Err(HttpToolError::NoAllowedHosts);
+        }
+        if let Some(usage) = &def.usage {
+            usage.check().map_err(HttpToolError::Usage)?;
         }
         let mut headers = Vec::new();
         for (name, value) in def.headers {
@@ -135,10 +153,11 @@ impl HttpTool {
             url: def.url,
             headers,
             allowed_hosts: def.allowed_hosts,
+            usage: def.usage,
         })
     }
 
-    async fn call_once(&self, args: Value) -> Result<Value, ToolError> {
+    async fn call_once(&self, ctx: &TaskContext, args: Value) -> Result<Value, ToolError> {
         let url = fill(&self.url, &args)?;
         let parsed = reqwest::Url::parse(&url)
             .map_err(|e| ToolError::invalid_args(format!("the URL {url:?} is not valid: {e}")))?;
@@ -179,26 +198,40 @@ impl HttpTool {
             .await
             .map_err(|e| ToolError::retryable(format!("reading the HTTP response failed: {e}")))?;
         if status.is_success() {
-            return Ok(serde_json::from_str(&body).unwrap_or(Value::String(body)));
+            let value = serde_json::from_str(&body).unwrap_or(Value::String(body));
+            if let Some(usage) = &self.usage {
+                usage.charge(ctx, &value)?;
+            }
+            return Ok(value);
         }
-        let excerpt: String = body.chars().take(EXCERPT).collect();
-        let message = format!("HTTP {status}: {excerpt}");
-        if status.as_u16() == 429 || status.is_server_error() {
-            let error = ToolError::retryable(message);
-            Err(match retry_after {
-                Some(after) => error.with_retry_after(after),
-                None => error,
-            })
-        } else {
-            Err(ToolError::new(message))
-        }
+        Err(refused(status, retry_after, &body))
+    }
+}
+
+/// The error of a non-2xx answer: a 429, or a 503 with `Retry-After`, is
+/// the backend saying "too many" (the fleet backs off); any other 5xx is
+/// retryable; the rest is final.
+fn refused(status: reqwest::StatusCode, retry_after: Option<Duration>, body: &str) -> ToolError {
+    let excerpt: String = body.chars().take(EXCERPT).collect();
+    let message = format!("HTTP {status}: {excerpt}");
+    let too_many = status.as_u16() == 429 || (status.as_u16() == 503 && retry_after.is_some());
+    let error = if too_many {
+        ToolError::rate_limited(message)
+    } else if status.is_server_error() {
+        ToolError::retryable(message)
+    } else {
+        return ToolError::new(message);
+    };
+    match retry_after {
+        Some(after) => error.with_retry_after(after),
+        None => error,
     }
 }
 
 impl Tool for HttpTool {
-    fn call(&self, _ctx: TaskContext, args: Value) -> ToolFuture {
+    fn call(&self, ctx: TaskContext, args: Value) -> ToolFuture {
         let tool = self.clone();
-        Box::pin(async move { tool.call_once(args).await })
+        Box::pin(async move { tool.call_once(&ctx, args).await })
     }
 }
 
@@ -319,6 +352,7 @@ mod tests {
             .into(),
             allowed_hosts: vec!["h".into()],
             timeout_ms: 1000,
+            usage: None,
         })
         .unwrap();
         assert_eq!(tool.headers[0].1, "Bearer s3cret-value");
@@ -330,5 +364,20 @@ mod tests {
             err,
             "the environment variable TOOLFAN_SURELY_UNSET_VAR is not set"
         );
+    }
+
+    #[test]
+    fn a_429_or_a_503_with_retry_after_is_the_backend_saying_too_many() {
+        use reqwest::StatusCode;
+        let after = Some(Duration::from_secs(2));
+        let e = refused(StatusCode::TOO_MANY_REQUESTS, None, "slow down");
+        assert!(e.is_rate_limited() && e.is_retryable(), "{e}");
+        let e = refused(StatusCode::SERVICE_UNAVAILABLE, after, "");
+        assert!(e.is_rate_limited(), "{e}");
+        assert_eq!(e.retry_after(), after);
+        let e = refused(StatusCode::SERVICE_UNAVAILABLE, None, "");
+        assert!(!e.is_rate_limited() && e.is_retryable(), "{e}");
+        let e = refused(StatusCode::NOT_FOUND, None, "");
+        assert!(!e.is_rate_limited() && !e.is_retryable(), "{e}");
     }
 }

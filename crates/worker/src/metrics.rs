@@ -32,6 +32,11 @@ pub(crate) struct WorkerMetrics {
     pub(crate) limit_wait_seconds: HistogramVec,
     /// Limiter calls that found Redis unreachable, by what the task did (`fail_closed`: waited, `fail_open`: ran).
     pub(crate) limits_unavailable: IntCounterVec,
+    /// Cuts of a key's fleet-wide effective rate after a backend's "too many", by key.
+    pub(crate) limit_backoffs: IntCounterVec,
+    /// Units by which real costs reported after calls corrected their
+    /// estimates, by key and direction (`debit`: cost more, `credit`: less).
+    pub(crate) limit_charged_units: IntCounterVec,
     /// Reconnects to NATS.
     pub(crate) nats_reconnects: IntCounter,
     /// Cached calls by what the cache did: `hit` (a stored outcome),
@@ -154,6 +159,22 @@ impl WorkerMetrics {
                     "toolfan_limits_unavailable_total",
                     "Limiter calls that found Redis unreachable, by what the task did.",
                     &["mode"],
+                )?,
+            )?,
+            limit_backoffs: add(
+                registry,
+                counters(
+                    "toolfan_limit_backoffs_total",
+                    "Cuts of a key's fleet-wide effective rate after a backend said too many, by key.",
+                    &["key"],
+                )?,
+            )?,
+            limit_charged_units: add(
+                registry,
+                counters(
+                    "toolfan_limit_charged_units_total",
+                    "Units by which real costs corrected estimates after calls, by key and direction.",
+                    &["key", "direction"],
                 )?,
             )?,
             nats_reconnects: add(

@@ -120,6 +120,8 @@ pub struct TaskContext {
     pub(crate) attempt: u32,
     pub(crate) worker: String,
     pub(crate) cancel: tokio_util::sync::CancellationToken,
+    /// What the call learned about its limits, told to the fleet after it.
+    pub(crate) learned: std::sync::Arc<std::sync::Mutex<toolfan_limits::Learned>>,
 }
 
 impl TaskContext {
@@ -154,6 +156,24 @@ impl TaskContext {
     pub fn is_cancelled(&self) -> bool {
         self.cancel.is_cancelled()
     }
+
+    /// Reports what the call really cost under limit `key` (e.g. the
+    /// tokens an LLM API says it used), when the task's `cost` was only an
+    /// estimate. After the tool returns, the key's bucket is debited by
+    /// the difference (or credited, if it cost less), so the limit holds
+    /// over time; the estimate is the task's `cost` for a key the task was
+    /// under, 0 for another defined key. Charges to one key add up; a key
+    /// without a rate limit is ignored. Fails only on a malformed key.
+    pub fn charge(&self, key: &str, units: u64) -> Result<(), ToolError> {
+        toolfan_limits::check_key(key).map_err(|e| ToolError::new(e.to_string()))?;
+        let mut learned = self
+            .learned
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let total = learned.charges.entry(key.to_owned()).or_default();
+        *total = total.saturating_add(units);
+        Ok(())
+    }
 }
 
 /// A tool's failure. Any `std::error::Error` converts into a non-retryable
@@ -164,6 +184,7 @@ pub struct ToolError {
     message: String,
     retryable: bool,
     retry_after: Option<std::time::Duration>,
+    too_many: bool,
 }
 
 impl ToolError {
@@ -174,6 +195,19 @@ impl ToolError {
             message: message.into(),
             retryable: false,
             retry_after: None,
+            too_many: false,
+        }
+    }
+
+    /// The backend refused the call for its rate (an HTTP 429, a
+    /// provider's "rate limit exceeded"): retryable, and the whole fleet
+    /// backs off on the task's limit keys (their effective rate is cut,
+    /// and held for the whole `with_retry_after` if given). Answered as a
+    /// retryable `tool_error` if no attempt succeeds.
+    pub fn rate_limited(message: impl Into<String>) -> Self {
+        Self {
+            too_many: true,
+            ..Self::retryable(message)
         }
     }
 
@@ -202,6 +236,16 @@ impl ToolError {
     /// Whether another attempt may succeed.
     pub fn is_retryable(&self) -> bool {
         self.retryable
+    }
+
+    /// Whether the backend refused the call for its rate ([`Self::rate_limited`]).
+    pub fn is_rate_limited(&self) -> bool {
+        self.too_many
+    }
+
+    /// How long the tool asked any retry to wait.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        self.retry_after
     }
 }
 

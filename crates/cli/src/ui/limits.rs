@@ -1,6 +1,7 @@
 //! The limits section of `/api/state`: each defined limit with its
 //! configured rate and cap, and what is in use now (burst, rate since the
-//! last read, leases) from the state workers keep in Redis.
+//! last read, leases, the effective rate after a backend's "too many")
+//! from the state workers keep in Redis.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -30,6 +31,9 @@ pub(super) struct LimitRow {
     burst_in_use: Option<f64>,
     /// Leases of the concurrency cap held now.
     leases: Option<u64>,
+    /// Units per second admitted now: the configured rate, or less while it
+    /// recovers from a backend's "too many".
+    effective_per_second: Option<f64>,
 }
 
 /// The limits store (connected at the first read that reaches it, so the
@@ -88,6 +92,7 @@ pub(super) async fn read(limits: Option<&Limits>) -> anyhow::Result<Option<Vec<L
                     rate_now: None,
                     burst_in_use: None,
                     leases: None,
+                    effective_per_second: None,
                 },
             };
             last.insert(key, now);
@@ -109,5 +114,6 @@ fn row(key: &str, spec: &LimitSpec, now: &Usage, before: Option<&Usage>) -> Limi
         rate_now: interval.zip(before).and_then(|(i, b)| now.rate_since(b, i)),
         burst_in_use: interval.map(|i| now.burst_in_use(i)),
         leases: spec.concurrency.map(|_| now.leases),
+        effective_per_second: spec.rate.map(|r| now.effective_per_second(&r)),
     }
 }

@@ -1,13 +1,15 @@
 //! How much of each limit is in use now ([`Usage`]), read from the state
 //! the workers' acquire script keeps: a rate limit's theoretical arrival
 //! time (`<prefix>:gcra:<key>`, µs of Redis time) and a concurrency cap's
-//! lease set (`<prefix>:lease:<key>`, member → expiry in ms).
+//! lease set (`<prefix>:lease:<key>`, member → expiry in ms), and the
+//! rate's adaptive state (`<prefix>:adapt:<key>`, see [`crate::adapt`]).
 
 use super::LimitStore;
-use crate::LimitError;
+use crate::adapt::{effective_interval, Adapted};
+use crate::{LimitError, Rate};
 
 /// One limit key's state in Redis at one moment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Usage {
     /// Redis' clock when it was read, µs since the Unix epoch.
     pub now_us: u64,
@@ -16,9 +18,22 @@ pub struct Usage {
     pub tat_us: Option<u64>,
     /// Leases of the concurrency cap held now (not expired).
     pub leases: u64,
+    /// The rate's state after a backend's "too many", until it recovered.
+    pub adapted: Option<Adapted>,
 }
 
 impl Usage {
+    /// Units per second admitted now for a key configured at `rate`: the
+    /// configured rate, or less while it recovers from a backend's "too many".
+    pub fn effective_per_second(&self, rate: &Rate) -> f64 {
+        let interval = effective_interval(
+            self.adapted.as_ref(),
+            rate.interval_us(),
+            self.now_us as f64,
+        );
+        1e6 / interval
+    }
+
     /// Units of burst in use now, for a limit of `interval_us` per unit.
     pub fn burst_in_use(&self, interval_us: f64) -> f64 {
         match self.tat_us {
@@ -65,23 +80,27 @@ impl LimitStore {
                 .arg(format!("{prefix}:lease:{key}"))
                 .arg(format!("({}", now_us / 1000))
                 .arg("+inf");
+            pipe.cmd("HMGET")
+                .arg(format!("{prefix}:adapt:{key}"))
+                .arg(&["interval", "at", "recover", "quiet_until"]);
         }
-        let reply: Vec<(Option<String>, u64)> = if keys.is_empty() {
+        let reply: Vec<Read> = if keys.is_empty() {
             Vec::new()
         } else {
             let flat: Vec<redis::Value> = pipe
                 .query_async(&mut conn)
                 .await
                 .map_err(|e| LimitError::redis("reading limit usage", e))?;
-            pairs(flat)?
+            triples(flat)?
         };
         Ok(reply
             .into_iter()
-            .map(|(tat, leases)| Usage {
+            .map(|(tat, leases, adapted)| Usage {
                 now_us,
                 // The script stores the arrival time as a whole number.
                 tat_us: tat.and_then(|t| t.parse::<f64>().ok()).map(|t| t as u64),
                 leases,
+                adapted: adapted_state(&adapted),
             })
             .collect())
     }
@@ -94,16 +113,33 @@ fn unexpected(e: &dyn std::fmt::Display) -> LimitError {
     }
 }
 
-/// The pipeline's flat replies as (GET, ZCOUNT) pairs.
-fn pairs(flat: Vec<redis::Value>) -> Result<Vec<(Option<String>, u64)>, LimitError> {
+/// One key's replies: its GET, ZCOUNT and HMGET.
+type Read = (Option<String>, u64, Vec<Option<String>>);
+
+/// The pipeline's flat replies as (GET, ZCOUNT, HMGET) triples.
+fn triples(flat: Vec<redis::Value>) -> Result<Vec<Read>, LimitError> {
     let mut values = flat.into_iter();
     let mut out = Vec::new();
-    while let (Some(tat), Some(leases)) = (values.next(), values.next()) {
+    while let (Some(tat), Some(leases), Some(adapt)) = (values.next(), values.next(), values.next())
+    {
         let tat: Option<String> = redis::from_redis_value(tat).map_err(|e| unexpected(&e))?;
         let leases: u64 = redis::from_redis_value(leases).map_err(|e| unexpected(&e))?;
-        out.push((tat, leases));
+        let adapt: Vec<Option<String>> =
+            redis::from_redis_value(adapt).map_err(|e| unexpected(&e))?;
+        out.push((tat, leases, adapt));
     }
     Ok(out)
+}
+
+/// The adaptive state from its hash's fields, if all are there.
+fn adapted_state(fields: &[Option<String>]) -> Option<Adapted> {
+    let number = |i: usize| fields.get(i)?.as_deref()?.parse::<f64>().ok();
+    Some(Adapted {
+        interval_us: number(0)?,
+        at_us: number(1)?,
+        recover_us: number(2)?,
+        quiet_until_us: number(3)?,
+    })
 }
 
 #[cfg(test)]
@@ -115,6 +151,7 @@ mod tests {
             now_us,
             tat_us,
             leases: 0,
+            adapted: None,
         }
     }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 use tokio_util::task::AbortOnDropHandle;
-use toolfan_limits::{Decision, Lease, LimitError, LimitSpec, Limiter};
+use toolfan_limits::{Decision, Learned, Lease, LimitError, LimitSpec, Limiter};
 use toolfan_protocol::{Deadline, ErrorKind, TaskError};
 
 use crate::pipeline::attempt::{cancelled, Attempt};
@@ -20,15 +20,18 @@ use crate::slots::TaskPermits;
 /// How long a fail-closed task waits before asking an unreachable Redis again.
 const REDIS_RETRY: Duration = Duration::from_millis(500);
 
-/// The leases a running task holds, renewed until released.
+/// The limits a running task took: the rates (for what it learns, told
+/// after it) and the leases, renewed until released.
 pub(crate) struct Held {
-    lease: Lease,
-    _renewal: AbortOnDropHandle<()>,
+    /// The limits it was admitted under, `cost` units of each.
+    limits: Vec<(String, LimitSpec)>,
+    cost: u64,
+    lease: Option<(Lease, AbortOnDropHandle<()>)>,
 }
 
 /// Takes every limit the task is under (its tool's keys, `global`, its
 /// own `rate_key`), waiting as long as its deadline allows or until its
-/// job is ended. `None`: no cap applies, nothing to release.
+/// job is ended. `None`: no limit applies.
 pub(crate) async fn admit(
     shared: &Shared,
     entry: &ToolEntry,
@@ -54,30 +57,75 @@ pub(crate) async fn admit(
             attempt.number
         ),
     };
-    let admitted = tokio::select! {
-        admitted = wait_for_limits(shared, limiter, &limits, &ask, permits, attempt.deadline) => admitted?,
+    let taken = tokio::select! {
+        taken = wait_for_limits(shared, limiter, &limits, &ask, permits, attempt.deadline) => taken?,
         _ = attempt.cancel.cancelled() => return Err(cancelled("the job was ended while the task waited for its limits")),
     };
-    Ok(admitted.map(|lease| {
+    let lease = taken.lease.map(|lease| {
         let (limiter, held) = (limiter.clone(), lease.clone());
         let ttl = limiter.lease_ttl();
         let renewal = crate::keep::every_third_of(ttl, "a lease", move || {
             let (limiter, held) = (limiter.clone(), held.clone());
             async move { limiter.renew(&held).await }
         });
-        Held {
-            lease,
-            _renewal: renewal,
-        }
+        (lease, renewal)
+    });
+    Ok(Some(Held {
+        limits: taken.limits,
+        cost: ask.cost,
+        lease,
     }))
 }
 
-/// Gives the task's leases back once it ran.
-pub(crate) async fn release(shared: &Shared, held: Option<Held>) {
-    if let (Some(held), Some(limiter)) = (held, &shared.limiter) {
-        let Held { lease, _renewal } = held;
-        drop(_renewal);
+/// Once the task ran: tells the fleet what it learned about its limits (a
+/// backend's "too many", real costs; nothing to tell, no Redis call), then
+/// gives its leases back.
+pub(crate) async fn settle(shared: &Shared, held: Option<Held>, learned: Learned) {
+    let Some(limiter) = &shared.limiter else {
+        return;
+    };
+    let (limits, cost, lease) = match held {
+        Some(held) => (held.limits, held.cost, held.lease),
+        None => (Vec::new(), 0, None),
+    };
+    if !learned.is_empty() {
+        tell(shared, limiter, &limits, cost, &learned).await;
+    }
+    if let Some((lease, renewal)) = lease {
+        drop(renewal);
         limiter.release(&lease).await;
+    }
+}
+
+/// Tells the fleet what a call learned, and counts what it changed.
+async fn tell(
+    shared: &Shared,
+    limiter: &Limiter,
+    limits: &[(String, LimitSpec)],
+    cost: u64,
+    learned: &Learned,
+) {
+    let metrics = &shared.metrics;
+    match limiter.after(limits, cost, learned).await {
+        Ok(settled) => {
+            for key in &settled.cut {
+                tracing::info!(%key, "the backend said too many: the fleet's rate on the key is cut");
+                metrics
+                    .limit_backoffs
+                    .with_label_values(&[key.as_str()])
+                    .inc();
+            }
+            for (key, delta) in &settled.charged {
+                let direction = if *delta > 0 { "debit" } else { "credit" };
+                metrics
+                    .limit_charged_units
+                    .with_label_values(&[key.as_str(), direction])
+                    .inc_by(delta.unsigned_abs());
+            }
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "could not tell the fleet what a call learned about its limits")
+        }
     }
 }
 
@@ -102,6 +150,12 @@ struct Ask<'a> {
     member: String,
 }
 
+/// The limits a task took (empty: it runs unlimited) and its leases.
+struct Taken {
+    limits: Vec<(String, LimitSpec)>,
+    lease: Option<Lease>,
+}
+
 /// What to do after one answer of the limiter.
 enum Next {
     Done(Result<Option<Lease>, TaskError>),
@@ -118,7 +172,7 @@ async fn wait_for_limits(
     ask: &Ask<'_>,
     permits: &mut TaskPermits,
     deadline: Deadline,
-) -> Result<Option<Lease>, TaskError> {
+) -> Result<Taken, TaskError> {
     let turn = shared.turns.for_limits(limits);
     permits.give_back_run_slot();
     let started = Instant::now();
@@ -141,11 +195,12 @@ async fn wait_for_limits(
         permits.retake_run_slot(&shared.slots).await;
         let limits = limiter.applicable(ask.tool_keys, ask.rate_key);
         if limits.is_empty() {
-            return Ok(None);
+            let lease = None;
+            return Ok(Taken { limits, lease });
         }
         let answer = limiter.acquire(&limits, ask.cost, &ask.member).await;
         let wait = match waiting.next(answer, limiter.fails_open()) {
-            Next::Done(done) => return done,
+            Next::Done(done) => return done.map(|lease| Taken { limits, lease }),
             Next::WaitFor(wait) => wait,
         };
         permits.give_back_run_slot();

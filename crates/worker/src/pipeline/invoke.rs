@@ -3,11 +3,13 @@
 //! the job is ended (after a short grace for cleanup), counted while it runs.
 
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::PoisonError;
 use std::time::Duration;
 
 use serde_json::Value;
 use tokio::time::Instant;
 use tokio_util::task::AbortOnDropHandle;
+use toolfan_limits::Learned;
 use toolfan_protocol::{Deadline, ErrorKind, TaskError, TaskResult};
 
 use crate::cache::Flight;
@@ -31,14 +33,15 @@ pub(crate) fn budget(timeout: Option<Duration>, deadline: &Deadline) -> (Duratio
     }
 }
 
-/// Runs the tool once for `attempt` and says how it went.
+/// Runs the tool once for `attempt` and says how it went, and what it
+/// learned about its limits (a backend's "too many", real costs).
 pub(crate) async fn invoke(
     shared: &Shared,
     entry: &ToolEntry,
     attempt: &mut Attempt,
     prefetch: Option<&Prefetch>,
     flight: &Option<Flight>,
-) -> TaskResult {
+) -> (TaskResult, Learned) {
     let (budget, deadline_bound) = budget(attempt.task.task.timeout_duration(), &attempt.deadline);
     let ctx = TaskContext {
         job: attempt.task.job.clone(),
@@ -46,7 +49,9 @@ pub(crate) async fn invoke(
         attempt: attempt.number,
         worker: attempt.worker.clone(),
         cancel: attempt.cancel.child_token(),
+        learned: Default::default(),
     };
+    let learned = ctx.learned.clone();
     let tool = entry.name.as_str();
     let metrics = &shared.metrics;
     let _running = Running::new(&shared.in_flight, metrics, tool);
@@ -74,10 +79,12 @@ pub(crate) async fn invoke(
         .run_seconds
         .with_label_values(&[tool])
         .observe(ran.as_secs_f64());
-    TaskResult {
+    let result = TaskResult {
         duration_ms: ran.as_millis() as u64,
         ..attempt.answered(outcome, None)
-    }
+    };
+    let learned = std::mem::take(&mut *learned.lock().unwrap_or_else(PoisonError::into_inner));
+    (result, learned)
 }
 
 /// Runs the tool on its own tokio task so a panic is caught, and a timeout,
@@ -91,6 +98,7 @@ async fn run_with_timeout(
     deadline_bound: bool,
 ) -> Result<Value, TaskError> {
     let cancel = ctx.cancel.clone();
+    let learned = ctx.learned.clone();
     let mut handle = AbortOnDropHandle::new(tokio::spawn(tool.call(ctx, args)));
     let run = tokio::time::timeout(budget, &mut handle);
     let finished = tokio::select! {
@@ -102,7 +110,14 @@ async fn run_with_timeout(
         }
     };
     match finished {
-        Ok(Ok(outcome)) => outcome.map_err(TaskError::from),
+        Ok(Ok(outcome)) => outcome.map_err(|e| {
+            if e.is_rate_limited() {
+                let mut learned = learned.lock().unwrap_or_else(PoisonError::into_inner);
+                learned.too_many = true;
+                learned.retry_after = e.retry_after();
+            }
+            TaskError::from(e)
+        }),
         Ok(Err(join)) if join.is_panic() => Err(TaskError::new(
             ErrorKind::ToolError,
             format!("the tool panicked: {}", panic_message(join.into_panic())),
@@ -176,6 +191,17 @@ impl Drop for Running<'_> {
 mod tests {
     use super::*;
 
+    fn context() -> TaskContext {
+        TaskContext {
+            job: toolfan_protocol::JobId::new("j").unwrap(),
+            index: 0,
+            attempt: 1,
+            worker: "w".into(),
+            cancel: Default::default(),
+            learned: Default::default(),
+        }
+    }
+
     #[tokio::test(start_paused = true)]
     async fn the_deadline_bounds_a_longer_timeout() {
         let deadline = Deadline::within(Duration::from_secs(5));
@@ -201,18 +227,36 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(60)).await;
             Ok(Value::Null)
         };
-        let ctx = || TaskContext {
-            job: toolfan_protocol::JobId::new("j").unwrap(),
-            index: 0,
-            attempt: 1,
-            worker: "w".into(),
-            cancel: Default::default(),
-        };
         let budget = Duration::from_millis(300);
-        let timed_out = run_with_timeout(&sleepy, ctx(), Value::Null, budget, false).await;
+        let timed_out = run_with_timeout(&sleepy, context(), Value::Null, budget, false).await;
         let error = timed_out.unwrap_err();
         assert_eq!((error.kind, error.retryable), (ErrorKind::Timeout, true));
-        let late = run_with_timeout(&sleepy, ctx(), Value::Null, budget, true).await;
+        let late = run_with_timeout(&sleepy, context(), Value::Null, budget, true).await;
         assert_eq!(late.unwrap_err().kind, ErrorKind::DeadlineExceeded);
+    }
+
+    #[tokio::test]
+    async fn a_rate_limited_error_and_charges_are_learned_for_the_fleet() {
+        let tool = |ctx: TaskContext, _args: Value| async move {
+            ctx.charge("tokens", 60)?;
+            ctx.charge("tokens", 40)?;
+            assert!(ctx.charge("not a key", 1).is_err());
+            Err::<Value, _>(
+                crate::ToolError::rate_limited("HTTP 429").with_retry_after(Duration::from_secs(2)),
+            )
+        };
+        let ctx = context();
+        let learned = ctx.learned.clone();
+        let budget = Duration::from_secs(5);
+        let error = run_with_timeout(&tool, ctx, Value::Null, budget, false)
+            .await
+            .unwrap_err();
+        // The caller sees a retryable tool_error, as for any 429.
+        assert_eq!((error.kind, error.retryable), (ErrorKind::ToolError, true));
+        assert_eq!(error.retry_after_ms, Some(2000));
+        let learned = learned.lock().unwrap().clone();
+        assert!(learned.too_many);
+        assert_eq!(learned.retry_after, Some(Duration::from_secs(2)));
+        assert_eq!(learned.charges.get("tokens"), Some(&100));
     }
 }

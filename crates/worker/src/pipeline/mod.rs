@@ -4,7 +4,8 @@
 //! 1. `receive` — decode the message, read its attempt number and trace.
 //! 2. `prefetch` — the gate for speculative calls.
 //! 3. `cached` — the result cache and single flight.
-//! 4. `admit` — fleet-wide limits, waited for under the deadline.
+//! 4. `admit` — fleet-wide limits, waited for under the deadline; after
+//!    the call, what it learned about them told to the fleet.
 //! 5. `invoke` — the tool, under its timeout, with panics caught.
 //! 6. `retry` — whether a failure earns another attempt.
 //! 7. `report` — the result published durably, then the message acked.
@@ -122,8 +123,9 @@ async fn steps(
         Ok(held) => held,
         Err(error) => return (attempt.decided(error), flight),
     };
-    let result = invoke::invoke(shared, entry, attempt, prefetch.as_ref(), &flight).await;
-    admit::release(shared, held).await;
+    let (result, learned) =
+        invoke::invoke(shared, entry, attempt, prefetch.as_ref(), &flight).await;
+    admit::settle(shared, held, learned).await;
     (result, flight)
 }
 
