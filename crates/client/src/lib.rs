@@ -32,6 +32,7 @@
 //! - [`llm`] — OpenAI and Anthropic tool calls in, tool messages out.
 //! - [`prefetch`] — [`Client::prefetch`], speculative calls the confirmed ones take over.
 //! - `prefetched` — the calls prefetched lately, which later calls claim.
+//! - [`stages`] — [`Stages`], a job of dependent steps (`after`, [`Ref`]) written in order.
 //! - `tower` (feature `tower`) — `ToolRouter`, the fleet as a tower `Service` for tool calls.
 //! - [`error`] — [`ClientError`].
 //! - `testing` (cargo feature `testing`) — `LocalFleet`, a whole fleet in
@@ -46,6 +47,7 @@ pub mod jobs;
 pub mod llm;
 pub mod prefetch;
 mod prefetched;
+pub mod stages;
 #[cfg(feature = "testing")]
 pub mod testing;
 #[cfg(feature = "tower")]
@@ -54,7 +56,8 @@ pub mod tower;
 pub use client::{Client, ClientOptions};
 pub use error::ClientError;
 pub use handle::{Canceller, JobEvent, JobHandle, JobOutcome, TaskEvent};
+pub use stages::Stages;
 pub use toolfan_protocol::{
     CacheUse, CoordinatorJobs, EndedBy, ErrorKind, FinishedJob, Job, JobId, JobStatus, JobSummary,
-    LiveJobInfo, Policy, Task, TaskError, TaskResult, TraceParent, WorkerInfo,
+    LiveJobInfo, Policy, Ref, Task, TaskError, TaskResult, TraceParent, WorkerInfo,
 };

@@ -28,6 +28,7 @@
 //! - `board`: live jobs' progress and recently finished jobs, told on
 //!   `toolfan.coordinator.jobs`.
 //! - `intake`: reading and validating a job message.
+//! - `graph`: which tasks wait for which, and the values references read.
 //! - `window`: which task is dispatched next.
 //! - `gather`: which tasks have their result.
 //! - `policy`: when a join policy ends a job early.
@@ -44,6 +45,7 @@ mod board;
 mod dispatch;
 mod error;
 mod gather;
+mod graph;
 mod intake;
 mod job;
 mod live;

@@ -21,12 +21,28 @@ pub(crate) struct Window {
 }
 
 impl Window {
+    /// A window over every task of a job without dependencies.
+    #[cfg(test)]
     pub(crate) fn new(total: u32, max_in_flight: u32) -> Self {
+        Self::with_ready(total, max_in_flight, (0..total).collect())
+    }
+
+    /// A window over `total` tasks of which only `ready` may go out now;
+    /// the rest wait to be made [`ready`](Self::ready).
+    pub(crate) fn with_ready(total: u32, max_in_flight: u32, ready: Vec<u32>) -> Self {
         Self {
             states: vec![State::Waiting; total as usize],
             max_in_flight: max_in_flight.max(1) as usize,
             in_flight: 0,
-            queue: (0..total).collect(),
+            queue: ready.into(),
+        }
+    }
+
+    /// Task `index` may go out now (its dependencies succeeded), after
+    /// those already waiting.
+    pub(crate) fn ready(&mut self, index: u32) {
+        if self.states.get(index as usize) == Some(&State::Waiting) {
+            self.queue.push_back(index);
         }
     }
 
@@ -117,6 +133,19 @@ mod tests {
         assert_eq!(w.take(), Some(3));
         w.finished(0); // a duplicate does not free a place
         assert_eq!(w.in_flight, 2);
+    }
+
+    #[test]
+    fn blocked_tasks_go_out_only_once_ready() {
+        let mut w = Window::with_ready(3, 4, vec![0]);
+        assert_eq!(w.take(), Some(0));
+        assert_eq!(w.take(), None);
+        assert!(!w.waiting());
+        w.finished(0);
+        w.ready(2);
+        w.ready(0); // done: not sent again
+        assert_eq!(w.take(), Some(2));
+        assert_eq!(w.take(), None);
     }
 
     #[test]

@@ -9,6 +9,8 @@
 //! - [`ids`] — validated names that end up inside NATS subjects (job ids,
 //!   caller ids, tool names).
 //! - [`task`] — a tool call as the caller asks for it ([`Task`]).
+//! - [`graph`] — tasks that use earlier results: `after`, `$from`
+//!   references ([`Ref`]) and the checks of a job's graph.
 //! - [`job`] — a job of tasks with its window, deadline and policy
 //!   ([`Job`]), and the limits a coordinator enforces ([`JobLimits`]).
 //! - [`jobs`] — what coordinators tell about their live and recent jobs.
@@ -26,6 +28,7 @@
 pub mod deadline;
 pub mod dedup;
 pub mod error;
+pub mod graph;
 pub mod ids;
 pub mod job;
 pub mod jobs;
@@ -38,6 +41,7 @@ pub mod trace;
 pub use deadline::{now_unix_ms, Deadline};
 pub use dedup::{job_msg_id, result_msg_id, task_msg_id, verdict_msg_id, MSG_ID_HEADER};
 pub use error::ValidationError;
+pub use graph::{Ref, Unresolved};
 pub use ids::{CallerId, JobId, ToolName};
 pub use job::{Job, JobLimits, Policy, DEFAULT_DEADLINE_MS, MAX_CACHE_TTL_MS};
 pub use jobs::{CoordinatorJobs, FinishedJob, JobsRequest, LiveJobInfo, RECENT_JOBS};

@@ -65,6 +65,7 @@ impl<'a> LiveJob<'a> {
             subjects: shared.topology.subjects.clone(),
             deadline_unix_ms: state.deadline.unix_ms(),
             tasks_parent,
+            resolved: state.graph.resolved(),
         };
         Self {
             shared,

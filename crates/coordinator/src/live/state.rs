@@ -10,13 +10,14 @@ use async_nats::jetstream::{self, AckKind};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use toolfan_protocol::{
-    Deadline, EndedBy, ErrorKind, JobStatus, JobSummary, ResultHead, TaskError,
+    Deadline, EndedBy, ErrorKind, JobStatus, JobSummary, ResultHead, TaskError, TaskResult,
 };
 
 use crate::ack::ack;
 use crate::board::Progress;
 use crate::dispatch::{abort, decide, dispatch};
 use crate::gather::{Accepted, Gather};
+use crate::graph::Graph;
 use crate::intake::AcceptedJob;
 use crate::metrics::CoordinatorMetrics;
 use crate::net::{Looked, Net};
@@ -36,6 +37,8 @@ pub(super) struct JobState<'a> {
     pub(super) shared: &'a Shared,
     pub(super) job: &'a AcceptedJob,
     pub(super) gather: Gather,
+    /// Which tasks wait for which, and the values their references read.
+    pub(super) graph: Graph,
     pub(super) window: Window,
     pub(super) judge: Judge,
     /// A policy decision waiting to be acted on.
@@ -73,11 +76,13 @@ impl<'a> JobState<'a> {
     ) -> Self {
         let total = job.spec.tasks.len();
         let subjects = &shared.topology.subjects;
+        let (graph, ready) = Graph::new(&job.spec.tasks);
         Self {
             shared,
             job,
             gather: Gather::new(total),
-            window: Window::new(total as u32, job.spec.max_concurrency),
+            graph,
+            window: Window::with_ready(total as u32, job.spec.max_concurrency, ready),
             judge: Judge::new(job.spec.policy),
             judge_pending: None,
             reply: ReplyTo::new(&shared.client, subjects, &job.caller, &job.id),
@@ -98,7 +103,8 @@ impl<'a> JobState<'a> {
 impl JobState<'_> {
     pub(super) async fn dispatch(&mut self, lane: &Lane) {
         if self.ending.is_none() {
-            dispatch(self.shared, self.job, lane, &mut self.window, &self.net).await;
+            let (window, graph) = (&mut self.window, &mut self.graph);
+            dispatch(self.shared, self.job, lane, window, graph, &self.net).await;
         }
     }
 
@@ -165,6 +171,7 @@ impl JobState<'_> {
                 count(metrics, &head);
                 self.progress.record(head.is_ok());
                 self.window.finished(head.index);
+                self.settle(lane, &head, payload);
                 if self.ending.is_none() {
                     self.judge_pending = self.judge.decide(head.index, head.is_ok());
                 }
@@ -177,6 +184,23 @@ impl JobState<'_> {
             Accepted::OutOfRange => {
                 tracing::warn!(%job, index = head.index, "dropping a result for no task of the job")
             }
+        }
+    }
+
+    /// A task's first result in its job's graph: the tasks waiting for it
+    /// become ready (its value kept while references still read it), or
+    /// fail with `dependency_failed` when it did not succeed.
+    fn settle(&mut self, lane: &Lane, head: &ResultHead, payload: &[u8]) {
+        let value = (head.is_ok() && self.graph.needs_value(head.index))
+            .then(|| serde_json::from_slice::<TaskResult>(payload).ok())
+            .flatten()
+            .and_then(|result| result.outcome.ok());
+        let unblocked = self.graph.finished(head.index, head.is_ok(), value);
+        for index in unblocked.ready {
+            self.window.ready(index);
+        }
+        for (index, error) in unblocked.failed {
+            decide(lane, &[index], "dependency", error);
         }
     }
 
