@@ -198,7 +198,8 @@ pub fn span_starts(results: &[TaskResult]) -> Vec<u64> {
 }
 
 /// Every outcome stored for `job` in the results stream, in stream order:
-/// worker results (one per finished execution) and coordinator verdicts.
+/// worker results (one per finished execution) and coordinator verdicts
+/// (records of tasks waiting for a person left out).
 pub async fn stored_results(
     nats_url: &str,
     job: &toolfan::JobId,
@@ -212,6 +213,10 @@ pub async fn stored_results(
         let message = tokio::time::timeout(Duration::from_secs(5), stream.next())
             .await?
             .ok_or_else(|| anyhow::anyhow!("results stream ended"))??;
+        // A task's record that it waits for a person is not a result.
+        if serde_json::from_slice::<toolfan_protocol::WaitingRecord>(&message.payload).is_ok() {
+            continue;
+        }
         out.push(toolfan_protocol::decode("task result", &message.payload)?);
     }
     Ok(out)

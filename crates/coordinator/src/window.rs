@@ -60,6 +60,16 @@ impl Window {
         None
     }
 
+    /// Task `index` is known to have been dispatched (a coordinator taking
+    /// the job over found it waiting for a person): it is not sent again,
+    /// and holds its place until its result.
+    pub(crate) fn hold(&mut self, index: u32) {
+        if self.states.get(index as usize) == Some(&State::Waiting) {
+            self.states[index as usize] = State::InFlight;
+            self.in_flight += 1;
+        }
+    }
+
     /// A dispatch failed: `index` goes out again first, when there is room.
     pub(crate) fn retry(&mut self, index: u32) {
         if self.states[index as usize] == State::InFlight {

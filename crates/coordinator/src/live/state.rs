@@ -64,6 +64,8 @@ pub(super) struct JobState<'a> {
     pub(super) verdicts_failed: Vec<(u32, Arc<Verdict>)>,
     /// The job's progress on the coordinator's board.
     pub(super) progress: &'a Progress,
+    /// Its tasks waiting for a person (see `person`).
+    pub(super) waiting: std::collections::BTreeMap<u32, toolfan_protocol::Waiting>,
 }
 
 impl<'a> JobState<'a> {
@@ -96,6 +98,7 @@ impl<'a> JobState<'a> {
             looking: None,
             verdicts_failed: Vec::new(),
             progress,
+            waiting: Default::default(),
         }
     }
 }
@@ -129,6 +132,7 @@ impl JobState<'_> {
             }
             Inbound::Cancel => {}
             Inbound::Alive => self.last_alive = Instant::now(),
+            Inbound::Resolve { body, reply } => self.on_resolve(&body, reply),
             Inbound::Redelivered(again) => {
                 *message = *again;
                 ack(message, AckKind::Progress).await;
@@ -163,7 +167,10 @@ impl JobState<'_> {
         let job = &self.job.id;
         let head = match ResultHead::decode(payload) {
             Ok(head) => head,
-            Err(e) => return self.unreadable(lane, payload, e),
+            Err(e) => match serde_json::from_slice(payload) {
+                Ok(record) => return self.on_waiting(record).await,
+                Err(_) => return self.unreadable(lane, payload, e),
+            },
         };
         let metrics = &self.shared.metrics;
         match self.gather.accept(head.index, head.is_ok()) {
@@ -171,6 +178,7 @@ impl JobState<'_> {
                 count(metrics, &head);
                 self.progress.record(head.is_ok());
                 self.window.finished(head.index);
+                self.done_waiting(head.index);
                 self.settle(lane, &head, payload);
                 if self.ending.is_none() {
                     self.judge_pending = self.judge.decide(head.index, head.is_ok());
