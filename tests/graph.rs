@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use toolfan::{ErrorKind, Job, JobStatus, Ref, Stages, Task, TaskResult};
-use toolfan_e2e::{refusal, spawn, stored_results, submit_raw, Cluster};
+use toolfan_e2e::{quick_takeover_coordinator, refusal, stored_results, submit_raw, Cluster};
 use toolfan_worker::{ToolError, Worker};
 
 /// How long each step tool takes.
@@ -241,13 +241,7 @@ async fn a_coordinator_taking_a_chain_over_rebuilds_it_from_the_stored_results(
 ) -> anyhow::Result<()> {
     let cluster = Cluster::without_coordinator()?;
     let url = cluster.nats.url();
-    let coordinator = || {
-        spawn(
-            "toolfan-coordinator",
-            &["--nats-url", &url, "--ack-wait-ms", "1000"],
-        )
-    };
-    let mut first = coordinator()?;
+    let mut first = quick_takeover_coordinator(&url)?;
     start(&cluster).await?;
     let client = cluster.client().await?;
     let job = Job::new(vec![
@@ -267,7 +261,7 @@ async fn a_coordinator_taking_a_chain_over_rebuilds_it_from_the_stored_results(
         other => anyhow::bail!("unexpected event {other:?}"),
     }
     first.kill();
-    let _second = coordinator()?;
+    let _second = quick_takeover_coordinator(&url)?;
     let results = handle.results().await?;
     let expected = json!({"url": "https://example.com/rust", "slept": 1500});
     assert_eq!(results[2].value(), Some(&expected));

@@ -8,13 +8,9 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use tokio_util::sync::CancellationToken;
-use toolfan::{Client, ClientOptions, ErrorKind, Job, JobEvent, JobHandle, Task, WaitingTask};
-use toolfan_coordinator::CoordinatorOptions;
-use toolfan_e2e::{spawn, Cluster};
-use toolfan_testkit::NatsServer;
-use toolfan_transport::NatsAuth;
-use toolfan_worker::Worker;
+use toolfan::{ErrorKind, Job, JobEvent, JobHandle, Task, WaitingTask};
+use toolfan_e2e::secured::caller;
+use toolfan_e2e::{quick_takeover_coordinator, toolfan_cli as cli, Cluster};
 
 fn approve(prompt: &str) -> Task {
     Task::new("approve", json!({ "prompt": prompt }))
@@ -27,18 +23,6 @@ async fn until_waiting(handle: &mut JobHandle) -> anyhow::Result<WaitingTask> {
         Some(Ok(JobEvent::Waiting(task))) => Ok(task),
         other => anyhow::bail!("expected a waiting event, got {other:?}"),
     }
-}
-
-/// Runs `toolfan` with `args` against `url`: its exit status, stdout and stderr.
-async fn cli(url: &str, args: &[&str]) -> anyhow::Result<(bool, String, String)> {
-    let run = tokio::process::Command::new(toolfan_testkit::binary("toolfan")?)
-        .args(args)
-        .args(["--nats-url", url])
-        .env("RUST_LOG", "warn")
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(15), run).await??;
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    Ok((out.status.success(), text(&out.stdout), text(&out.stderr)))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -113,13 +97,7 @@ async fn a_waiting_task_frees_its_slot_and_another_process_resolves_it() -> anyh
 async fn a_waiting_task_survives_its_coordinator_and_reads_the_deadline() -> anyhow::Result<()> {
     let cluster = Cluster::without_coordinator()?;
     let url = cluster.nats.url();
-    let coordinator = || {
-        spawn(
-            "toolfan-coordinator",
-            &["--nats-url", &url, "--ack-wait-ms", "1000"],
-        )
-    };
-    let mut first = coordinator()?;
+    let mut first = quick_takeover_coordinator(&url)?;
     cluster.builtin_worker(1).await?;
     let client = cluster.client().await?;
     let job =
@@ -130,7 +108,7 @@ async fn a_waiting_task_survives_its_coordinator_and_reads_the_deadline() -> any
     until_waiting(&mut handle).await?;
 
     first.kill();
-    let _second = coordinator()?;
+    let _second = quick_takeover_coordinator(&url)?;
     // The new coordinator knows both tasks wait, from the stored records.
     let until = Instant::now() + Duration::from_secs(10);
     loop {
@@ -173,53 +151,10 @@ async fn a_waiting_task_survives_its_coordinator_and_reads_the_deadline() -> any
     Ok(())
 }
 
-const CONFIG: &str = include_str!("../deploy/nats-auth.conf");
-
-fn login(user: &str) -> NatsAuth {
-    NatsAuth {
-        user: Some(user.into()),
-        password: Some(format!("change-me-{user}")),
-        ..NatsAuth::default()
-    }
-}
-
-async fn caller(nats: &NatsServer, user: &str) -> anyhow::Result<Client> {
-    let mut options = ClientOptions::new(nats.url()).caller(user)?;
-    options.auth = login(user);
-    options.create_streams = false;
-    Ok(Client::connect(options).await?)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn only_the_jobs_caller_resolves_it_under_the_auth_config() -> anyhow::Result<()> {
-    let nats = NatsServer::start_with_config(CONFIG)?;
-    let stop = CancellationToken::new();
-    let _stop = stop.clone().drop_guard();
-    let coordinator = CoordinatorOptions {
-        nats_url: nats.url(),
-        nats_auth: login("coordinator"),
-        ..CoordinatorOptions::default()
-    };
-    tokio::spawn(toolfan_coordinator::run(coordinator, stop.clone()));
-    tokio::time::sleep(Duration::from_millis(300)).await; // the streams
-    let builder = toolfan_tools::builtin::add_builtin(
-        Worker::builder().nats_url(nats.url()).id("people-w"),
-        "approve",
-    )
-    .map_err(anyhow::Error::msg)?;
-    let worker = builder.build()?.with_nats_auth(login("worker"));
-    tokio::spawn(worker.run(stop.clone()));
-    // Callers cannot hear heartbeats: wait for the worker as the coordinator.
-    let mut options = ClientOptions::new(nats.url());
-    options.auth = NatsAuth {
-        inbox_prefix: Some("_INBOX".into()),
-        ..login("coordinator")
-    };
-    let admin = Client::connect(options).await?;
-    admin
-        .wait_for_workers(&["people-w".to_owned()], Duration::from_secs(10))
-        .await?;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (nats, stop) = toolfan_e2e::secured::start("people-w", &["approve"]).await?;
+    let _stop = stop.drop_guard();
     let alice = caller(&nats, "alice").await?;
     let bob = caller(&nats, "bob").await?;
     let mut handle = alice.submit(Job::new(vec![approve("Alice's?")])).await?;
