@@ -92,6 +92,11 @@ impl JobState<'_> {
                 "task {index} of job {job} cannot be resolved: {state}"
             ));
         }
+        if let Some((_, reason)) = &self.ending {
+            return Err(format!(
+                "task {index} of job {job} cannot be resolved: the job is ending ({reason})"
+            ));
+        }
         let outcome = match (resolution.value, resolution.reject) {
             (_, Some(reason)) => Err(TaskError::new(ErrorKind::Rejected, reason)),
             (value, None) => Ok(value.unwrap_or_default()),
