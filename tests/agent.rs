@@ -99,9 +99,12 @@ fn assert_conversation(seen: &[Value]) {
         .iter()
         .map(|t| t["function"]["name"].as_str().unwrap())
         .collect();
-    assert_eq!(offered, ["echo", "fail", "flaky", "sleep", "span"]);
     assert_eq!(
-        seen[0]["tools"][3]["function"]["parameters"]["required"],
+        offered,
+        ["approve", "echo", "fail", "flaky", "sleep", "span"]
+    );
+    assert_eq!(
+        seen[0]["tools"][4]["function"]["parameters"]["required"],
         json!(["ms"])
     );
     let second: Vec<&Value> = seen[1]["messages"]

@@ -8,60 +8,15 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use toolfan::{Client, ClientOptions, Task};
 use toolfan_coordinator::CoordinatorOptions;
+use toolfan_e2e::secured::{caller, NATS_AUTH_CONFIG};
 use toolfan_testkit::NatsServer;
 use toolfan_tools::builtin;
 use toolfan_transport::NatsAuth;
 use toolfan_worker::Worker;
 
-const CONFIG: &str = include_str!("../deploy/nats-auth.conf");
-
-fn login(user: &str) -> NatsAuth {
-    NatsAuth {
-        user: Some(user.into()),
-        password: Some(format!("change-me-{user}")),
-        ..NatsAuth::default()
-    }
-}
-
 /// A server with the shipped permissions, a coordinator and a worker with theirs.
 async fn secured() -> anyhow::Result<(NatsServer, CancellationToken)> {
-    let nats = NatsServer::start_with_config(CONFIG)?;
-    let stop = CancellationToken::new();
-    let coordinator = CoordinatorOptions {
-        nats_url: nats.url(),
-        nats_auth: login("coordinator"),
-        ..CoordinatorOptions::default()
-    };
-    tokio::spawn(toolfan_coordinator::run(coordinator, stop.clone()));
-    // The coordinator creates the streams; give it a moment before the worker looks.
-    let admin = {
-        let mut options = ClientOptions::new(nats.url());
-        options.auth = NatsAuth {
-            inbox_prefix: Some("_INBOX".into()),
-            ..login("coordinator")
-        };
-        Client::connect(options).await?
-    };
-    let builder = builtin::add_builtin(
-        Worker::builder().nats_url(nats.url()).id("secure-w"),
-        "echo",
-    )
-    .map_err(anyhow::Error::msg)?;
-    let mut worker = builder.build()?;
-    worker = worker.with_nats_auth(login("worker"));
-    tokio::spawn(worker.run(stop.clone()));
-    admin
-        .wait_for_workers(&["secure-w".to_owned()], Duration::from_secs(10))
-        .await?;
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    Ok((nats, stop))
-}
-
-async fn caller(nats: &NatsServer, user: &str) -> anyhow::Result<Client> {
-    let mut options = ClientOptions::new(nats.url()).caller(user)?;
-    options.auth = login(user);
-    options.create_streams = false;
-    Ok(Client::connect(options).await?)
+    toolfan_e2e::secured::start("secure-w", &["echo"]).await
 }
 
 /// A raw connection as `user` that reports the server's errors.
@@ -116,7 +71,7 @@ async fn the_permitted_flow_works_end_to_end() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn strangers_and_wrong_passwords_are_refused() -> anyhow::Result<()> {
-    let nats = NatsServer::start_with_config(CONFIG)?;
+    let nats = NatsServer::start_with_config(NATS_AUTH_CONFIG)?;
     let anonymous = async_nats::connect(nats.url()).await;
     assert!(
         anonymous.is_err(),

@@ -7,21 +7,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use toolfan::{Client, Job, LiveJobInfo, Task};
-use toolfan_e2e::Cluster;
+use toolfan_e2e::{toolfan_cli as cli, Cluster};
 
 const LISTEN: Duration = Duration::from_millis(300);
-
-/// Runs `toolfan` with `args` against `url`: its exit status, stdout and stderr.
-async fn cli(url: &str, args: &[&str]) -> anyhow::Result<(bool, String, String)> {
-    let run = tokio::process::Command::new(toolfan_testkit::binary("toolfan")?)
-        .args(args)
-        .args(["--nats-url", url])
-        .env("RUST_LOG", "warn")
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(15), run).await??;
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    Ok((out.status.success(), text(&out.stdout), text(&out.stderr)))
-}
 
 async fn cli_json(url: &str, args: &[&str]) -> anyhow::Result<Value> {
     let (ok, out, err) = cli(url, args).await?;

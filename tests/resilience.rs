@@ -448,7 +448,7 @@ async fn sigterm_lets_a_worker_finish_its_tasks_and_exit_cleanly() -> anyhow::Re
 async fn an_idle_worker_serving_many_tools_exits_promptly_on_sigterm() -> anyhow::Result<()> {
     let cluster = Cluster::start().await?;
     let url = cluster.nats.url();
-    // The built-in tools: five pull loops, each with a pull request open.
+    // The built-in tools: six pull loops, each with a pull request open.
     let worker = spawn("toolfan-worker", &["--nats-url", &url, "--id", "idle"])?;
     cluster.wait_for_workers(&["idle".to_owned()]).await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -464,7 +464,7 @@ async fn an_idle_worker_serving_many_tools_exits_promptly_on_sigterm() -> anyhow
         exited_after < Duration::from_millis(1800),
         "an idle worker took {exited_after:?} to exit"
     );
-    eprintln!("an idle worker with 5 tools exited {exited_after:?} after SIGTERM");
+    eprintln!("an idle worker with 6 tools exited {exited_after:?} after SIGTERM");
     Ok(())
 }
 

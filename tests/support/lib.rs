@@ -4,6 +4,7 @@
 pub mod fleet;
 pub mod metrics;
 mod python;
+pub mod secured;
 
 pub use python::{python, test_file};
 
@@ -198,7 +199,8 @@ pub fn span_starts(results: &[TaskResult]) -> Vec<u64> {
 }
 
 /// Every outcome stored for `job` in the results stream, in stream order:
-/// worker results (one per finished execution) and coordinator verdicts.
+/// worker results (one per finished execution) and coordinator verdicts
+/// (records of tasks waiting for a person left out).
 pub async fn stored_results(
     nats_url: &str,
     job: &toolfan::JobId,
@@ -212,9 +214,36 @@ pub async fn stored_results(
         let message = tokio::time::timeout(Duration::from_secs(5), stream.next())
             .await?
             .ok_or_else(|| anyhow::anyhow!("results stream ended"))??;
+        // A task's record that it waits for a person is not a result.
+        if serde_json::from_slice::<toolfan_protocol::WaitingRecord>(&message.payload).is_ok() {
+            continue;
+        }
         out.push(toolfan_protocol::decode("task result", &message.payload)?);
     }
     Ok(out)
+}
+
+/// Runs the `toolfan` binary with `args` against `url` (15 s at most):
+/// its exit status, stdout and stderr.
+pub async fn toolfan_cli(url: &str, args: &[&str]) -> anyhow::Result<(bool, String, String)> {
+    let run = tokio::process::Command::new(toolfan_testkit::binary("toolfan")?)
+        .args(args)
+        .args(["--nats-url", url])
+        .env("RUST_LOG", "warn")
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(15), run).await??;
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    Ok((out.status.success(), text(&out.stdout), text(&out.stderr)))
+}
+
+/// Starts the `toolfan-coordinator` binary against `url` with a 1 s ack
+/// wait on the jobs consumer, so a job it held is taken over a second
+/// after it is killed.
+pub fn quick_takeover_coordinator(url: &str) -> anyhow::Result<toolfan_testkit::Process> {
+    spawn(
+        "toolfan-coordinator",
+        &["--nats-url", url, "--ack-wait-ms", "1000"],
+    )
 }
 
 /// Sends SIGTERM to `process` (through the `kill` command: no unsafe code).

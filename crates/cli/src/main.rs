@@ -9,6 +9,7 @@ mod jobs;
 mod limits;
 mod local;
 mod mcp;
+mod person;
 mod submit;
 mod table;
 mod ui;
@@ -43,6 +44,10 @@ enum Command {
     Jobs(jobs::JobsArgs),
     /// Show one job: its state and each task's outcome.
     Job(jobs::JobArgs),
+    /// List the tasks waiting for a person (job, index, tool, prompt, how long).
+    Pending(person::PendingArgs),
+    /// Complete a task waiting for a person with a value (or --reject REASON).
+    Resolve(person::ResolveArgs),
     /// Serve a live web view of the fleet: workers, queues, jobs with their progress, limits.
     Ui(ui::UiArgs),
     /// Serve the fleet's tools to MCP clients (stdio, or streamable HTTP with --http); each call is a job.
@@ -73,6 +78,8 @@ async fn main() -> std::process::ExitCode {
         Command::Jobs(args) => jobs::jobs(args).await,
         Command::Job(args) => jobs::job(args).await,
         Command::Ui(args) => ui::run(args).await,
+        Command::Pending(args) => person::pending(args).await,
+        Command::Resolve(args) => person::resolve(args).await,
     };
     drop(traces);
     match outcome {

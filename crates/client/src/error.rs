@@ -40,6 +40,16 @@ pub enum ClientError {
         /// How long the client waited.
         waited: Duration,
     },
+    /// A task waiting for a person could not be resolved or rejected.
+    #[error("task {index} of job {job} was not resolved: {why}")]
+    Resolve {
+        /// The job.
+        job: JobId,
+        /// The task.
+        index: u32,
+        /// Why, as the coordinator or the client says.
+        why: String,
+    },
     /// The connection to NATS ended while waiting.
     #[error("the NATS connection closed while waiting for job {0}")]
     Disconnected(JobId),

@@ -27,6 +27,8 @@ const RECOVER_INCOMPLETE: Duration = Duration::from_secs(3);
 pub enum JobEvent {
     /// A task finished (each task once, in completion order).
     Task(TaskEvent),
+    /// A task waits for a person ([`Client::resolve`](crate::Client::resolve) answers it).
+    Waiting(toolfan_protocol::WaitingTask),
     /// The job ended.
     Done(JobSummary),
 }
@@ -189,6 +191,7 @@ impl JobHandle {
                         })));
                     }
                 }
+                Ok(ReplyEvent::Waiting { task, .. }) => return Some(Ok(JobEvent::Waiting(task))),
                 Ok(ReplyEvent::Done { summary, .. }) => return Some(self.finish(summary).await),
                 Err(e) => {
                     tracing::warn!(job = %self.id, error = %e, "ignoring an undecodable reply event")
@@ -204,7 +207,7 @@ impl JobHandle {
             loop {
                 match handle.next_event().await? {
                     Ok(JobEvent::Task(event)) => return Some((Ok(event), handle)),
-                    Ok(JobEvent::Done(_)) => continue,
+                    Ok(JobEvent::Done(_) | JobEvent::Waiting(_)) => continue,
                     Err(e) => return Some((Err(e), handle)),
                 }
             }

@@ -30,8 +30,10 @@
 //! - [`fleet`] — [`Client::workers`], the live workers.
 //! - [`jobs`] — [`Client::jobs`], the coordinators' live and recent jobs.
 //! - [`llm`] — OpenAI and Anthropic tool calls in, tool messages out.
+//! - [`person`] — [`Client::pending`], [`Client::resolve`], [`Client::reject`]: tasks waiting for a person.
 //! - [`prefetch`] — [`Client::prefetch`], speculative calls the confirmed ones take over.
 //! - `prefetched` — the calls prefetched lately, which later calls claim.
+//! - [`stages`] — [`Stages`], a job of dependent steps (`after`, [`Ref`]) written in order.
 //! - `tower` (feature `tower`) — `ToolRouter`, the fleet as a tower `Service` for tool calls.
 //! - [`error`] — [`ClientError`].
 //! - `testing` (cargo feature `testing`) — `LocalFleet`, a whole fleet in
@@ -44,8 +46,10 @@ pub mod fleet;
 pub mod handle;
 pub mod jobs;
 pub mod llm;
+pub mod person;
 pub mod prefetch;
 mod prefetched;
+pub mod stages;
 #[cfg(feature = "testing")]
 pub mod testing;
 #[cfg(feature = "tower")]
@@ -54,7 +58,9 @@ pub mod tower;
 pub use client::{Client, ClientOptions};
 pub use error::ClientError;
 pub use handle::{Canceller, JobEvent, JobHandle, JobOutcome, TaskEvent};
+pub use person::PendingTask;
+pub use stages::Stages;
 pub use toolfan_protocol::{
     CacheUse, CoordinatorJobs, EndedBy, ErrorKind, FinishedJob, Job, JobId, JobStatus, JobSummary,
-    LiveJobInfo, Policy, Task, TaskError, TaskResult, TraceParent, WorkerInfo,
+    LiveJobInfo, Policy, Ref, Task, TaskError, TaskResult, TraceParent, WaitingTask, WorkerInfo,
 };

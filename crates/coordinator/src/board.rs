@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use toolfan_protocol::jobs::MAX_TASK_TOOLS;
 use toolfan_protocol::{
     decode, encode, CoordinatorJobs, FinishedJob, JobId, JobSummary, JobsRequest, LiveJobInfo,
-    Subjects, ToolName, RECENT_JOBS,
+    Subjects, ToolName, WaitingTask, RECENT_JOBS,
 };
 
 use crate::intake::AcceptedJob;
@@ -25,6 +25,8 @@ pub(crate) struct Progress {
     info: LiveJobInfo,
     succeeded: AtomicU32,
     failed: AtomicU32,
+    /// Its tasks waiting for a person (rarely any; set by the job loop).
+    waiting: Mutex<Vec<WaitingTask>>,
 }
 
 impl Progress {
@@ -42,10 +44,17 @@ impl Progress {
                 deadline_unix_ms: job.deadline().unix_ms(),
                 tools: tools_of(job),
                 task_tools: Vec::new(),
+                waiting: Vec::new(),
             },
             succeeded: AtomicU32::new(0),
             failed: AtomicU32::new(0),
+            waiting: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The job's tasks waiting for a person now.
+    pub(crate) fn set_waiting(&self, waiting: Vec<WaitingTask>) {
+        *lock(&self.waiting) = waiting;
     }
 
     /// Counts a task's first result.
@@ -69,6 +78,7 @@ impl Progress {
             succeeded,
             failed,
             task_tools,
+            waiting: lock(&self.waiting).clone(),
             ..self.info.clone()
         }
     }

@@ -11,6 +11,7 @@ use toolfan_protocol::{
 };
 use toolfan_transport::stored_message;
 
+use crate::graph::{Graph, Resolved};
 use crate::intake::AcceptedJob;
 use crate::net::Net;
 use crate::publisher::{Lane, Messages, Outgoing, TaskRef, Verdict};
@@ -26,13 +27,18 @@ pub(crate) struct JobMessages {
     /// then gets a `dispatch` span under it; else (`None`) its
     /// `traceparent` is a child of the caller's.
     pub(crate) tasks_parent: Option<TraceParent>,
+    /// Tasks with dependencies as they are sent: references replaced.
+    pub(crate) resolved: Resolved,
 }
 
 impl Messages for JobMessages {
     fn task(&self, task: TaskRef) -> Outgoing {
         let job = &self.job;
         let TaskRef { index, dispatch } = task;
-        let spec = &job.spec.tasks[index as usize];
+        let resolved = self.resolved.get(index);
+        let spec = resolved
+            .as_deref()
+            .unwrap_or(&job.spec.tasks[index as usize]);
         let deadline = self.deadline_unix_ms;
         let payload = encode_task(&job.id, index, &job.caller, spec, deadline, dispatch);
         let msg_id = task_msg_id(&job.id, index, dispatch);
@@ -71,13 +77,15 @@ fn dispatch_span(job_span: TraceParent, task: TaskRef, tool: &str) -> TraceParen
 
 /// Queues every task the window and the fair share (`room` per tool
 /// group, groups held back marked) have room for, as the dispatch `net`
-/// says is current; tasks whose tool no live worker serves get an
-/// `unknown_tool` verdict instead.
+/// says is current, its references replaced from the `graph`; tasks
+/// whose tool no live worker serves get an `unknown_tool` verdict
+/// instead, and those whose reference names nothing `invalid_args`.
 pub(crate) async fn dispatch(
     shared: &Shared,
     job: &AcceptedJob,
     lane: &Lane,
     window: &mut Window,
+    graph: &mut Graph,
     net: &Net,
     (room, held): (&mut [u32], &mut [bool]),
 ) {
@@ -85,6 +93,10 @@ pub(crate) async fn dispatch(
     let mut unknown = Vec::new();
     while let Some(index) = window.take_within(room, held) {
         let spec = &job.spec.tasks[index as usize];
+        if let Err(error) = graph.resolve(index, spec) {
+            decide(lane, &[index], "unresolved", error);
+            continue;
+        }
         // A tool served a moment ago is waited for, not refused.
         if shared.registry.serves(&spec.tool) || shared.registry.known(&spec.tool) {
             ready.push(net.current(index));

@@ -31,7 +31,9 @@
 //! - `board`: live jobs' progress and recently finished jobs, told on
 //!   `toolfan.coordinator.jobs`.
 //! - `intake`: reading and validating a job message.
-//! - `window`: which task is dispatched next (per tool group, within the share).
+//! - `graph`: which tasks wait for which, and the values references read.
+//! - `window`: which task is dispatched next (ready ones, per tool group,
+//!   within the share).
 //! - `gather`: which tasks have their result.
 //! - `policy`: when a join policy ends a job early.
 //! - `reply`: events to the caller.
@@ -48,6 +50,7 @@ mod dispatch;
 mod error;
 mod fair;
 mod gather;
+mod graph;
 mod intake;
 mod job;
 mod live;

@@ -2,7 +2,7 @@
 
 use toolfan_protocol::{
     encode, result_event_bytes, CallerId, EndedBy, ErrorKind, JobId, JobStatus, JobSummary, Policy,
-    ReplyEvent, Subjects, TaskError, ValidationError, PROTOCOL_VERSION,
+    ReplyEvent, Subjects, TaskError, ValidationError, WaitingTask, PROTOCOL_VERSION,
 };
 
 /// Where a job's events go.
@@ -42,6 +42,15 @@ impl<'a> ReplyTo<'a> {
     /// One task's result, forwarded as the bytes it arrived as (a valid result).
     pub(crate) async fn result_bytes(&self, result_json: &[u8]) {
         self.publish(result_event_bytes(result_json)).await;
+    }
+
+    /// A task waits for a person.
+    pub(crate) async fn waiting(&self, task: WaitingTask) {
+        self.send(&ReplyEvent::Waiting {
+            v: PROTOCOL_VERSION,
+            task,
+        })
+        .await;
     }
 
     /// The job's end.

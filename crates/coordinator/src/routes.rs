@@ -27,6 +27,12 @@ pub(crate) enum Inbound {
     Cancel,
     /// The caller still wants the job.
     Alive,
+    /// The caller (or an operator) resolves a task waiting for a person;
+    /// the answer goes to `reply`.
+    Resolve {
+        body: Bytes,
+        reply: Option<async_nats::Subject>,
+    },
     /// JetStream delivered the job message again (its ack wait lapsed while
     /// this coordinator runs it): the job keeps running, acking this delivery.
     Redelivered(Box<jetstream::Message>),
@@ -146,8 +152,10 @@ async fn route_result(routes: &Routes, prefix: &str, message: jetstream::Message
         .await;
 }
 
-/// Follows every caller's cancels and keepalives and hands each to its
-/// job (if it is live here and the subject names its caller) until `stop`.
+/// Follows every caller's cancels, keepalives and resolutions and hands
+/// each to its job (if it is live here and the subject names its caller)
+/// until `stop`. A resolution for a job not live here is left to the
+/// coordinator that runs it (the resolver hears nothing from this one).
 pub(crate) async fn follow_callers(
     client: &async_nats::Client,
     subjects: &Subjects,
@@ -157,11 +165,16 @@ pub(crate) async fn follow_callers(
     let prefix = subjects.prefix().to_owned();
     let mut cancels = client.subscribe(format!("{prefix}.cancel.*.*")).await?;
     let mut alive = client.subscribe(format!("{prefix}.alive.*.*")).await?;
+    let mut resolves = client.subscribe(format!("{prefix}.resolve.*.*")).await?;
     Ok(tokio::spawn(async move {
         loop {
             let (message, inbound) = tokio::select! {
                 Some(m) = cancels.next() => (m, Inbound::Cancel),
                 Some(m) = alive.next() => (m, Inbound::Alive),
+                Some(m) = resolves.next() => {
+                    let (body, reply) = (m.payload.clone(), m.reply.clone());
+                    (m, Inbound::Resolve { body, reply })
+                }
                 _ = stop.cancelled() => return,
                 else => return,
             };

@@ -49,10 +49,17 @@ pub fn result_msg_id(job: &JobId, index: u32, dispatch: u32, attempt: u32) -> St
 }
 
 /// The `Nats-Msg-Id` of a coordinator's verdict on task `index`
-/// (`tag` names it: `cancel`, `deadline`, `unknown`, …): one per task and
-/// kind, so a verdict resent after a failed publish is stored once.
+/// (`tag` names it: `cancel`, `deadline`, `unknown`, `resolved`, …): one
+/// per task and kind, so a verdict resent after a failed publish is
+/// stored once.
 pub fn verdict_msg_id(job: &JobId, index: u32, tag: &str) -> String {
     format!("{job}.{index}.{tag}")
+}
+
+/// The `Nats-Msg-Id` of a worker's record that task `index` waits for a
+/// person: one per task, so a task run again stores it once.
+pub fn waiting_msg_id(job: &JobId, index: u32) -> String {
+    format!("{job}.{index}.waiting")
 }
 
 #[cfg(test)]

@@ -70,6 +70,19 @@ pub struct LiveJobInfo {
     /// naming this job, and only for a job of at most [`MAX_TASK_TOOLS`] tasks.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub task_tools: Vec<ToolName>,
+    /// Its tasks waiting for a person, by index.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waiting: Vec<WaitingTask>,
+}
+
+/// A task of a live job that waits for a person.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitingTask {
+    /// The task's position in its job.
+    pub index: u32,
+    /// What it waits for.
+    #[serde(flatten)]
+    pub waiting: crate::Waiting,
 }
 
 /// A job a coordinator finished and answered.
@@ -123,6 +136,14 @@ mod tests {
                 deadline_unix_ms: 2,
                 tools: vec![ToolName::new("sleep").unwrap()],
                 task_tools: vec![],
+                waiting: vec![WaitingTask {
+                    index: 4,
+                    waiting: crate::Waiting {
+                        tool: ToolName::new("approve").unwrap(),
+                        prompt: "ok?".into(),
+                        since_unix_ms: 3,
+                    },
+                }],
             }],
             recent: vec![FinishedJob {
                 job: JobId::new("j0").unwrap(),

@@ -197,6 +197,14 @@ pub enum ReplyEvent {
         /// The task's result.
         result: TaskResult,
     },
+    /// A task waits for a person (`toolfan resolve` answers it).
+    Waiting {
+        /// Protocol version, 1.
+        v: u32,
+        /// The task and what it waits for.
+        #[serde(flatten)]
+        task: crate::WaitingTask,
+    },
     /// The job ended; sent last.
     Done {
         /// Protocol version, 1.

@@ -82,6 +82,12 @@ impl Subjects {
         format!("{}.reply.{caller}.{job}", self.prefix)
     }
 
+    /// `toolfan.resolve.<caller>.<job>`: the caller (or an operator)
+    /// resolves or rejects a task of its job that waits for a person.
+    pub fn resolve(&self, caller: &CallerId, job: &JobId) -> String {
+        format!("{}.resolve.{caller}.{job}", self.prefix)
+    }
+
     /// `toolfan.cancel.<caller>.<job>`: the caller cancels its job.
     pub fn cancel(&self, caller: &CallerId, job: &JobId) -> String {
         format!("{}.cancel.{caller}.{job}", self.prefix)

@@ -57,6 +57,10 @@ pub struct Task {
     /// many ms after it was dispatched.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefetch_ttl_ms: Option<u64>,
+    /// Tasks of the same job (by index) that must succeed before this one
+    /// is dispatched; a `$from` reference in the args implies its task.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<u32>,
 }
 
 /// How long a cached result is served unless the task says otherwise.
@@ -127,6 +131,7 @@ impl Task {
             cache_ttl_ms: None,
             cache_failures: false,
             prefetch_ttl_ms: None,
+            after: Vec::new(),
         }
     }
 

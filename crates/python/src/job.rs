@@ -127,7 +127,8 @@ impl PyEvents {
                     Some(Ok(JobEvent::Task(event))) => {
                         return Python::attach(|py| PyTaskEvent::new(py, &event));
                     }
-                    Some(Ok(JobEvent::Done(_))) => continue,
+                    // (Tasks waiting for a person are not told in Python yet.)
+                    Some(Ok(JobEvent::Done(_) | JobEvent::Waiting(_))) => continue,
                     Some(Err(e)) => return Err(error::client(e)),
                     None => return Err(PyStopAsyncIteration::new_err(())),
                 }

@@ -12,7 +12,7 @@ use toolfan_worker::{TaskContext, ToolError, WorkerBuilder};
 use crate::ToolsError;
 
 /// Names of the built-in tools.
-pub const BUILTIN_TOOLS: [&str; 5] = ["sleep", "echo", "fail", "flaky", "span"];
+pub const BUILTIN_TOOLS: [&str; 6] = ["sleep", "echo", "fail", "flaky", "span", "approve"];
 
 /// Microseconds since the Unix epoch, now.
 fn now_unix_us() -> u64 {
@@ -52,6 +52,15 @@ fn default_fail_message() -> String {
 struct FlakyArgs {
     /// How many attempts fail before one succeeds.
     fail_attempts: u32,
+}
+
+/// Asks a person: the task waits until `toolfan resolve` gives its value
+/// (or `--reject` its reason), holding no worker slot meanwhile.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct ApproveArgs {
+    /// What the person is asked.
+    prompt: String,
 }
 
 /// Adds the built-in tool `name` to `builder`, or says which names exist.
@@ -101,6 +110,10 @@ pub fn add_builtin(builder: WorkerBuilder, name: &str) -> Result<WorkerBuilder, 
             }))
             })
             .describe("span", "Waits, then says when it started and ended (µs since the Unix epoch) and on which worker."),
+        // `approve {prompt}`: hands the task to a person.
+        "approve" => builder.typed_tool("approve", |_ctx: TaskContext, a: ApproveArgs| async move {
+            Err::<Value, _>(ToolError::for_person(a.prompt))
+        }),
         other => {
             return Err(ToolsError::UnknownBuiltin {
                 name: other.to_owned(),

@@ -176,6 +176,10 @@ impl TaskContext {
     }
 }
 
+/// The kind a [`ToolError::for_person`] carries inside the worker; it is
+/// never published as a result.
+pub(crate) const FOR_PERSON: &str = "waiting_for_person";
+
 /// A tool's failure. Any `std::error::Error` converts into a non-retryable
 /// `tool_error`, so tools can use `?`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -216,6 +220,23 @@ impl ToolError {
         Self {
             retryable: true,
             ..Self::new(message)
+        }
+    }
+
+    /// Not a failure: the tool hands its task to a person, who is asked
+    /// `prompt`. The worker stores that the task waits and frees its slot
+    /// at once; the job's caller (or an operator) later resolves it with
+    /// a value (`toolfan resolve`, `Client::resolve`) or rejects it.
+    ///
+    /// ```
+    /// use toolfan_worker::ToolError;
+    /// let handed: Result<serde_json::Value, ToolError> = Err(ToolError::for_person("Send the mail?"));
+    /// assert!(handed.unwrap_err().to_string().contains("Send the mail?"));
+    /// ```
+    pub fn for_person(prompt: impl Into<String>) -> Self {
+        Self {
+            kind: ErrorKind::Other(FOR_PERSON.into()),
+            ..Self::new(prompt)
         }
     }
 

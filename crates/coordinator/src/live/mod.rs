@@ -10,8 +10,10 @@
 //!
 //! This file holds the loop ([`LiveJob::run`]); `state` what the job
 //! knows and how it takes each thing that reaches it, `stored` its reads
-//! of the results stream, `watch` its side of the safety net.
+//! of the results stream, `watch` its side of the safety net, `person`
+//! its tasks waiting for a person.
 
+mod person;
 mod state;
 mod stored;
 mod watch;
@@ -65,6 +67,7 @@ impl<'a> LiveJob<'a> {
             subjects: shared.topology.subjects.clone(),
             deadline_unix_ms: state.deadline.unix_ms(),
             tasks_parent,
+            resolved: state.graph.resolved(),
         };
         Self {
             shared,

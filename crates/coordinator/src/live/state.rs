@@ -10,7 +10,7 @@ use async_nats::jetstream::{self, AckKind};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use toolfan_protocol::{
-    Deadline, EndedBy, ErrorKind, JobStatus, JobSummary, ResultHead, TaskError,
+    Deadline, EndedBy, ErrorKind, JobStatus, JobSummary, ResultHead, TaskError, TaskResult,
 };
 
 use crate::ack::ack;
@@ -18,6 +18,7 @@ use crate::board::Progress;
 use crate::dispatch::{abort, decide, dispatch};
 use crate::fair::JobShare;
 use crate::gather::{Accepted, Gather};
+use crate::graph::Graph;
 use crate::intake::AcceptedJob;
 use crate::metrics::CoordinatorMetrics;
 use crate::net::{Looked, Net};
@@ -37,6 +38,8 @@ pub(super) struct JobState<'a> {
     pub(super) shared: &'a Shared,
     pub(super) job: &'a AcceptedJob,
     pub(super) gather: Gather,
+    /// Which tasks wait for which, and the values their references read.
+    pub(super) graph: Graph,
     pub(super) window: Window,
     pub(super) judge: Judge,
     /// A policy decision waiting to be acted on.
@@ -64,6 +67,8 @@ pub(super) struct JobState<'a> {
     pub(super) progress: &'a Progress,
     /// Its account with the fleet's fair shares (a group per tool).
     pub(super) share: JobShare,
+    /// Its tasks waiting for a person (see `person`).
+    pub(super) waiting: std::collections::BTreeMap<u32, toolfan_protocol::Waiting>,
 }
 
 impl<'a> JobState<'a> {
@@ -77,11 +82,13 @@ impl<'a> JobState<'a> {
         let total = job.spec.tasks.len();
         let subjects = &shared.topology.subjects;
         let (tools, groups) = tool_groups(job);
+        let (graph, ready) = Graph::new(&job.spec.tasks);
         Self {
             shared,
             job,
             gather: Gather::new(total),
-            window: Window::with_groups(groups, job.spec.max_concurrency),
+            graph,
+            window: Window::build(groups, job.spec.max_concurrency, ready),
             judge: Judge::new(job.spec.policy),
             judge_pending: None,
             reply: ReplyTo::new(&shared.client, subjects, &job.caller, &job.id),
@@ -96,6 +103,7 @@ impl<'a> JobState<'a> {
             verdicts_failed: Vec::new(),
             progress,
             share: shared.fair.job(job.caller.as_str(), tools),
+            waiting: Default::default(),
         }
     }
 }
@@ -123,12 +131,14 @@ impl JobState<'_> {
     pub(super) async fn dispatch(&mut self, lane: &Lane) {
         if self.ending.is_none() {
             let mut room = self.share.room();
-            let (window, held) = (&mut self.window, &mut self.share.held);
+            let (window, graph) = (&mut self.window, &mut self.graph);
+            let held = &mut self.share.held;
             dispatch(
                 self.shared,
                 self.job,
                 lane,
                 window,
+                graph,
                 &self.net,
                 (&mut room, held),
             )
@@ -158,6 +168,7 @@ impl JobState<'_> {
             }
             Inbound::Cancel => {}
             Inbound::Alive => self.last_alive = Instant::now(),
+            Inbound::Resolve { body, reply } => self.on_resolve(&body, reply),
             Inbound::Redelivered(again) => {
                 *message = *again;
                 ack(message, AckKind::Progress).await;
@@ -192,7 +203,10 @@ impl JobState<'_> {
         let job = &self.job.id;
         let head = match ResultHead::decode(payload) {
             Ok(head) => head,
-            Err(e) => return self.unreadable(lane, payload, e),
+            Err(e) => match serde_json::from_slice(payload) {
+                Ok(record) => return self.on_waiting(record).await,
+                Err(_) => return self.unreadable(lane, payload, e),
+            },
         };
         let metrics = &self.shared.metrics;
         match self.gather.accept(head.index, head.is_ok()) {
@@ -200,6 +214,8 @@ impl JobState<'_> {
                 count(metrics, &head);
                 self.progress.record(head.is_ok());
                 self.window.finished(head.index);
+                self.done_waiting(head.index);
+                self.settle(lane, &head, payload);
                 if self.ending.is_none() {
                     self.judge_pending = self.judge.decide(head.index, head.is_ok());
                 }
@@ -212,6 +228,23 @@ impl JobState<'_> {
             Accepted::OutOfRange => {
                 tracing::warn!(%job, index = head.index, "dropping a result for no task of the job")
             }
+        }
+    }
+
+    /// A task's first result in its job's graph: the tasks waiting for it
+    /// become ready (its value kept while references still read it), or
+    /// fail with `dependency_failed` when it did not succeed.
+    fn settle(&mut self, lane: &Lane, head: &ResultHead, payload: &[u8]) {
+        let value = (head.is_ok() && self.graph.needs_value(head.index))
+            .then(|| serde_json::from_slice::<TaskResult>(payload).ok())
+            .flatten()
+            .and_then(|result| result.outcome.ok());
+        let unblocked = self.graph.finished(head.index, head.is_ok(), value);
+        for index in unblocked.ready {
+            self.window.ready(index);
+        }
+        for (index, error) in unblocked.failed {
+            decide(lane, &[index], "dependency", error);
         }
     }
 

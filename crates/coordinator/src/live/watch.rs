@@ -65,8 +65,9 @@ impl JobState<'_> {
 
     /// Starts a round of lookups of the tasks due for one.
     pub(super) fn look(&mut self) {
-        let gather = &self.gather;
-        let looks = self.net.due(Instant::now(), |i| gather.is_open(i));
+        let (gather, waiting) = (&self.gather, &self.waiting);
+        let open = |i| gather.is_open(i) && !waiting.contains_key(&i);
+        let looks = self.net.due(Instant::now(), open);
         if looks.is_empty() {
             return;
         }
@@ -85,10 +86,9 @@ impl JobState<'_> {
         if self.ending.is_some() {
             return;
         }
-        let gather = &self.gather;
-        let lost = self
-            .net
-            .looked(looked, Instant::now(), |i| gather.is_open(i));
+        let (gather, waiting) = (&self.gather, &self.waiting);
+        let open = |i| gather.is_open(i) && !waiting.contains_key(&i);
+        let lost = self.net.looked(looked, Instant::now(), open);
         if lost.is_empty() {
             return;
         }

@@ -55,7 +55,7 @@ impl Job {
         for (i, task) in self.tasks.iter().enumerate() {
             validate_task(i, task, limits)?;
         }
-        Ok(())
+        crate::graph::check_graph(&self.tasks)
     }
 }
 

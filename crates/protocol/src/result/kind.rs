@@ -28,12 +28,16 @@ pub enum ErrorKind {
     ResultTooLarge,
     /// toolfan itself failed.
     Internal,
+    /// A task this one waits for (`after`, `$from`) failed or was cancelled.
+    DependencyFailed,
+    /// A person rejected the task it waited for (`toolfan resolve --reject`).
+    Rejected,
     /// A kind this version does not know, as it was named.
     Other(String),
 }
 
 /// The kinds this version knows, by their wire names.
-pub(super) const KNOWN: [(&str, ErrorKind); 10] = [
+pub(super) const KNOWN: [(&str, ErrorKind); 12] = [
     ("invalid", ErrorKind::Invalid),
     ("timeout", ErrorKind::Timeout),
     ("deadline_exceeded", ErrorKind::DeadlineExceeded),
@@ -44,6 +48,8 @@ pub(super) const KNOWN: [(&str, ErrorKind); 10] = [
     ("cancelled", ErrorKind::Cancelled),
     ("result_too_large", ErrorKind::ResultTooLarge),
     ("internal", ErrorKind::Internal),
+    ("dependency_failed", ErrorKind::DependencyFailed),
+    ("rejected", ErrorKind::Rejected),
 ];
 
 impl From<String> for ErrorKind {
@@ -95,6 +101,8 @@ impl ErrorKind {
             Self::Cancelled => "cancelled",
             Self::ResultTooLarge => "result_too_large",
             Self::Internal => "internal",
+            Self::DependencyFailed => "dependency_failed",
+            Self::Rejected => "rejected",
             Self::Other(_) => "other",
         }
     }

@@ -78,6 +78,13 @@ async fn handle(
         let _ = message.ack_with(AckKind::Nak(None)).await;
         return;
     };
+    if let Some(prompt) = for_person(&result) {
+        cached::finish(shared, flight, &result, true).await;
+        let worker = attempt.worker.clone();
+        let ack_wait = entry.ack_wait;
+        report::hand_to_person(shared, &attempt.task, prompt, worker, message, ack_wait).await;
+        return;
+    }
     let backoff = Backoff {
         base: shared.options.retry_base,
         cap: shared.options.retry_cap,
@@ -127,6 +134,13 @@ async fn steps(
         invoke::invoke(shared, entry, attempt, prefetch.as_ref(), &flight).await;
     admit::settle(shared, held, learned).await;
     (result, flight)
+}
+
+/// The prompt of a tool that handed its task to a person
+/// ([`ToolError::for_person`](crate::ToolError::for_person)).
+fn for_person(result: &TaskResult) -> Option<String> {
+    let error = result.error()?;
+    (error.kind.as_str() == crate::tool::FOR_PERSON).then(|| error.message.clone())
 }
 
 /// Counts the task's outcome (`toolfan_worker_tasks_total`), and whether

@@ -13,7 +13,8 @@ use std::time::Duration;
 use async_nats::jetstream::{self, AckKind};
 use tokio::time::Instant;
 use toolfan_protocol::{
-    encode, result_msg_id, Deadline, ErrorKind, TaskError, TaskMessage, TaskResult,
+    encode, result_msg_id, waiting_msg_id, Deadline, ErrorKind, TaskError, TaskMessage, TaskResult,
+    WaitingRecord,
 };
 use toolfan_transport::{store, stored_message};
 
@@ -38,6 +39,45 @@ pub(crate) async fn publish_and_ack(
 ) {
     let msg_id = result_msg_id(&task.job, task.index, task.dispatch, result.attempts);
     let payload: bytes::Bytes = bounded_payload(shared, result).into();
+    store_then_ack(shared, task, payload, msg_id, message, ack_wait).await
+}
+
+/// Stores that the task waits for a person who is asked `prompt`, then
+/// acks it: the worker's slot is free at once, and the record, not this
+/// worker's memory, is what the task's coordinator knows it by.
+pub(crate) async fn hand_to_person(
+    shared: &Shared,
+    task: &TaskMessage,
+    prompt: String,
+    worker: String,
+    message: jetstream::Message,
+    ack_wait: Duration,
+) {
+    tracing::info!(job = %task.job, index = task.index, "the task waits for a person");
+    let tool = task.task.tool.clone();
+    let record = WaitingRecord::new(task.index, tool, prompt, Some(worker));
+    let msg_id = waiting_msg_id(&task.job, task.index);
+    store_then_ack(
+        shared,
+        task,
+        encode(&record).into(),
+        msg_id,
+        message,
+        ack_wait,
+    )
+    .await
+}
+
+/// Stores `payload` under `msg_id` on the job's results subject, sending
+/// it again while it fails, then acks the task `message`.
+async fn store_then_ack(
+    shared: &Shared,
+    task: &TaskMessage,
+    payload: bytes::Bytes,
+    msg_id: String,
+    message: jetstream::Message,
+    ack_wait: Duration,
+) {
     let subject = shared.topology.subjects.result(&task.job);
     let to_deadline = Deadline::from_unix_ms(task.deadline_unix_ms).remaining();
     let give_up = Instant::now() + RESULT_PATIENCE.min(to_deadline.max(FIRST_WAIT));
