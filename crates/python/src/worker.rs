@@ -226,6 +226,26 @@ impl PyRunning {
         self.shutdown.cancel();
     }
 
+    /// Blocks, without the GIL, until the worker has stopped; raises
+    /// `WorkerError` if it failed. For a Python thread: `run()` calls it in
+    /// an executor, so that no runtime thread has to reach into Python to
+    /// say the worker ended while the interpreter may be finalizing (a
+    /// worker process SIGTERMed then aborted in `PyGILState_Release`).
+    fn join(&self, py: Python<'_>) -> PyResult<()> {
+        let mut done = self.done.clone();
+        let outcome = py.detach(|| {
+            get_runtime()
+                .block_on(async move { done.wait_for(Option::is_some).await.map(|o| o.clone()) })
+        });
+        match outcome {
+            Ok(Some(Err(why))) => Err(error::WorkerError::new_err(why)),
+            Ok(_) => Ok(()),
+            Err(_) => Err(error::WorkerError::new_err(
+                "the worker ended without an outcome",
+            )),
+        }
+    }
+
     /// Waits until the worker has stopped; raises `WorkerError` if it failed.
     fn wait<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let mut done = self.done.clone();

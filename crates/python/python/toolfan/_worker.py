@@ -137,11 +137,13 @@ class Worker:
                     installed.append(sig)
                 except (NotImplementedError, RuntimeError):
                     pass
+        # Waited for on a Python thread, not through a runtime thread's
+        # callback: nothing of the runtime touches Python as it ends.
         try:
-            await running.wait()
+            await loop.run_in_executor(None, running.join)
         except asyncio.CancelledError:
             running.shutdown()
-            await running.wait()
+            await loop.run_in_executor(None, running.join)
             raise
         finally:
             for sig in installed:
