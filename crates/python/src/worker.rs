@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3_async_runtimes::tokio::{future_into_py, get_runtime};
+use pyo3_async_runtimes::tokio::get_runtime;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use tokio::sync::watch;
@@ -244,21 +244,5 @@ impl PyRunning {
                 "the worker ended without an outcome",
             )),
         }
-    }
-
-    /// Waits until the worker has stopped; raises `WorkerError` if it failed.
-    fn wait<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let mut done = self.done.clone();
-        future_into_py(py, async move {
-            let outcome = done
-                .wait_for(Option::is_some)
-                .await
-                .map(|o| o.clone())
-                .map_err(|_| error::WorkerError::new_err("the worker ended without an outcome"))?;
-            match outcome {
-                Some(Err(why)) => Err(error::WorkerError::new_err(why)),
-                _ => Ok(()),
-            }
-        })
     }
 }
